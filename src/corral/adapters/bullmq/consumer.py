@@ -1,0 +1,432 @@
+"""The worker side: one bullmq ``Worker`` per queue, dispatching by job name.
+
+Two changes over stock bullmq make it fast (ARCHITECTURE.md, verified facts):
+
+* a pooled Redis client, so concurrent jobs do not queue on one connection's lock;
+* completion asks the ``moveToFinished`` script for the next job (``fetch_next``) and runs it in
+  the same task: one round trip per job instead of two.
+
+And the traps of the Python port are contained here: the Redis version is loaded before
+``run()`` (else every timer rounds up to a whole second), the limiter gets a short drain delay,
+shutdown has its own deadline (``Worker.close()`` waits forever) and returns cut-off jobs to the
+queue at once instead of leaving them to the stalled-job checker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from bullmq import Job as BullJob
+from bullmq import UnrecoverableError as BullUnrecoverable
+from bullmq import Worker
+from bullmq.redis_connection import loadScript
+
+from corral.adapters.bullmq import keys
+from corral.adapters.bullmq.connection import SOCKET_TIMEOUT_S
+from corral.adapters.bullmq.mapping import timeout_of
+from corral.core.handlers import Job
+from corral.core.ports import JobRunner
+from corral.errors import HandlerNotFound, UnrecoverableError
+
+logger = logging.getLogger(__name__)
+
+_UNRECOVERABLE = (UnrecoverableError, HandlerNotFound)
+
+
+class BadJobData(UnrecoverableError):
+    """The job's data is not a JSON object (a foreign or hand-written job)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerConfig:
+    queue: str
+    prefix: str
+    concurrency: int = 10
+    limiter_max: int | None = None
+    limiter_duration_ms: int | None = None
+    lock_duration_ms: int = 30_000
+    stalled_interval_ms: int = 30_000
+    max_stalled_count: int = 1
+    name: str | None = None
+
+
+class _Control:
+    """``JobControl`` for a bullmq job: progress and log lines go to Redis."""
+
+    __slots__ = ("_job",)
+
+    def __init__(self, job: BullJob) -> None:
+        self._job = job
+
+    async def update_progress(self, progress: int | float | dict[str, Any]) -> None:
+        await self._job.updateProgress(progress)
+
+    async def log(self, line: str) -> None:
+        await self._job.log(line)
+
+
+class StatsReporter:
+    """Per-process counters flushed to Redis every second with this worker's heartbeat.
+
+    Metrics are therefore cluster-wide (every worker adds to one hash) at the cost of up to one
+    second of lag; a SIGKILLed worker loses at most its last second of counts.
+    """
+
+    def __init__(self, client: aioredis.Redis, config: WorkerConfig, worker_id: str) -> None:
+        self.client = client
+        self.config = config
+        self.worker_id = worker_id
+        self.completed = 0
+        self.failed = 0
+        self.retried = 0
+        self.stalled = 0
+        self.processing_ms = 0.0
+        self._started_at_ms = int(time.time() * 1000)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def _info(self) -> str:
+        return json.dumps(
+            {
+                "id": self.worker_id,
+                "name": self.config.name,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "concurrency": self.config.concurrency,
+                "started_at_ms": self._started_at_ms,
+            }
+        )
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="corral-heartbeat")
+
+    async def _loop(self) -> None:
+        failures = 0
+        while True:
+            await asyncio.sleep(keys.HEARTBEAT_INTERVAL_S)
+            try:
+                await self.flush()
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                if failures == 1 or failures % 30 == 0:
+                    logger.warning(
+                        "worker heartbeat failed: %s",
+                        exc,
+                        extra={"event": "worker.heartbeat_failed"},
+                    )
+
+    async def flush(self, *, final: bool = False) -> None:
+        completed, failed, retried, stalled, ms = (
+            self.completed,
+            self.failed,
+            self.retried,
+            self.stalled,
+            self.processing_ms,
+        )
+        self.completed = self.failed = self.retried = self.stalled = 0
+        self.processing_ms = 0.0
+        p, q = self.config.prefix, self.config.queue
+        now_ms = int(time.time() * 1000)
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                stats_key = keys.stats(p, q)
+                if completed:
+                    pipe.hincrby(stats_key, "completed", completed)
+                if failed:
+                    pipe.hincrby(stats_key, "failed", failed)
+                if retried:
+                    pipe.hincrby(stats_key, "retried", retried)
+                if stalled:
+                    pipe.hincrby(stats_key, "stalled", stalled)
+                if ms:
+                    pipe.hincrbyfloat(stats_key, "processing_ms", round(ms, 3))
+                if final:
+                    pipe.zrem(keys.workers(p, q), self.worker_id)
+                    pipe.hdel(keys.worker_info(p, q), self.worker_id)
+                else:
+                    pipe.zadd(keys.workers(p, q), {self.worker_id: now_ms})
+                    pipe.hset(keys.worker_info(p, q), self.worker_id, self._info)
+                    stale = now_ms - 3_600_000
+                    pipe.zremrangebyscore(keys.workers(p, q), "-inf", stale)
+                await pipe.execute()
+        except BaseException:
+            # Not flushed: keep the counts for the next try.
+            self.completed += completed
+            self.failed += failed
+            self.retried += retried
+            self.stalled += stalled
+            self.processing_ms += ms
+            raise
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            await self.flush(final=True)
+        except Exception as exc:
+            logger.warning(
+                "final stats flush failed: %s", exc, extra={"event": "worker.flush_failed"}
+            )
+
+
+class _CorralWorker(Worker):  # type: ignore[misc]
+    """bullmq's Worker with Corral's dispatch and the fetch-next fast path."""
+
+    def __init__(self, consumer: BullConsumer, opts: dict[str, Any]) -> None:
+        super().__init__(consumer.config.queue, None, opts)
+        self.consumer = consumer
+
+    async def processJob(self, job: BullJob, token: str) -> None:
+        current: BullJob | None = job
+        while current is not None:
+            current = await self._process_one(current, token)
+
+    async def _process_one(self, job: BullJob, token: str) -> BullJob | None:
+        self.jobs.add((job, token))
+        self.lockManager.track_job(job.id, token, int(time.time() * 1000))
+        try:
+            return await self._attempt(job, token)
+        finally:
+            self.jobs.discard((job, token))
+            self.lockManager.untrack_job(job.id)
+
+    async def _attempt(self, job: BullJob, token: str) -> BullJob | None:
+        consumer = self.consumer
+        started = time.perf_counter()
+        try:
+            if job.deferredFailure:
+                raise UnrecoverableError(job.deferredFailure)
+            result = await consumer.execute(job)
+            if self.forceClosing:
+                return None
+            fetch = not self.closing and not self.paused
+            try:
+                outcome = await self.backend.moveToCompleted(
+                    job, result, job.opts.get("removeOnComplete", False), token, fetch_next=fetch
+                )
+            except (TypeError, ValueError) as exc:  # the result is not JSON: fail the attempt
+                raise UnrecoverableError(f"handler returned a non-JSON result: {exc}") from exc
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            consumer.stats.processing_ms += (time.perf_counter() - started) * 1000
+            if not self.forceClosing:
+                await self._fail(job, token, err)
+            return None
+        consumer.stats.completed += 1
+        consumer.stats.processing_ms += (time.perf_counter() - started) * 1000
+        if fetch and outcome["result"]:
+            job_data, job_id, limit_until, delay_until = outcome["result"]
+            nxt: BullJob | None = await self.nextJobFromJobData(
+                job_data, job_id, limit_until or 0, delay_until or 0, token
+            )
+            return nxt
+        return None
+
+    async def _fail(self, job: BullJob, token: str, err: Exception) -> None:
+        error: Exception = BullUnrecoverable(str(err)) if isinstance(err, _UNRECOVERABLE) else err
+        try:
+            await job.moveToFailed(error, token)
+        except Exception as exc:
+            logger.error(
+                "could not record the failure of job %s: %s",
+                job.id,
+                exc,
+                extra={"event": "job.fail_record_failed", "job_id": job.id},
+            )
+            return
+        final = bool(getattr(job, "finishedOn", None))
+        if final:
+            self.consumer.stats.failed += 1
+        else:
+            self.consumer.stats.retried += 1
+        logger.log(
+            logging.WARNING if final else logging.INFO,
+            "job %s (%s) attempt %d failed%s: %s",
+            job.id,
+            job.name,
+            job.attemptsMade,
+            "" if final else ", will retry",
+            err,
+            extra={"event": "job.failed" if final else "job.retrying", "job_id": job.id},
+        )
+
+
+class BullConsumer:
+    """Runs one queue's worker until closed. Owns its Redis client."""
+
+    def __init__(self, client: aioredis.Redis, config: WorkerConfig, executor: JobRunner) -> None:
+        self.client = client
+        self.config = config
+        self.executor = executor
+        self._worker: _CorralWorker | None = None
+        self._run_task: asyncio.Task[Any] | None = None
+        self.stats = StatsReporter(client, config, worker_id="")
+        self._requeue = client.register_script(loadScript("moveJobFromActiveToWait-9.lua"))
+
+    @property
+    def worker_id(self) -> str:
+        return self._worker.id if self._worker is not None else ""
+
+    async def execute(self, job: BullJob) -> Any:
+        handler = self.executor.handler_for(job.name)
+        data = job.data
+        if not isinstance(data, dict):
+            raise BadJobData(f"job data must be a JSON object, got {type(data).__name__}")
+        corral_job = Job(
+            id=str(job.id),
+            name=job.name,
+            data=data,
+            attempts_made=int(job.attemptsMade),
+            timestamp_ms=int(job.timestamp),
+            control=_Control(job),
+        )
+        return await self.executor.run(handler, corral_job, timeout_of(job.opts))
+
+    def _worker_options(self) -> dict[str, Any]:
+        c = self.config
+        opts: dict[str, Any] = {
+            "connection": self.client,
+            "prefix": c.prefix,
+            "concurrency": c.concurrency,
+            "autorun": False,
+            "lockDuration": c.lock_duration_ms,
+            "stalledInterval": c.stalled_interval_ms,
+            "maxStalledCount": c.max_stalled_count,
+            # bullmq retries a failed fetch after this long; its 15 s default makes a worker
+            # resume long after Redis is back.
+            "runRetryDelay": 1000,
+            "drainDelay": 5,
+        }
+        if c.name:
+            opts["name"] = c.name
+        if c.limiter_max is not None and c.limiter_duration_ms is not None:
+            opts["limiter"] = {"max": c.limiter_max, "duration": c.limiter_duration_ms}
+            opts["drainDelay"] = 1  # the limiter stalls after one window with a long drain delay
+        return opts
+
+    async def start(self) -> None:
+        worker = _CorralWorker(self, self._worker_options())
+        worker.on("error", self._on_error)
+        worker.on("stalled", self._on_stalled)
+        # Load the Redis version now: until the worker knows it, bullmq rounds every wait up
+        # to a whole second (delayed jobs late, limiter windows stretched).
+        for connection in (worker.redisConnection, worker.blockingRedisConnection):
+            if connection is not None:
+                await connection.getRedisVersion()
+        self._worker = worker
+        self.stats.worker_id = worker.id
+        await self.stats.flush()
+        self.stats.start()
+        self._run_task = asyncio.create_task(
+            worker.run(), name=f"corral-worker-{self.config.queue}"
+        )
+        logger.info(
+            "worker %s started on queue %s (concurrency %d)",
+            worker.id,
+            self.config.queue,
+            self.config.concurrency,
+            extra={"event": "worker.started", "worker_id": worker.id},
+        )
+
+    def _on_error(self, err: BaseException, job: BullJob | None = None) -> None:
+        logger.warning("worker error: %s", err, extra={"event": "worker.error"})
+
+    def _on_stalled(self, job_id: str, *_: object) -> None:
+        self.stats.stalled += 1
+        logger.warning(
+            "job %s stalled and was put back in the queue",
+            job_id,
+            extra={"event": "job.stalled", "job_id": job_id},
+        )
+
+    @property
+    def running(self) -> bool:
+        return self._run_task is not None and not self._run_task.done()
+
+    @property
+    def active_count(self) -> int:
+        return len(self._worker.jobs) if self._worker is not None else 0
+
+    async def wait_closed(self) -> None:
+        if self._run_task is not None:
+            await asyncio.gather(self._run_task, return_exceptions=True)
+
+    async def close(self, timeout_ms: int, hurry: asyncio.Event | None = None) -> bool:
+        """Stop taking jobs, let active ones finish within ``timeout_ms``, then close.
+
+        Jobs still running at the deadline are moved back to the queue at once (their lock
+        released), so another worker takes them without waiting for stalled-job recovery.
+        ``hurry`` set while draining moves the deadline to now.
+        Returns True when every active job finished in time.
+        """
+        worker = self._worker
+        if worker is None:
+            return True
+        closing = asyncio.ensure_future(worker.close())
+        waiters: set[asyncio.Future[Any]] = {closing}
+        hurried = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
+        if hurried is not None:
+            waiters.add(hurried)
+        await asyncio.wait(waiters, timeout=timeout_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
+        if hurried is not None:
+            hurried.cancel()
+        drained = bool(closing.done())
+        if not drained:
+            worker.forceClosing = True
+            cut_off = list(worker.jobs)
+            for job, token in cut_off:
+                await self._return_to_queue(worker, job, token)
+            worker.cancelProcessing()
+            await asyncio.wait({closing}, timeout=SOCKET_TIMEOUT_S)
+        await self.stats.stop()
+        await self.wait_closed()
+        await self.client.aclose()
+        self.executor.close()
+        logger.info(
+            "worker %s stopped%s",
+            worker.id,
+            "" if drained else " (deadline hit; jobs requeued)",
+            extra={"event": "worker.stopped", "worker_id": worker.id},
+        )
+        return drained
+
+    async def _return_to_queue(self, worker: Worker, job: BullJob, token: str) -> None:
+        k = worker.scripts.keys
+        script_keys = [
+            k["active"],
+            k["wait"],
+            k["stalled"],
+            k["paused"],
+            k["meta"],
+            k["limiter"],
+            k["prioritized"],
+            k["marker"],
+            k["events"],
+        ]
+        try:
+            await self._requeue(
+                keys=script_keys, args=[job.id, token, worker.scripts.toKey(job.id)]
+            )
+            logger.warning(
+                "job %s cut off by shutdown; returned to the queue",
+                job.id,
+                extra={"event": "job.requeued", "job_id": job.id},
+            )
+        except Exception as exc:
+            logger.error(
+                "could not return job %s to the queue (stalled-job recovery will): %s",
+                job.id,
+                exc,
+                extra={"event": "job.requeue_failed", "job_id": job.id},
+            )

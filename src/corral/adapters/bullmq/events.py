@@ -1,0 +1,132 @@
+"""A supervised reader of one queue's BullMQ event stream.
+
+bullmq's ``QueueEvents`` stops for good after a read error; this reader reconnects with a
+capped backoff and resumes from the last event it delivered, so listeners miss nothing that is
+still in the (trimmed) stream. Events come from every worker in the cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from corral.adapters.bullmq import keys
+from corral.core.events import QueueEvent
+
+logger = logging.getLogger(__name__)
+
+_BLOCK_MS = 1000
+_FIELD_NAMES = {"returnvalue": "result", "failedReason": "error", "data": "progress"}
+
+
+def _decode(name: str, fields: dict[str, str]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in fields.items():
+        if key in ("event", "jobId"):
+            continue
+        out_key = _FIELD_NAMES.get(key, key)
+        if key in ("returnvalue", "data"):
+            try:
+                data[out_key] = json.loads(value)
+            except ValueError:
+                data[out_key] = value
+        else:
+            data[out_key] = value
+    return data
+
+
+class EventStream:
+    """Reads ``{prefix}:{queue}:events`` and calls ``sink`` for each event, in order."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str,
+        queue: str,
+        sink: Callable[[QueueEvent], None],
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self.client = client
+        self.queue = queue
+        self.key = keys.events(prefix, queue)
+        self.sink = sink
+        self.max_backoff_s = max_backoff_s
+        self.last_id: str | None = None
+        self.reconnects = 0
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+
+    async def start(self) -> None:
+        """Start reading; returns once the stream position is fixed (events after now are seen)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"corral-events-{self.queue}")
+        await self._ready.wait()
+
+    async def _position(self) -> str:
+        newest = await self.client.xrevrange(self.key, count=1)
+        return str(newest[0][0]) if newest else "0-0"
+
+    async def _run(self) -> None:
+        delay = 0.1
+        failing = False
+        while True:
+            try:
+                if self.last_id is None:
+                    self.last_id = await self._position()
+                self._ready.set()
+                response = await self.client.xread(
+                    {self.key: self.last_id}, block=_BLOCK_MS, count=500
+                )
+                if failing:
+                    logger.info(
+                        "event stream of %s reconnected",
+                        self.queue,
+                        extra={"event": "events.reconnected"},
+                    )
+                    failing, delay = False, 0.1
+                for _stream, entries in response or ():
+                    for event_id, fields in entries:
+                        self.last_id = event_id
+                        self._deliver(event_id, fields)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not failing:
+                    logger.warning(
+                        "event stream of %s lost: %s; reconnecting",
+                        self.queue,
+                        exc,
+                        extra={"event": "events.disconnected"},
+                    )
+                failing = True
+                self.reconnects += 1
+                self._ready.set()  # start() must not hang while Redis is down
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_s)
+
+    def _deliver(self, event_id: str, fields: dict[str, str]) -> None:
+        name = fields.get("event", "")
+        event = QueueEvent(
+            name=name,
+            queue=self.queue,
+            job_id=fields.get("jobId"),
+            data=_decode(name, fields),
+            event_id=event_id,
+        )
+        try:
+            self.sink(event)
+        except Exception:
+            logger.exception("event sink failed", extra={"event": "events.sink_error"})
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self.client.aclose()

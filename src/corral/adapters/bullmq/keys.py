@@ -1,0 +1,31 @@
+"""Redis keys Corral adds beside BullMQ's own, under the same ``prefix:queue:`` namespace."""
+
+from __future__ import annotations
+
+from typing import Final
+
+HEARTBEAT_INTERVAL_S: Final = 1.0
+HEARTBEAT_TTL_MS: Final = 5_000
+
+
+def base(prefix: str, queue: str) -> str:
+    return f"{prefix}:{queue}"
+
+
+def events(prefix: str, queue: str) -> str:
+    return f"{base(prefix, queue)}:events"
+
+
+def stats(prefix: str, queue: str) -> str:
+    """Hash of cluster-wide counters: completed, failed, processing_ms (sum), stalled."""
+    return f"{base(prefix, queue)}:corral:stats"
+
+
+def workers(prefix: str, queue: str) -> str:
+    """Sorted set: worker id -> last heartbeat (ms)."""
+    return f"{base(prefix, queue)}:corral:workers"
+
+
+def worker_info(prefix: str, queue: str) -> str:
+    """Hash: worker id -> JSON {id, host, pid, concurrency, started_at}."""
+    return f"{base(prefix, queue)}:corral:workers:info"

@@ -1,0 +1,168 @@
+"""The producer / admin side of one queue, on bullmq's ``Queue``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from bullmq import Queue
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from corral.adapters.bullmq import keys
+from corral.adapters.bullmq.connection import unavailable
+from corral.adapters.bullmq.mapping import from_bullmq_priority, to_bullmq_options
+from corral.core.jobs import JobSpec
+from corral.errors import CorralError, JobNotFound
+
+STATES = (
+    "waiting",
+    "active",
+    "completed",
+    "failed",
+    "delayed",
+    "paused",
+    "prioritized",
+    "waiting-children",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobInfo:
+    id: str
+    name: str
+    data: Any
+    state: str
+    priority: int | None
+    progress: Any
+    attempts_made: int
+    max_attempts: int
+    failed_reason: str | None
+    result: Any
+    created_at_ms: int
+    processed_at_ms: int | None
+    finished_at_ms: int | None
+    options: dict[str, Any]
+
+
+class BullQueue:
+    """Adds jobs and answers questions about one queue. Owns its Redis client."""
+
+    def __init__(self, client: aioredis.Redis, url: str, *, name: str, prefix: str) -> None:
+        self.client = client
+        self.url = url
+        self.name = name
+        self.prefix = prefix
+        self._queue = Queue(name, {"connection": client, "prefix": prefix})
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError) as exc:
+            if isinstance(exc, CorralError):
+                raise
+            raise unavailable(self.url, exc) from None
+
+    async def add(self, spec: JobSpec) -> str:
+        async with self._guard():
+            job = await self._queue.add(spec.name, spec.data, to_bullmq_options(spec.options))
+        return str(job.id)
+
+    async def add_bulk(self, specs: Sequence[JobSpec]) -> list[str]:
+        """One MULTI/EXEC transaction: the whole batch is added, or (on a broken connection)
+        none of it is."""
+        if not specs:
+            return []
+        async with self._guard():
+            jobs = await self._queue.addBulk(
+                [
+                    {"name": s.name, "data": s.data, "opts": to_bullmq_options(s.options)}
+                    for s in specs
+                ]
+            )
+        return [str(job.id) for job in jobs]
+
+    async def counts(self) -> dict[str, int]:
+        async with self._guard():
+            raw = await self._queue.getJobCounts(*STATES)
+        return {state: int(raw.get(state, 0)) for state in STATES}
+
+    async def is_paused(self) -> bool:
+        async with self._guard():
+            return bool(await self._queue.isPaused())
+
+    async def pause(self) -> None:
+        async with self._guard():
+            await self._queue.pause()
+
+    async def resume(self) -> None:
+        async with self._guard():
+            await self._queue.resume()
+
+    async def clean(self, grace_ms: int, limit: int, state: str) -> int:
+        async with self._guard():
+            removed = await self._queue.clean(grace_ms, limit, state)
+        return len(removed)
+
+    async def get_job(self, job_id: str) -> JobInfo:
+        async with self._guard():
+            job = await self._queue.getJob(job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            state = await self._queue.getJobState(job_id)
+        return JobInfo(
+            id=str(job.id),
+            name=job.name,
+            data=job.data,
+            state=str(state),
+            priority=from_bullmq_priority(int(job.priority or 0)),
+            progress=job.progress,
+            attempts_made=int(job.attemptsMade),
+            max_attempts=int(job.opts.get("attempts") or 1),
+            failed_reason=getattr(job, "failedReason", None) or None,
+            result=getattr(job, "returnvalue", None),
+            created_at_ms=int(job.timestamp),
+            processed_at_ms=getattr(job, "processedOn", None),
+            finished_at_ms=getattr(job, "finishedOn", None),
+            options=dict(job.opts),
+        )
+
+    async def retry_job(self, job_id: str) -> None:
+        async with self._guard():
+            job = await self._queue.getJob(job_id)
+            if job is None:
+                raise JobNotFound(job_id)
+            await job.retry("failed")
+
+    async def remove_job(self, job_id: str) -> None:
+        async with self._guard():
+            removed = await self._queue.remove(job_id)
+        if not removed:
+            raise JobNotFound(job_id)
+
+    async def cluster_stats(self) -> dict[str, float]:
+        """The counters every worker flushes (see ``consumer.StatsReporter``)."""
+        async with self._guard():
+            raw = await self.client.hgetall(keys.stats(self.prefix, self.name))  # type: ignore[misc]
+        return {k: float(v) for k, v in raw.items()}
+
+    async def live_workers(
+        self, *, max_age_ms: int = keys.HEARTBEAT_TTL_MS
+    ) -> list[dict[str, Any]]:
+        now_ms = int(time.time() * 1000)
+        key = keys.workers(self.prefix, self.name)
+        async with self._guard():
+            ids = await self.client.zrangebyscore(key, now_ms - max_age_ms, "+inf")
+            if not ids:
+                return []
+            infos = await self.client.hmget(keys.worker_info(self.prefix, self.name), ids)  # type: ignore[misc]
+        return [json.loads(i) if i else {"id": w} for w, i in zip(ids, infos, strict=True)]
+
+    async def close(self) -> None:
+        await self._queue.close()

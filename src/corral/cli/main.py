@@ -1,0 +1,99 @@
+"""``corral`` command line. Commands parse arguments and call facades; they hold no logic.
+
+Errors are one line on stderr naming the flag or variable, with exit code 2 (usage) or 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+
+from corral.core.redaction import redact_text
+from corral.errors import CorralError
+from corral.logs import configure_logging
+from corral.settings import CorralSettings, load_settings
+
+app = typer.Typer(
+    name="corral",
+    help="Corral: a job queue and cron scheduler on Redis (BullMQ protocol).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _die(message: str, code: int = 1) -> NoReturn:
+    typer.echo(f"corral: {redact_text(message)}", err=True)
+    raise typer.Exit(code)
+
+
+def _settings() -> CorralSettings:
+    try:
+        settings = load_settings()
+    except CorralError as exc:
+        _die(str(exc))
+    configure_logging(settings.log_level)
+    return settings
+
+
+def _positive(name: str, value: int | None, high: int) -> None:
+    if value is not None and not 1 <= value <= high:
+        _die(f"{name}: must be between 1 and {high}, got {value}", 2)
+
+
+@app.command()
+def worker(
+    queue: Annotated[str | None, typer.Option(help="Queue name (default CORRAL_QUEUE).")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="Jobs at once in this process (default CORRAL_CONCURRENCY).")
+    ] = None,
+    handlers: Annotated[
+        str | None,
+        typer.Option(help="Handlers package(s), comma-separated (default CORRAL_HANDLERS)."),
+    ] = None,
+    limiter_max: Annotated[
+        int | None,
+        typer.Option(help="At most this many jobs per --limiter-duration, cluster-wide."),
+    ] = None,
+    limiter_duration: Annotated[int | None, typer.Option(help="Limiter window in ms.")] = None,
+) -> None:
+    """Run a worker until SIGTERM/SIGINT, then drain gracefully."""
+    _positive("--concurrency", concurrency, 10_000)
+    _positive("--limiter-max", limiter_max, 1_000_000)
+    _positive("--limiter-duration", limiter_duration, 86_400_000)
+    if (limiter_max is None) != (limiter_duration is None):
+        _die("--limiter-max and --limiter-duration must be given together", 2)
+    settings = _settings()
+    packages = (
+        [p.strip() for p in handlers.split(",") if p.strip()]
+        if handlers is not None
+        else settings.handler_packages
+    )
+    if not packages:
+        _die("--handlers: no handlers package given (set CORRAL_HANDLERS or pass --handlers)", 2)
+    from corral.worker import run_worker
+
+    try:
+        drained = asyncio.run(
+            run_worker(
+                settings,
+                handlers=packages,
+                queue=queue,
+                concurrency=concurrency,
+                limiter_max=limiter_max,
+                limiter_duration_ms=limiter_duration,
+            )
+        )
+    except CorralError as exc:
+        _die(str(exc))
+    raise typer.Exit(0 if drained else 3)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - signal handlers normally catch it
+        sys.exit(130)

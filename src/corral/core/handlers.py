@@ -1,0 +1,142 @@
+"""Handlers: the ``@job_handler`` mark, the :class:`Job` a handler receives, and the registry.
+
+The decorator only *marks* a function; nothing is registered at import time. Discovery
+(``services/discovery.py``) collects marked functions into a :class:`HandlerRegistry` built per
+runtime, so there is no global state to reset between tests and two runtimes in one process
+can hold different handlers.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar, overload
+
+from corral.core.jobs import NAME_RE, NAME_RULE
+from corral.core.ports import JobControl
+from corral.errors import DuplicateHandler, HandlerNotFound, ValidationError
+
+_MARK: Final = "__corral_handler_name__"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Job:
+    """The job a handler receives: its identity and data, and a way to report progress."""
+
+    __slots__ = ("_control", "attempts_made", "data", "id", "name", "timestamp_ms")
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        name: str,
+        data: dict[str, Any],
+        attempts_made: int,
+        timestamp_ms: int,
+        control: JobControl,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.data = data
+        self.attempts_made = attempts_made
+        self.timestamp_ms = timestamp_ms
+        self._control = control
+
+    async def update_progress(self, progress: int | float | dict[str, Any]) -> None:
+        """Report progress (a number, usually 0-100, or a JSON object)."""
+        await self._control.update_progress(progress)
+
+    async def log(self, line: str) -> None:
+        """Append a line to this job's log."""
+        await self._control.log(line)
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, name={self.name!r}, attempts_made={self.attempts_made})"
+
+
+HandlerFunc = Callable[[Job], Awaitable[Any]] | Callable[[Job], Any]
+
+
+def validate_handler_name(name: object, path: str = "handler_name") -> str:
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ValidationError(path, NAME_RULE)
+    return name
+
+
+@overload
+def job_handler(func: F, /) -> F: ...
+@overload
+def job_handler(name: str, /) -> Callable[[F], F]: ...
+
+
+def job_handler(func_or_name: F | str, /) -> F | Callable[[F], F]:
+    """Mark a function as the handler for jobs of its name.
+
+    ``@job_handler`` uses the function's ``__name__``; ``@job_handler("dataProcessingJob")``
+    names it explicitly. Async and plain functions are both accepted; plain ones run in a
+    thread so they never block the event loop (and with it the lock renewal).
+    """
+    if isinstance(func_or_name, str):
+        name = validate_handler_name(func_or_name, "job_handler name")
+
+        def mark(func: F) -> F:
+            setattr(func, _MARK, name)
+            return func
+
+        return mark
+    func = func_or_name
+    setattr(func, _MARK, validate_handler_name(func.__name__, "job_handler name"))
+    return func
+
+
+def marked_name(obj: object) -> str | None:
+    """The handler name an object was marked with, or None."""
+    name = getattr(obj, _MARK, None)
+    return name if isinstance(name, str) and callable(obj) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    name: str
+    func: Callable[[Job], Any]
+    is_async: bool
+    origin: str  # "module.qualname", for messages
+
+
+class HandlerRegistry(Mapping[str, Handler]):
+    """Handlers by name. Built once per runtime; lookups of unknown names raise."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(self, func: Callable[[Job], Any], name: str | None = None) -> Handler:
+        handler_name = validate_handler_name(name or marked_name(func) or func.__name__)
+        origin = f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
+        existing = self._handlers.get(handler_name)
+        if existing is not None and existing.func is not func:
+            raise DuplicateHandler(handler_name, existing.origin, origin)
+        handler = Handler(
+            name=handler_name,
+            func=func,
+            is_async=inspect.iscoroutinefunction(func),
+            origin=origin,
+        )
+        self._handlers[handler_name] = handler
+        return handler
+
+    def get_handler(self, name: str) -> Handler:
+        try:
+            return self._handlers[name]
+        except KeyError:
+            raise HandlerNotFound(name) from None
+
+    def __getitem__(self, name: str) -> Handler:
+        return self._handlers[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._handlers)
+
+    def __len__(self) -> int:
+        return len(self._handlers)

@@ -1,0 +1,355 @@
+"""The job model: priorities, statuses, and validated options.
+
+Everything here is pure: values in, values or :class:`~corral.errors.InvalidJobOptions` out.
+The adapter (``adapters/bullmq/mapping.py``) turns a validated :class:`JobSpec` into BullMQ's
+wire options; nothing in the core knows BullMQ's inverted priority scale.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any, Final, Literal
+
+from corral.errors import InvalidJobOptions
+
+MIN_PRIORITY: Final = 1
+MAX_PRIORITY: Final = 20
+MAX_ATTEMPTS: Final = 100
+MAX_DURATION_MS: Final = 24 * 60 * 60 * 1000  # 24 h cap on timeout, delay and backoff delay
+MAX_DELAY_MS: Final = 365 * 24 * 60 * 60 * 1000  # a job may be delayed up to a year
+MAX_CATEGORY_LENGTH: Final = 64
+MAX_JOB_ID_LENGTH: Final = 128
+MAX_DATA_BYTES: Final = 256 * 1024
+MAX_DATA_DEPTH: Final = 32
+MAX_BULK_JOBS: Final = 1000
+
+# A job's name is the name of its handler: letters, digits, '_' and '-', at most 64. No dots,
+# slashes or colons, so no name can be mistaken for an import path.
+NAME_RULE: Final = "must be 1-64 letters, digits, '_' or '-', not starting with a digit or '-'"
+NAME_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+
+
+class JobPriority(IntEnum):
+    """Corral's priority scale: a larger number is MORE urgent. Any integer 1-20 is accepted."""
+
+    LOW = 1
+    NORMAL = 5
+    HIGH = 10
+    CRITICAL = 20
+
+
+class JobExecutionStatus(StrEnum):
+    """The six states an execution-log row can be in (SPEC section 8)."""
+
+    WAITING = "waiting"
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DELAYED = "delayed"
+    PAUSED = "paused"
+
+
+BackoffType = Literal["fixed", "exponential"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backoff:
+    """Delay between attempts: ``fixed`` waits ``delay_ms`` each time; ``exponential`` waits
+    ``delay_ms * 2 ** (attempt - 1)``."""
+
+    type: BackoffType = "exponential"
+    delay_ms: int = 5000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Retention:
+    """How many finished jobs Redis keeps: at most ``count``, none older than ``age_s``.
+
+    ``None`` for both keeps everything; ``count=0`` removes the job as soon as it finishes.
+    """
+
+    count: int | None = None
+    age_s: int | None = None
+
+
+DEFAULT_REMOVE_ON_COMPLETE: Final = Retention(count=1000, age_s=24 * 3600)
+DEFAULT_REMOVE_ON_FAIL: Final = Retention(count=5000, age_s=7 * 24 * 3600)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobOptions:
+    """Validated options of one job. Build it with :func:`parse_options`."""
+
+    priority: int = JobPriority.NORMAL
+    category: str | None = None
+    timeout_ms: int | None = 30_000
+    delay_ms: int = 0
+    attempts: int = 3
+    backoff: Backoff = field(default_factory=Backoff)
+    job_id: str | None = None
+    remove_on_complete: Retention = DEFAULT_REMOVE_ON_COMPLETE
+    remove_on_fail: Retention = DEFAULT_REMOVE_ON_FAIL
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobSpec:
+    """A job ready to enqueue: handler name, JSON-object data, validated options."""
+
+    name: str
+    data: dict[str, Any]
+    options: JobOptions
+
+
+OPTION_NAMES: Final = frozenset(
+    {
+        "priority",
+        "category",
+        "timeout",
+        "delay",
+        "attempts",
+        "backoff",
+        "job_id",
+        "remove_on_complete",
+        "remove_on_fail",
+    }
+)
+
+
+def _fail(path: str, problem: str) -> InvalidJobOptions:
+    return InvalidJobOptions(path, problem)
+
+
+def _int(value: object, path: str, *, low: int, high: int) -> int:
+    # bool is an int in Python; True as a priority is a caller's bug, not 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _fail(path, f"must be an integer, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise _fail(path, f"must be between {low} and {high}, got {value}")
+    return int(value)
+
+
+def _priority(value: object, path: str) -> int:
+    if isinstance(value, str) and value.upper() in JobPriority.__members__:
+        return int(JobPriority[value.upper()])
+    return _int(value, path, low=MIN_PRIORITY, high=MAX_PRIORITY)
+
+
+def _backoff(value: object, path: str) -> Backoff:
+    if isinstance(value, Backoff):
+        value = {"type": value.type, "delay": value.delay_ms}
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Backoff(type="fixed", delay_ms=_int(value, path, low=0, high=MAX_DURATION_MS))
+    if not isinstance(value, Mapping):
+        raise _fail(path, "must be a delay in ms or {'type': 'fixed'|'exponential', 'delay': ms}")
+    unknown = set(value) - {"type", "delay"}
+    if unknown:
+        raise _fail(f"{path}.{sorted(unknown)[0]}", "unknown backoff field")
+    kind = value.get("type", "exponential")
+    if kind not in ("fixed", "exponential"):
+        raise _fail(f"{path}.type", f"must be 'fixed' or 'exponential', got {kind!r}")
+    delay = _int(value.get("delay", 5000), f"{path}.delay", low=0, high=MAX_DURATION_MS)
+    return Backoff(type=kind, delay_ms=delay)
+
+
+def _retention(value: object, path: str) -> Retention:
+    if isinstance(value, Retention):
+        return value
+    if value is True:
+        return Retention(count=0)
+    if value is False:
+        return Retention()
+    if isinstance(value, int):
+        return Retention(count=_int(value, path, low=0, high=10_000_000))
+    if isinstance(value, Mapping):
+        unknown = set(value) - {"count", "age"}
+        if unknown:
+            raise _fail(f"{path}.{sorted(unknown)[0]}", "unknown retention field")
+        count = value.get("count")
+        age = value.get("age")
+        return Retention(
+            count=None if count is None else _int(count, f"{path}.count", low=0, high=10_000_000),
+            age_s=None if age is None else _int(age, f"{path}.age", low=0, high=10 * 365 * 86400),
+        )
+    raise _fail(path, "must be a bool, a count, or {'count': n, 'age': seconds}")
+
+
+def _job_id(value: object, path: str) -> str:
+    if not isinstance(value, str):
+        raise _fail(path, f"must be a string, got {type(value).__name__}")
+    if not value or len(value) > MAX_JOB_ID_LENGTH:
+        raise _fail(path, f"must be 1-{MAX_JOB_ID_LENGTH} characters")
+    if value.isdigit():
+        # BullMQ reserves all-digit ids for its own counter.
+        raise _fail(path, "must not consist of digits only")
+    if ":" in value or not value.isprintable():
+        raise _fail(path, "must not contain ':' or control characters")
+    return value
+
+
+def _category(value: object, path: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_CATEGORY_LENGTH:
+        raise _fail(path, f"must be a string of 1-{MAX_CATEGORY_LENGTH} characters")
+    return value
+
+
+def parse_options(
+    raw: Mapping[str, object], *, defaults: JobOptions | None = None, path: str = "options"
+) -> JobOptions:
+    """Validate the ``add_job`` keyword options. Unknown names are an error."""
+    base = defaults or JobOptions()
+    unknown = set(raw) - OPTION_NAMES
+    if unknown:
+        name = sorted(unknown)[0]
+        raise _fail(f"{path}.{name}", f"unknown option (known: {', '.join(sorted(OPTION_NAMES))})")
+    fields: dict[str, Any] = {}
+    for name, value in raw.items():
+        p = f"{path}.{name}"
+        if name == "priority":
+            fields["priority"] = _priority(value, p)
+        elif name == "category":
+            fields["category"] = _category(value, p)
+        elif name == "timeout":
+            fields["timeout_ms"] = (
+                None if value is None else _int(value, p, low=1, high=MAX_DURATION_MS)
+            )
+        elif name == "delay":
+            fields["delay_ms"] = _int(value, p, low=0, high=MAX_DELAY_MS)
+        elif name == "attempts":
+            fields["attempts"] = _int(value, p, low=1, high=MAX_ATTEMPTS)
+        elif name == "backoff":
+            fields["backoff"] = _backoff(value, p)
+        elif name == "job_id":
+            fields["job_id"] = None if value is None else _job_id(value, p)
+        else:  # remove_on_complete / remove_on_fail
+            fields[name] = _retention(value, p)
+    return JobOptions(**{**_as_dict(base), **fields})
+
+
+def _as_dict(options: JobOptions) -> dict[str, Any]:
+    return {name: getattr(options, name) for name in JobOptions.__dataclass_fields__}
+
+
+def validate_name(name: object, path: str = "name") -> str:
+    """A job name selects its handler (see :data:`NAME_RE`)."""
+    if not isinstance(name, str):
+        raise _fail(path, f"must be a string, got {type(name).__name__}")
+    if not NAME_RE.match(name):
+        raise _fail(path, NAME_RULE)
+    return name
+
+
+def validate_data(data: object, path: str = "data") -> dict[str, Any]:
+    """Job data must be a JSON object of plain JSON values, at most 32 levels deep.
+
+    Checked by walking the value, not by serialising it, so the error can name the exact path
+    (``data.items[3].when``) and a 10,000-deep structure fails fast instead of recursing.
+    """
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise _fail(path, f"must be a JSON object (dict), got {type(data).__name__}")
+    size = _check_json(data, path, 0)
+    if size > MAX_DATA_BYTES:
+        raise _fail(path, f"is about {size} bytes serialized; the limit is {MAX_DATA_BYTES}")
+    return data
+
+
+def _check_json(value: object, path: str, depth: int) -> int:
+    """Return an upper-bound estimate of the serialized size; raise on non-JSON values."""
+    if depth > MAX_DATA_DEPTH:
+        raise _fail(path, f"nested deeper than {MAX_DATA_DEPTH} levels")
+    if isinstance(value, dict):
+        return _check_object(value, path, depth)
+    if isinstance(value, list | tuple):
+        total = 2
+        for index, item in enumerate(value):
+            total += 1 + _check_json(item, f"{path}[{index}]", depth + 1)
+            if total > MAX_DATA_BYTES * 4:
+                break
+        return total
+    return _check_scalar(value, path)
+
+
+def _check_object(value: dict[Any, Any], path: str, depth: int) -> int:
+    total = 2
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise _fail(path, f"has a non-string key {key!r}")
+        _check_text(key, path)
+        total += len(key) * 2 + 4 + _check_json(item, f"{path}.{key}", depth + 1)
+        if total > MAX_DATA_BYTES * 4:
+            break
+    return total
+
+
+def _check_scalar(value: object, path: str) -> int:
+    if value is None or isinstance(value, bool):
+        return 5
+    if isinstance(value, int):
+        if abs(value) >= 10**30:
+            raise _fail(path, "integer too large")
+        return len(str(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _fail(path, "NaN and Infinity are not valid JSON")
+        return 24
+    if isinstance(value, str):
+        _check_text(value, path)
+        return len(value) * 2 + 2
+    raise _fail(path, f"{type(value).__name__} is not JSON-serializable")
+
+
+def _check_text(text: str, path: str) -> None:
+    if "\x00" in text:
+        raise _fail(path, "NUL characters are not allowed")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _fail(path, "contains a lone surrogate (not valid Unicode)") from None
+
+
+def build_spec(
+    name: object,
+    data: object,
+    options: Mapping[str, object],
+    *,
+    defaults: JobOptions | None = None,
+    path: str = "",
+) -> JobSpec:
+    """Validate one job; ``path`` prefixes field names (``jobs[3].``) for bulk errors."""
+    return JobSpec(
+        name=validate_name(name, f"{path}name"),
+        data=validate_data(data, f"{path}data"),
+        options=parse_options(options, defaults=defaults, path=f"{path}options"),
+    )
+
+
+def build_bulk(items: object, *, defaults: JobOptions | None = None) -> list[JobSpec]:
+    """Validate a whole batch before anything is enqueued: one bad item rejects all."""
+    if not isinstance(items, list | tuple):
+        raise _fail("jobs", "must be a list of {'name', 'data', 'options'} objects")
+    if len(items) > MAX_BULK_JOBS:
+        raise _fail("jobs", f"at most {MAX_BULK_JOBS} jobs per call, got {len(items)}")
+    specs = []
+    for index, item in enumerate(items):
+        prefix = f"jobs[{index}]."
+        if not isinstance(item, Mapping):
+            raise _fail(f"jobs[{index}]", "must be an object with 'name', 'data', 'options'")
+        unknown = set(item) - {"name", "data", "options", "opts"}
+        if unknown:
+            raise _fail(f"{prefix}{sorted(unknown)[0]}", "unknown field")
+        raw_options = item.get("options", item.get("opts")) or {}
+        if not isinstance(raw_options, Mapping):
+            raise _fail(f"{prefix}options", "must be an object")
+        specs.append(
+            build_spec(
+                item.get("name"), item.get("data"), raw_options, defaults=defaults, path=prefix
+            )
+        )
+    return specs

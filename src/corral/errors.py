@@ -1,0 +1,94 @@
+"""Corral's exceptions: one tree, so callers can catch what they mean.
+
+::
+
+    CorralError
+    ├── ConfigurationError          bad settings (names the variable; never shows a password)
+    ├── ValidationError (ValueError)
+    │   ├── InvalidJobOptions       a bad add_job / add_bulk_jobs option (names the path)
+    │   └── InvalidCronExpression   a bad cron expression (names the cron field)
+    ├── HandlerError
+    │   ├── HandlerNotFound         no handler registered under that name
+    │   ├── DuplicateHandler        two handlers claim one name (names both modules)
+    │   └── HandlerDiscoveryError   the handlers package (or one module) failed to import
+    ├── BrokerUnavailable           Redis cannot be reached (host:port, no password)
+    ├── JobNotFound                 no job with that id in the queue
+    ├── JobTimeoutError             an attempt ran past its timeout (retryable)
+    └── UnrecoverableError          raised by a handler: fail the job now, no retries
+"""
+
+from __future__ import annotations
+
+
+class CorralError(Exception):
+    """Root of every error Corral raises on purpose."""
+
+
+class ConfigurationError(CorralError):
+    """A setting is missing or malformed. The message names the setting."""
+
+
+class ValidationError(CorralError, ValueError):
+    """Input failed validation; ``path`` names the field (``jobs[3].options.priority``)."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class InvalidJobOptions(ValidationError):
+    """A job's name, data or options are invalid; nothing was enqueued."""
+
+
+class InvalidCronExpression(ValidationError):
+    """A cron expression is malformed, out of range, or can never fire."""
+
+    def __init__(self, expression: str, field: str, problem: str) -> None:
+        super().__init__("cronExpression", f"{field} field: {problem}" if field else problem)
+        self.expression = expression
+        self.field = field
+
+
+class HandlerError(CorralError):
+    """Something is wrong with the handler registry."""
+
+
+class HandlerNotFound(HandlerError, LookupError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"handler {name!r} not registered")
+        self.name = name
+
+
+class DuplicateHandler(HandlerError):
+    def __init__(self, name: str, first: str, second: str) -> None:
+        super().__init__(f"handler {name!r} registered twice: {first}, {second}")
+        self.name = name
+        self.first = first
+        self.second = second
+
+
+class HandlerDiscoveryError(HandlerError):
+    """The handlers package or one of its modules could not be imported."""
+
+
+class BrokerUnavailable(CorralError, ConnectionError):
+    """Redis is not reachable. The message carries host:port and never the password."""
+
+
+class JobNotFound(CorralError, LookupError):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id!r} not found")
+        self.job_id = job_id
+
+
+class JobTimeoutError(CorralError, TimeoutError):
+    """One attempt exceeded its ``timeout``; the job is retried if attempts remain."""
+
+    def __init__(self, timeout_ms: int) -> None:
+        super().__init__(f"job attempt timed out after {timeout_ms} ms")
+        self.timeout_ms = timeout_ms
+
+
+class UnrecoverableError(CorralError):
+    """Raise from a handler to fail the job at once, without further attempts."""

@@ -1,0 +1,1 @@
+"""Example handlers mirroring the user's design document; `corral dev` loads them by default."""

@@ -1,0 +1,201 @@
+"""JobQueueManager: add jobs, watch and manage the queue, run a worker in-process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from corral.core.events import QueueEvent
+from corral.core.handlers import HandlerRegistry
+from corral.core.jobs import JobExecutionStatus, build_bulk, build_spec
+from corral.core.redaction import mask_payload
+from corral.errors import BrokerUnavailable, ValidationError
+from corral.runtime import Listener, Runtime
+from corral.services.monitoring import HealthReport, Metrics, compute_metrics, evaluate_health
+from corral.settings import CorralSettings, load_settings
+
+logger = logging.getLogger(__name__)
+
+_CLEANABLE = {
+    JobExecutionStatus.COMPLETED: "completed",
+    JobExecutionStatus.FAILED: "failed",
+    JobExecutionStatus.DELAYED: "delayed",
+    JobExecutionStatus.WAITING: "wait",
+    JobExecutionStatus.ACTIVE: "active",
+    JobExecutionStatus.PAUSED: "paused",
+}
+
+
+class JobQueueManager:
+    """The queue, as one object. Nothing connects until first use; close with
+    :meth:`graceful_shutdown` (or use ``async with``)."""
+
+    def __init__(self, settings: CorralSettings | None = None, *, queue: str | None = None) -> None:
+        self.settings = settings or load_settings()
+        self._rt = Runtime(self.settings, queue=queue)
+        self._closed = False
+        self._events_task: asyncio.Future[None] | None = None
+
+    @property
+    def queue_name(self) -> str:
+        return self._rt.queue_name
+
+    async def __aenter__(self) -> JobQueueManager:
+        await self._rt.queue()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.graceful_shutdown()
+
+    # -- adding jobs --------------------------------------------------------------------------
+    async def add_job(
+        self, name: str, data: Mapping[str, Any] | None = None, **options: Any
+    ) -> str:
+        """Validate and enqueue one job; returns its id. Raises InvalidJobOptions naming the
+        option (nothing is enqueued) or BrokerUnavailable."""
+        spec = build_spec(name, dict(data) if isinstance(data, Mapping) else data, options)
+        job_id = await (await self._rt.queue()).add(spec)
+        logger.info(
+            "job %s (%s) added", job_id, name, extra={"event": "job.added", "job_id": job_id}
+        )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("job %s data: %s", job_id, mask_payload(spec.data))
+        return job_id
+
+    async def add_bulk_jobs(self, jobs: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Validate every job first, then add them in one transaction: one bad item rejects
+        the whole batch, naming it (``jobs[3].options.priority``)."""
+        specs = build_bulk(list(jobs))
+        ids = await (await self._rt.queue()).add_bulk(specs)
+        logger.info("%d jobs added in bulk", len(ids), extra={"event": "job.bulk_added"})
+        return ids
+
+    # -- monitoring ---------------------------------------------------------------------------
+    async def get_queue_status(self) -> dict[str, Any]:
+        queue = await self._rt.queue()
+        counts, paused, workers = await asyncio.gather(
+            queue.counts(), queue.is_paused(), queue.live_workers()
+        )
+        return {"queue": queue.name, "counts": counts, "paused": paused, "workers": workers}
+
+    async def get_metrics(self) -> Metrics:
+        """Totals for the whole cluster, from the counters every worker flushes each second."""
+        return compute_metrics(await (await self._rt.queue()).cluster_stats())
+
+    async def health_check(self) -> HealthReport:
+        try:
+            latency = await self._rt.ping()
+            queue = await self._rt.queue()
+            counts, paused, workers, stats = await asyncio.gather(
+                queue.counts(), queue.is_paused(), queue.live_workers(), queue.cluster_stats()
+            )
+        except BrokerUnavailable as exc:
+            return evaluate_health(
+                redis_error=str(exc),
+                latency_ms=None,
+                counts=None,
+                workers=None,
+                metrics=None,
+                paused=None,
+            )
+        return evaluate_health(
+            redis_error=None,
+            latency_ms=latency,
+            counts=counts,
+            workers=workers,
+            metrics=compute_metrics(stats),
+            paused=paused,
+        )
+
+    # -- management ---------------------------------------------------------------------------
+    async def clean_jobs(
+        self,
+        grace_ms: int,
+        limit: int,
+        status: JobExecutionStatus | str = JobExecutionStatus.COMPLETED,
+    ) -> int:
+        """Remove up to ``limit`` jobs in ``status`` older than ``grace_ms``; returns how many."""
+        if isinstance(grace_ms, bool) or not isinstance(grace_ms, int) or grace_ms < 0:
+            raise ValidationError("grace_ms", "must be an integer >= 0")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValidationError("limit", "must be an integer >= 0 (0 = no limit)")
+        try:
+            state = _CLEANABLE[JobExecutionStatus(status)]
+        except ValueError:
+            raise ValidationError(
+                "status", f"must be one of {', '.join(s.value for s in JobExecutionStatus)}"
+            ) from None
+        count = await (await self._rt.queue()).clean(grace_ms, limit, state)
+        logger.info("cleaned %d %s jobs", count, state, extra={"event": "queue.cleaned"})
+        return count
+
+    async def pause(self) -> None:
+        await (await self._rt.queue()).pause()
+
+    async def resume(self) -> None:
+        await (await self._rt.queue()).resume()
+
+    async def get_job(self, job_id: str) -> Any:
+        return await (await self._rt.queue()).get_job(job_id)
+
+    async def retry_job(self, job_id: str) -> None:
+        await (await self._rt.queue()).retry_job(job_id)
+
+    async def remove_job(self, job_id: str) -> None:
+        await (await self._rt.queue()).remove_job(job_id)
+
+    # -- events -------------------------------------------------------------------------------
+    def on(self, event: str, listener: Listener) -> None:
+        """Call ``listener(QueueEvent)`` for ``event`` (completed, failed, progress, active,
+        stalled, ...) from every worker in the cluster. Sync and async listeners both work.
+        The stream starts now if an event loop is running, else on first use."""
+        self._rt.listeners.add(event, listener)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._events_task = asyncio.ensure_future(self._rt.start_events())
+
+    async def start_events(self) -> None:
+        """Wait until the event stream is reading (events after this call are delivered)."""
+        await self._rt.start_events()
+
+    # -- in-process worker --------------------------------------------------------------------
+    async def start_worker(
+        self,
+        handlers: HandlerRegistry | Iterable[str] | None = None,
+        *,
+        concurrency: int | None = None,
+        limiter_max: int | None = None,
+        limiter_duration_ms: int | None = None,
+    ) -> None:
+        """Run a worker for this queue inside this process until :meth:`graceful_shutdown`."""
+        registry = self._rt.registry_from(handlers)
+        await self._rt.start_consumer(
+            registry,
+            concurrency=concurrency,
+            limiter_max=limiter_max,
+            limiter_duration_ms=limiter_duration_ms,
+        )
+
+    async def graceful_shutdown(self, timeout_ms: int | None = None) -> bool:
+        """Stop taking jobs, let active ones finish within ``timeout_ms`` (jobs still running
+        then go back to the queue), close every connection. True if everything drained."""
+        if self._closed:
+            return True
+        self._closed = True
+        timeout = self.settings.shutdown_timeout_ms if timeout_ms is None else timeout_ms
+        drained = await self._rt.stop_consumers(timeout)
+        await self._rt.aclose()
+        return drained
+
+
+__all__ = ["JobQueueManager", "QueueEvent"]

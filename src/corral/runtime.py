@@ -1,0 +1,176 @@
+"""The composition root: builds adapters and services from settings, in order, and closes them
+in reverse. Facades (``manager``, ``worker``) hold a Runtime; nothing else wires adapters."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable, Iterable
+from contextlib import AsyncExitStack
+from typing import Any
+
+from corral.adapters.bullmq.connection import make_client, ping, server_info
+from corral.adapters.bullmq.consumer import BullConsumer, WorkerConfig
+from corral.adapters.bullmq.events import EventStream
+from corral.adapters.bullmq.queue import BullQueue
+from corral.core.events import EVENT_NAMES, QueueEvent
+from corral.core.handlers import HandlerRegistry
+from corral.services.discovery import discover
+from corral.services.execution import Executor
+from corral.settings import CorralSettings
+
+logger = logging.getLogger(__name__)
+
+Listener = Callable[[QueueEvent], Any]
+
+
+class Listeners:
+    """Event listeners by name; sync ones are called inline, async ones run as tasks."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, list[Listener]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    def add(self, name: str, listener: Listener) -> None:
+        if name not in EVENT_NAMES:
+            raise ValueError(
+                f"event: unknown event {name!r} (known: {', '.join(sorted(EVENT_NAMES))})"
+            )
+        if not callable(listener):
+            raise TypeError("listener: must be callable")
+        self._by_name.setdefault(name, []).append(listener)
+
+    def remove(self, name: str, listener: Listener) -> None:
+        self._by_name.get(name, []).remove(listener)
+
+    def __bool__(self) -> bool:
+        return any(self._by_name.values())
+
+    def dispatch(self, event: QueueEvent) -> None:
+        for listener in self._by_name.get(event.name, ()):
+            try:
+                outcome = listener(event)
+                if inspect.isawaitable(outcome):
+                    task = asyncio.ensure_future(outcome)
+                    self._tasks.add(task)
+                    task.add_done_callback(self._done)
+            except Exception:
+                logger.exception(
+                    "listener for %r failed", event.name, extra={"event": "listener.error"}
+                )
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "async listener failed: %r", task.exception(), extra={"event": "listener.error"}
+            )
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class Runtime:
+    """Owns every connection a Corral process opens for one queue."""
+
+    def __init__(self, settings: CorralSettings, *, queue: str | None = None) -> None:
+        self.settings = settings
+        self.queue_name = queue or settings.queue
+        self._url = settings.redis_url.get_secret_value()
+        self._stack = AsyncExitStack()
+        self._queue: BullQueue | None = None
+        self._events: EventStream | None = None
+        self.listeners = Listeners()
+        self.consumers: list[BullConsumer] = []
+        self._lock = asyncio.Lock()
+
+    # -- producer / admin --------------------------------------------------------------------
+    async def queue(self) -> BullQueue:
+        if self._queue is None:
+            async with self._lock:
+                if self._queue is None:
+                    client = make_client(
+                        self._url, connect_timeout_s=self.settings.redis_connect_timeout_s
+                    )
+                    queue = BullQueue(
+                        client, self._url, name=self.queue_name, prefix=self.settings.prefix
+                    )
+                    self._stack.push_async_callback(queue.close)
+                    self._queue = queue
+        return self._queue
+
+    async def ping(self) -> float:
+        queue = await self.queue()
+        return await ping(queue.client, self._url, self.settings.redis_connect_timeout_s)
+
+    async def redis_info(self) -> dict[str, object]:
+        return await server_info((await self.queue()).client)
+
+    # -- events -------------------------------------------------------------------------------
+    async def start_events(self) -> None:
+        if self._events is None:
+            stream = EventStream(
+                make_client(self._url, max_connections=2),
+                prefix=self.settings.prefix,
+                queue=self.queue_name,
+                sink=self.listeners.dispatch,
+            )
+            self._events = stream
+            self._stack.push_async_callback(self.listeners.drain)
+            self._stack.push_async_callback(stream.close)
+            await stream.start()
+
+    # -- workers ------------------------------------------------------------------------------
+    def registry_from(self, handlers: HandlerRegistry | Iterable[str] | None) -> HandlerRegistry:
+        if isinstance(handlers, HandlerRegistry):
+            return handlers
+        packages = list(handlers) if handlers is not None else self.settings.handler_packages
+        return discover(packages)
+
+    async def start_consumer(
+        self,
+        registry: HandlerRegistry,
+        *,
+        concurrency: int | None = None,
+        limiter_max: int | None = None,
+        limiter_duration_ms: int | None = None,
+        name: str | None = None,
+    ) -> BullConsumer:
+        s = self.settings
+        config = WorkerConfig(
+            queue=self.queue_name,
+            prefix=s.prefix,
+            concurrency=concurrency or s.concurrency,
+            limiter_max=limiter_max,
+            limiter_duration_ms=limiter_duration_ms,
+            lock_duration_ms=s.lock_duration_ms,
+            stalled_interval_ms=s.stalled_interval_ms,
+            max_stalled_count=s.max_stalled_count,
+            name=name,
+        )
+        client = make_client(
+            self._url,
+            max_connections=config.concurrency + 10,
+            connect_timeout_s=s.redis_connect_timeout_s,
+        )
+        await ping(client, self._url, s.redis_connect_timeout_s)
+        # Sync handlers get threads of their own; a timed-out one keeps its thread, so allow
+        # some headroom above the concurrency.
+        executor = Executor(registry, threads=config.concurrency * 2)
+        consumer = BullConsumer(client, config, executor)
+        await consumer.start()
+        self.consumers.append(consumer)
+        return consumer
+
+    async def stop_consumers(self, timeout_ms: int, hurry: asyncio.Event | None = None) -> bool:
+        """Close every worker within ``timeout_ms``; True if all drained in time."""
+        consumers, self.consumers = self.consumers, []
+        results = await asyncio.gather(*(c.close(timeout_ms, hurry) for c in consumers))
+        return all(results)
+
+    async def aclose(self) -> None:
+        await self._stack.aclose()
+        self._queue = None
+        self._events = None

@@ -1,0 +1,107 @@
+"""Cluster metrics and health, computed from figures the adapters read from Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+HealthStatus = Literal["healthy", "degraded", "unhealthy"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Metrics:
+    """Cluster-wide totals since the queue was created (or its stats were reset).
+
+    ``total_jobs`` counts finished jobs (completed + failed); ``success_rate`` is
+    completed / total (1.0 when nothing finished yet); ``average_processing_time`` is the mean
+    handler time in ms over every attempt, failed ones included.
+    """
+
+    total_jobs: int
+    completed_jobs: int
+    failed_jobs: int
+    retried_attempts: int
+    stalled_jobs: int
+    success_rate: float
+    average_processing_time: float
+
+
+def compute_metrics(stats: Mapping[str, float]) -> Metrics:
+    completed = int(stats.get("completed", 0))
+    failed = int(stats.get("failed", 0))
+    retried = int(stats.get("retried", 0))
+    attempts = completed + failed + retried
+    total = completed + failed
+    return Metrics(
+        total_jobs=total,
+        completed_jobs=completed,
+        failed_jobs=failed,
+        retried_attempts=retried,
+        stalled_jobs=int(stats.get("stalled", 0)),
+        success_rate=completed / total if total else 1.0,
+        average_processing_time=(stats.get("processing_ms", 0.0) / attempts) if attempts else 0.0,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthThresholds:
+    max_latency_ms: float = 100.0
+    max_backlog: int = 10_000
+    max_failure_rate: float = 0.5
+    min_finished_for_rate: int = 20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthReport:
+    status: HealthStatus
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def evaluate_health(
+    *,
+    redis_error: str | None,
+    latency_ms: float | None,
+    counts: Mapping[str, int] | None,
+    workers: Sequence[Mapping[str, Any]] | None,
+    metrics: Metrics | None,
+    paused: bool | None,
+    thresholds: HealthThresholds = HealthThresholds(),
+) -> HealthReport:
+    """``unhealthy`` when Redis cannot be reached; ``degraded`` (with every reason listed in
+    ``details.problems``) when it can but something needs attention."""
+    if redis_error is not None:
+        return HealthReport(
+            status="unhealthy",
+            details={
+                "redis": f"unreachable: {redis_error}",
+                "problems": [f"Redis unreachable: {redis_error}"],
+            },
+        )
+    problems: list[str] = []
+    counts = counts or {}
+    backlog = int(counts.get("waiting", 0)) + int(counts.get("prioritized", 0))
+    live = len(workers or ())
+    if latency_ms is not None and latency_ms > thresholds.max_latency_ms:
+        problems.append(f"Redis latency {latency_ms:.0f} ms > {thresholds.max_latency_ms:.0f} ms")
+    if backlog and live == 0 and not paused:
+        problems.append(f"{backlog} jobs waiting and no live worker")
+    if backlog > thresholds.max_backlog:
+        problems.append(f"backlog {backlog} > {thresholds.max_backlog}")
+    if metrics is not None and metrics.total_jobs >= thresholds.min_finished_for_rate:
+        failure_rate = 1.0 - metrics.success_rate
+        if failure_rate > thresholds.max_failure_rate:
+            problems.append(f"failure rate {failure_rate:.0%} > {thresholds.max_failure_rate:.0%}")
+    if paused:
+        problems.append("queue is paused")
+    details: dict[str, Any] = {
+        "redis": "ok",
+        "redis_latency_ms": None if latency_ms is None else round(latency_ms, 2),
+        "workers_alive": live,
+        "backlog": backlog,
+        "paused": bool(paused),
+        "problems": problems,
+    }
+    if metrics is not None:
+        details["success_rate"] = round(metrics.success_rate, 4)
+    return HealthReport(status="degraded" if problems else "healthy", details=details)

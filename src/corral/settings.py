@@ -1,0 +1,116 @@
+"""CorralSettings: the only module that reads the environment. Read once, at the entry point."""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from corral.core.redaction import redact_url
+from corral.errors import ConfigurationError
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+
+Environment = Literal["development", "test", "staging", "production"]
+
+
+class CorralSettings(BaseSettings):
+    """Every knob Corral reads from the environment. ``repr`` never shows a password."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://localhost:6379"), validation_alias="REDIS_URL"
+    )
+    log_level: str = Field(default="info", validation_alias="LOG_LEVEL")
+    environment: Environment = Field(default="development", validation_alias="CORRAL_ENV")
+    queue: str = Field(
+        default="corral", validation_alias="CORRAL_QUEUE", min_length=1, max_length=64
+    )
+    prefix: str = Field(
+        default="bull", validation_alias="CORRAL_PREFIX", min_length=1, max_length=64
+    )
+    handlers: str = Field(default="", validation_alias="CORRAL_HANDLERS")
+    concurrency: int = Field(default=10, validation_alias="CORRAL_CONCURRENCY", ge=1, le=10_000)
+    redis_connect_timeout_s: float = Field(
+        default=5.0, validation_alias="CORRAL_REDIS_CONNECT_TIMEOUT", gt=0, le=60
+    )
+    lock_duration_ms: int = Field(
+        default=30_000, validation_alias="CORRAL_LOCK_DURATION_MS", ge=500, le=3_600_000
+    )
+    stalled_interval_ms: int = Field(
+        default=30_000, validation_alias="CORRAL_STALLED_INTERVAL_MS", ge=100, le=3_600_000
+    )
+    max_stalled_count: int = Field(default=1, validation_alias="CORRAL_MAX_STALLED_COUNT", ge=0)
+    shutdown_timeout_ms: int = Field(
+        default=30_000, validation_alias="CORRAL_SHUTDOWN_TIMEOUT_MS", ge=0, le=3_600_000
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        lowered = value.strip().lower()
+        if lowered not in LEVELS:
+            raise ValueError(f"must be one of {', '.join(LEVELS)}")
+        return lowered
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr) -> SecretStr:
+        check_redis_url(value.get_secret_value())
+        return value
+
+    @field_validator("queue", "prefix")
+    @classmethod
+    def _no_colon(cls, value: str) -> str:
+        if ":" in value or not value.isprintable() or value != value.strip():
+            raise ValueError("must not contain ':', spaces at the ends or control characters")
+        return value
+
+    @property
+    def handler_packages(self) -> list[str]:
+        return [p.strip() for p in self.handlers.split(",") if p.strip()]
+
+    @property
+    def redis_url_redacted(self) -> str:
+        return redact_url(self.redis_url.get_secret_value())
+
+
+def check_redis_url(url: str) -> None:
+    """Raise ValueError (message without the password) unless ``url`` is a usable Redis URL."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"malformed URL {redact_url(url)!r}: port must be a number") from exc
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError(f"must start with redis://, rediss:// or unix://, got {redact_url(url)!r}")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError(f"has no host: {redact_url(url)!r}")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("port out of range")
+    db = parts.path.strip("/")
+    if db and (not db.isdigit() or int(db) > 15) and parts.scheme != "unix":
+        raise ValueError(f"database must be a number 0-15, got {db!r}")
+
+
+_ALIASES = {
+    name: (field.validation_alias if isinstance(field.validation_alias, str) else name)
+    for name, field in CorralSettings.model_fields.items()
+}
+
+
+def load_settings(**overrides: object) -> CorralSettings:
+    """Read the environment once; raise ConfigurationError naming the variable on bad input."""
+    try:
+        return CorralSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = str(error["loc"][0]) if error["loc"] else "?"
+        variable = _ALIASES.get(loc, loc)
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise ConfigurationError(f"{variable}: {message}") from None

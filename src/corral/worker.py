@@ -1,0 +1,73 @@
+"""The worker process: run one queue's worker until SIGTERM/SIGINT, then drain gracefully.
+
+One shutdown path: the first signal sets the stop event and the worker drains within the
+shutdown timeout; a second signal cuts the drain short (jobs still running go back to the
+queue at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterable
+
+from corral.core.handlers import HandlerRegistry
+from corral.runtime import Runtime
+from corral.settings import CorralSettings
+
+logger = logging.getLogger(__name__)
+
+
+class StopSignal:
+    """SIGTERM/SIGINT -> ``stop`` (first) and ``hurry`` (second)."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.hurry = asyncio.Event()
+
+    def install(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if self.stop.is_set():
+            logger.warning("second %s: stopping now", sig.name, extra={"event": "shutdown.hurry"})
+            self.hurry.set()
+        else:
+            logger.info("%s received: draining", sig.name, extra={"event": "shutdown.start"})
+            self.stop.set()
+
+
+async def run_worker(
+    settings: CorralSettings,
+    *,
+    handlers: HandlerRegistry | Iterable[str] | None = None,
+    queue: str | None = None,
+    concurrency: int | None = None,
+    limiter_max: int | None = None,
+    limiter_duration_ms: int | None = None,
+    stop: StopSignal | None = None,
+) -> bool:
+    """Run until stopped; returns True if every active job finished before the deadline."""
+    if stop is None:
+        stop = StopSignal()
+        stop.install()
+    runtime = Runtime(settings, queue=queue)
+    registry = runtime.registry_from(handlers)
+    consumer = await runtime.start_consumer(
+        registry,
+        concurrency=concurrency,
+        limiter_max=limiter_max,
+        limiter_duration_ms=limiter_duration_ms,
+    )
+    stopped = asyncio.ensure_future(stop.stop.wait())
+    died = asyncio.ensure_future(consumer.wait_closed())
+    await asyncio.wait({stopped, died}, return_when=asyncio.FIRST_COMPLETED)
+    if died.done() and not stop.stop.is_set():
+        logger.critical("the worker loop ended unexpectedly", extra={"event": "worker.died"})
+    stopped.cancel()
+    drained = await runtime.stop_consumers(settings.shutdown_timeout_ms, stop.hurry)
+    await runtime.aclose()
+    return drained

@@ -112,10 +112,12 @@ class BullQueue:
 
     async def get_job(self, job_id: str) -> JobInfo:
         async with self._guard():
+            # State first: the finishing script updates the hash and the state atomically, so a
+            # hash read after a "failed" state is guaranteed to carry the failure.
+            state = await self._queue.getJobState(job_id)
             job = await self._queue.getJob(job_id)
             if job is None:
                 raise JobNotFound(job_id)
-            state = await self._queue.getJobState(job_id)
         return JobInfo(
             id=str(job.id),
             name=job.name,

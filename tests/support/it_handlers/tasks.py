@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from typing import Any
+
+import redis
+
+from corral import Job, UnrecoverableError, job_handler
+
+
+def _ledger(job: Job, event: str) -> None:
+    key = job.data.get("ledger")
+    if not key:
+        return
+    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+    try:
+        client.rpush(
+            key,
+            json.dumps(
+                {
+                    "job_id": job.id,
+                    "event": event,
+                    "attempt": job.attempts_made + 1,
+                    "pid": os.getpid(),
+                    "t": time.time(),
+                    "tag": job.data.get("tag"),
+                }
+            ),
+        )
+    finally:
+        client.close()
+
+
+@job_handler
+async def noop(job: Job) -> None:
+    return None
+
+
+@job_handler
+async def record(job: Job) -> dict[str, Any]:
+    """Ledger a start and a finish; return the start time."""
+    started = time.time()
+    _ledger(job, "start")
+    await asyncio.sleep(float(job.data.get("sleep", 0)))
+    _ledger(job, "finish")
+    return {"started": started, "tag": job.data.get("tag")}
+
+
+@job_handler
+def record_sync(job: Job) -> dict[str, Any]:
+    started = time.time()
+    _ledger(job, "start")
+    time.sleep(float(job.data.get("sleep", 0)))
+    _ledger(job, "finish")
+    return {"started": started}
+
+
+@job_handler
+async def fail(job: Job) -> None:
+    _ledger(job, "start")
+    raise RuntimeError(f"boom on attempt {job.attempts_made + 1}")
+
+
+@job_handler
+async def fail_unrecoverable(job: Job) -> None:
+    _ledger(job, "start")
+    raise UnrecoverableError("this cannot succeed")
+
+
+@job_handler
+async def progress(job: Job) -> str:
+    for step in (25, 50, 100):
+        await job.update_progress(step)
+    await job.log("all steps done")
+    return "done"

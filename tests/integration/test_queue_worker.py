@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -81,7 +82,7 @@ async def test_exponential_backoff_spaces_attempts(qm: JobQueueManager, ledger: 
     await qm.start_worker()
     await _state(qm, job_id, "failed")
     times = [e["t"] for e in ledger.entries()]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     # exponential: ~200 ms then ~400 ms (lower bounds only; no upper timing asserted)
     assert gaps[0] >= 0.19
     assert gaps[1] >= 0.39

@@ -9,6 +9,7 @@ import asyncio
 import sys
 from typing import Annotated, NoReturn
 
+import click
 import typer
 
 from corral.core.redaction import redact_text
@@ -23,6 +24,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root() -> None:
+    """Corral: a job queue and cron scheduler on Redis (BullMQ protocol)."""
 
 
 def _die(message: str, code: int = 1) -> NoReturn:
@@ -93,7 +99,20 @@ def worker(
 
 
 def main() -> None:
+    """Entry point. Usage errors are one line on stderr and exit code 2."""
     try:
-        app()
+        code = app(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError:
+        sys.exit(2)  # click has printed the help
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "corral"
+        option = f" (see '{command} --help')"
+        typer.echo(f"corral: {redact_text(exc.format_message())}{option}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(130)
     except KeyboardInterrupt:  # pragma: no cover - signal handlers normally catch it
         sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -78,15 +78,6 @@ _NAMES: dict[str, dict[str, int]] = {
     "month": {name: i for i, name in enumerate(_MONTHS, start=1)},
     "day-of-week": {name: i for i, name in enumerate(_DAYS)},
 }
-_ALIASES = {
-    "@yearly": "0 0 0 1 1 *",
-    "@annually": "0 0 0 1 1 *",
-    "@monthly": "0 0 0 1 * *",
-    "@weekly": "0 0 0 * * 0",
-    "@daily": "0 0 0 * * *",
-    "@midnight": "0 0 0 * * *",
-    "@hourly": "0 0 * * * *",
-}
 _LONGEST_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February in a leap year
 _NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})  # host files, not real zones
 
@@ -139,14 +130,16 @@ class CronExpression:
             raise InvalidCronExpression(repr(expression), "", "must be a string")
         text = expression.strip()
         if len(text) > MAX_LENGTH:
-            raise InvalidCronExpression(text[:MAX_LENGTH], "", f"longer than {MAX_LENGTH} chars")
+            problem = f"{len(text)} characters; at most {MAX_LENGTH} allowed"
+            raise InvalidCronExpression(text[:MAX_LENGTH], "", problem)
         for position, char in enumerate(text):
             if not char.isascii():
                 problem = f"non-ASCII character U+{ord(char):04X} at position {position}"
                 raise InvalidCronExpression(text, "", problem)
         if text.startswith("@"):
-            hint = _ALIASES.get(text.lower())
-            problem = f"{text}: @-aliases are not supported" + (f"; write {hint!r}" if hint else "")
+            problem = (
+                f"{text}: @-aliases are not supported; write the fields (@daily = '0 0 0 * * *')"
+            )
             raise InvalidCronExpression(text, "", problem)
         parts = text.split()
         if len(parts) not in (5, 6):
@@ -318,9 +311,9 @@ def _parse_field(expression: str, spec: tuple[str, int, int, int], text: str) ->
 
 def _parse_item(expression: str, spec: tuple[str, int, int, int], item: str) -> range:
     name, low, _, star_high = spec
-    for char, what in (("?", "'?' is not supported; use '*'"), ("#", "'#' (nth weekday)")):
+    for char, problem in (("?", "'?' is not supported; use '*'"), ("#", "'#' is not supported")):
         if char in item:
-            raise InvalidCronExpression(expression, name, f"{what} is not supported")
+            raise InvalidCronExpression(expression, name, problem)
     base, slash, step_text = item.partition("/")
     step = 1
     if slash:

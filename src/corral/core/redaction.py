@@ -6,31 +6,34 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any, Final
-from urllib.parse import urlsplit, urlunsplit
 
 _SECRET_KEY_RE: Final = re.compile(r"pass|secret|token|key|authorization|cookie", re.IGNORECASE)
+# The look-behind makes a match start only where a run of scheme characters starts, so the
+# search stays linear on long text; the password runs to the last '@' before whitespace (an
+# unencoded '@' in a password must not leave its tail visible); any letter case.
 _URL_PASSWORD_RE: Final = re.compile(
-    r"(?P<scheme>[a-z][a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):[^@\s]*@"
+    r"(?<![a-z0-9+.\-])(?P<scheme>[a-z0-9+.\-]*://)(?P<user>[^:/@\s]*):\S*@", re.IGNORECASE
 )
 
 
 def redact_url(url: str) -> str:
-    """``redis://:pw@host:6379/0`` -> ``redis://:***@host:6379/0``; robust to malformed URLs."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return _URL_PASSWORD_RE.sub(r"\g<scheme>\g<user>:***@", url)
-        host = parts.hostname or ""
-        if ":" in host:
-            host = f"[{host}]"
-        try:
-            port = f":{parts.port}" if parts.port is not None else ""
-        except ValueError:
-            port = ""
-        netloc = f"{parts.username or ''}:***@{host}{port}"
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    except ValueError:
-        return _URL_PASSWORD_RE.sub(r"\g<scheme>\g<user>:***@", url)
+    """``redis://:pw@host:6379/0`` -> ``redis://:***@host:6379/0``; robust to malformed URLs.
+
+    Works on the text, not a parsed URL, so a URL that ``urlsplit`` misreads (no scheme, an
+    unencoded ``@``, ``/`` or ``#`` in the password) still has its whole password hidden:
+    everything from the first ``:`` of the user info to the last ``@`` is masked. A user name
+    alone (no ``:``) is left as it is.
+    """
+    head, at, host = url.rpartition("@")
+    if not at:
+        return url
+    scheme, sep, userinfo = head.partition("://")
+    if not sep:
+        scheme, userinfo = "", head
+    user, colon, _ = userinfo.partition(":")
+    if not colon:
+        return url
+    return f"{scheme}{sep}{user}:***@{host}"
 
 
 def redact_text(text: str) -> str:

@@ -98,6 +98,28 @@ def worker(
     raise typer.Exit(0 if drained else 3)
 
 
+@app.command()
+def dev(
+    folder: Annotated[
+        str, typer.Option(help="Where the private Redis keeps its files.")
+    ] = ".corral",
+) -> None:
+    """Run Corral all-in-one for development: a private Redis (unless REDIS_URL is set), a
+    worker with the example handlers, and the seed's example jobs."""
+    import os
+    from pathlib import Path
+
+    from corral.dev import run_dev
+
+    settings = _settings()
+    try:
+        asyncio.run(
+            run_dev(settings, redis_from_env="REDIS_URL" in os.environ, folder=Path(folder))
+        )
+    except CorralError as exc:
+        _die(str(exc))
+
+
 def main() -> None:
     """Entry point. Usage errors are one line on stderr and exit code 2."""
     try:

@@ -7,6 +7,7 @@ wire options; nothing in the core knows BullMQ's inverted priority scale.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -255,6 +256,10 @@ def validate_data(data: object, path: str = "data") -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _fail(path, f"must be a JSON object (dict), got {type(data).__name__}")
     size = _check_json(data, path, 0)
+    if size <= MAX_DATA_BYTES * 4:
+        # The walk's figure is only an estimate (ASCII counted double, non-ASCII under-counted);
+        # measure exactly as BullMQ will store it: compact separators, ASCII escapes.
+        size = len(json.dumps(data, separators=(",", ":"), allow_nan=False))
     if size > MAX_DATA_BYTES:
         raise _fail(path, f"is about {size} bytes serialized; the limit is {MAX_DATA_BYTES}")
     return data
@@ -298,7 +303,7 @@ def _check_scalar(value: object, path: str) -> int:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise _fail(path, "NaN and Infinity are not valid JSON")
-        return 24
+        return len(repr(value))
     if isinstance(value, str):
         _check_text(value, path)
         return len(value) * 2 + 2
@@ -344,7 +349,9 @@ def build_bulk(items: object, *, defaults: JobOptions | None = None) -> list[Job
         unknown = set(item) - {"name", "data", "options", "opts"}
         if unknown:
             raise _fail(f"{prefix}{sorted(unknown)[0]}", "unknown field")
-        raw_options = item.get("options", item.get("opts")) or {}
+        raw_options = item.get("options", item.get("opts"))
+        if raw_options is None:
+            raw_options = {}
         if not isinstance(raw_options, Mapping):
             raise _fail(f"{prefix}options", "must be an object")
         specs.append(

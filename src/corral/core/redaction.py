@@ -36,9 +36,24 @@ def redact_url(url: str) -> str:
     return f"{scheme}{sep}{user}:***@{host}"
 
 
+_TOKEN_RE: Final = re.compile(r"\S+")
+
+
 def redact_text(text: str) -> str:
     """Mask any ``scheme://user:password@`` inside free text (exception messages, say)."""
-    return _URL_PASSWORD_RE.sub(r"\g<scheme>\g<user>:***@", text)
+    if "@" not in text:
+        return text
+    return _TOKEN_RE.sub(_redact_token, text)
+
+
+def _redact_token(match: re.Match[str]) -> str:
+    # Only the part up to the token's last '@' can hold a password; searching just that part
+    # keeps the work linear (a failed match never scans on to the end of a long token).
+    token = match.group()
+    at = token.rfind("@")
+    if at < 0:
+        return token
+    return _URL_PASSWORD_RE.sub(r"\g<scheme>\g<user>:***@", token[: at + 1]) + token[at + 1 :]
 
 
 def mask_payload(value: Any, depth: int = 0) -> Any:

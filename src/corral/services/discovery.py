@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import logging
 import pkgutil
+import sys
 from collections.abc import Iterable
 from types import ModuleType
 
@@ -18,13 +19,24 @@ from corral.errors import HandlerDiscoveryError
 logger = logging.getLogger(__name__)
 
 
+def _not_importable(name: str, exc: BaseException | None) -> HandlerDiscoveryError:
+    return HandlerDiscoveryError(
+        f"handlers package {name!r} not importable: {type(exc).__name__}: {exc}"
+    )
+
+
 def _import(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except Exception as exc:  # any import-time failure is a start-up error naming the module
-        raise HandlerDiscoveryError(
-            f"handlers package {name!r} not importable: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise _not_importable(name, exc) from exc
+
+
+def _walk_error(name: str) -> None:
+    # pkgutil.walk_packages imports sub-packages itself: without this it swallows their
+    # ImportError and lets any other exception escape unwrapped. Called inside its except.
+    exc = sys.exc_info()[1]
+    raise _not_importable(name, exc) from exc
 
 
 def iter_modules(package_name: str) -> Iterable[ModuleType]:
@@ -35,7 +47,9 @@ def iter_modules(package_name: str) -> Iterable[ModuleType]:
     if paths is None:  # a plain module is accepted as a one-module "package"
         return
     names = sorted(
-        info.name for info in pkgutil.walk_packages(paths, prefix=f"{package.__name__}.")
+        info.name for info in pkgutil.walk_packages(
+            paths, prefix=f"{package.__name__}.", onerror=_walk_error
+        )
     )
     for name in names:
         yield _import(name)

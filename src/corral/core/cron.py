@@ -34,8 +34,8 @@ DST (ARCHITECTURE.md decision 6, Vixie cron as Debian applies it)
       the skipped hour never (25 and 23 hourly fires).
 
     Both rules are applied per UTC segment of constant offset; the offset transitions of a zone
-    are found by probing every 6 hours (so two transitions less than 6 hours apart, which the
-    tz database does not contain, would be seen as one). Results are whole seconds, strictly
+    are found by probing every 6 hours (two transitions under 6 hours apart would be seen as
+    one; the tz database has none since 1900). Results are whole seconds, strictly
     increasing, never repeated. The search looks at most ``SEARCH_HORIZON_YEARS`` ahead: that
     covers the rarest valid schedule (29 February on one weekday, up to 40 years apart).
 """

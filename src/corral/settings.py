@@ -86,7 +86,8 @@ def check_redis_url(url: str) -> None:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"malformed URL {redact_url(url)!r}: port must be a number") from exc
+        problem = "port must be a number 1-65535"
+        raise ValueError(f"malformed URL {redact_url(url)!r}: {problem}") from exc
     if parts.scheme not in ("redis", "rediss", "unix"):
         raise ValueError(f"must start with redis://, rediss:// or unix://, got {redact_url(url)!r}")
     if parts.scheme != "unix" and not parts.hostname:

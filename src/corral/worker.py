@@ -55,19 +55,20 @@ async def run_worker(
         stop = StopSignal()
         stop.install()
     runtime = Runtime(settings, queue=queue)
-    registry = runtime.registry_from(handlers)
-    consumer = await runtime.start_consumer(
-        registry,
-        concurrency=concurrency,
-        limiter_max=limiter_max,
-        limiter_duration_ms=limiter_duration_ms,
-    )
-    stopped = asyncio.ensure_future(stop.stop.wait())
-    died = asyncio.ensure_future(consumer.wait_closed())
-    await asyncio.wait({stopped, died}, return_when=asyncio.FIRST_COMPLETED)
-    if died.done() and not stop.stop.is_set():
-        logger.critical("the worker loop ended unexpectedly", extra={"event": "worker.died"})
-    stopped.cancel()
-    drained = await runtime.stop_consumers(settings.shutdown_timeout_ms, stop.hurry)
-    await runtime.aclose()
-    return drained
+    try:
+        registry = runtime.registry_from(handlers)
+        consumer = await runtime.start_consumer(
+            registry,
+            concurrency=concurrency,
+            limiter_max=limiter_max,
+            limiter_duration_ms=limiter_duration_ms,
+        )
+        stopped = asyncio.ensure_future(stop.stop.wait())
+        died = asyncio.ensure_future(consumer.wait_closed())
+        await asyncio.wait({stopped, died}, return_when=asyncio.FIRST_COMPLETED)
+        if died.done() and not stop.stop.is_set():
+            logger.critical("the worker loop ended unexpectedly", extra={"event": "worker.died"})
+        stopped.cancel()
+        return await runtime.stop_consumers(settings.shutdown_timeout_ms, stop.hurry)
+    finally:
+        await runtime.aclose()

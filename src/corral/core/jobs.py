@@ -31,7 +31,7 @@ MAX_BULK_JOBS: Final = 1000
 # A job's name is the name of its handler: letters, digits, '_' and '-', at most 64. No dots,
 # slashes or colons, so no name can be mistaken for an import path.
 NAME_RULE: Final = "must be 1-64 letters, digits, '_' or '-', not starting with a digit or '-'"
-NAME_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,63}$")
+NAME_RE: Final = re.compile(r"\A[A-Za-z_][A-Za-z0-9_\-]{0,63}\Z")  # \Z: "$" allows a final "\n"
 
 
 class JobPriority(IntEnum):

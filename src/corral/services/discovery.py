@@ -47,9 +47,8 @@ def iter_modules(package_name: str) -> Iterable[ModuleType]:
     if paths is None:  # a plain module is accepted as a one-module "package"
         return
     names = sorted(
-        info.name for info in pkgutil.walk_packages(
-            paths, prefix=f"{package.__name__}.", onerror=_walk_error
-        )
+        info.name
+        for info in pkgutil.walk_packages(paths, prefix=f"{package.__name__}.", onerror=_walk_error)
     )
     for name in names:
         yield _import(name)

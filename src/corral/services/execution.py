@@ -8,6 +8,7 @@ be killed, so on timeout the attempt fails on time and the thread is left to fin
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from collections.abc import Sequence
@@ -52,17 +53,30 @@ class Executor:
         return result
 
     async def _call(self, handler: Handler, job: Job, timeout_ms: int | None) -> Any:
+        # asyncio.timeout, not wait_for: a TimeoutError the handler raises itself (an HTTP or
+        # socket timeout) must stay that error, not become "the job timed out".
         timeout_s = None if timeout_ms is None else timeout_ms / 1000
         if handler.is_async:
+            scope = asyncio.timeout(timeout_s)
             try:
-                return await asyncio.wait_for(handler.func(job), timeout_s)
+                async with scope:
+                    return await handler.func(job)
             except TimeoutError:
+                if not scope.expired():
+                    raise
                 raise JobTimeoutError(timeout_ms or 0) from None
         loop = asyncio.get_running_loop()
         future = loop.run_in_executor(self._pool, handler.func, job)
+        scope = asyncio.timeout(timeout_s)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
+            async with scope:
+                result = await asyncio.shield(future)
+                if inspect.isawaitable(result):  # a plain wrapper around async code
+                    result = await result
+                return result
         except TimeoutError:
+            if not scope.expired():
+                raise
             logger.warning(
                 "sync handler %s for job %s timed out after %s ms; its thread runs on",
                 handler.name,

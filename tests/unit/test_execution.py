@@ -1,0 +1,327 @@
+"""The Executor: async and sync handlers, timeouts, observers. No Redis: a fake JobControl."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from corral.core.handlers import HandlerRegistry, Job
+from corral.errors import HandlerNotFound, JobTimeoutError, UnrecoverableError
+from corral.services.execution import Executor
+
+LONG_S = 5.0  # how long a "slow" handler would run if nothing stopped it
+
+
+class FakeControl:
+    """Implements the JobControl protocol in memory."""
+
+    def __init__(self) -> None:
+        self.progress: list[object] = []
+        self.lines: list[str] = []
+
+    async def update_progress(self, progress: int | float | dict[str, Any]) -> None:
+        self.progress.append(progress)
+
+    async def log(self, line: str) -> None:
+        self.lines.append(line)
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.started: list[tuple[str, str, int]] = []
+        self.finished: list[dict[str, Any]] = []
+
+    def attempt_started(self, job_id: str, name: str, attempt: int) -> None:
+        self.started.append((job_id, name, attempt))
+
+    def attempt_finished(
+        self,
+        job_id: str,
+        name: str,
+        attempt: int,
+        *,
+        ok: bool,
+        duration_ms: float,
+        error: str | None,
+    ) -> None:
+        self.finished.append(
+            {
+                "job_id": job_id,
+                "name": name,
+                "attempt": attempt,
+                "ok": ok,
+                "duration_ms": duration_ms,
+                "error": error,
+            }
+        )
+
+
+class BrokenObserver:
+    def attempt_started(self, job_id: str, name: str, attempt: int) -> None:
+        raise RuntimeError("observer broke on start")
+
+    def attempt_finished(self, *args: object, **kwargs: object) -> None:
+        raise RuntimeError("observer broke on finish")
+
+
+def _job(
+    name: str, *, attempts_made: int = 0, control: FakeControl | None = None, **data: Any
+) -> Job:
+    return Job(
+        id=f"job-{name}",
+        name=name,
+        data=dict(data),
+        attempts_made=attempts_made,
+        timestamp_ms=0,
+        control=control or FakeControl(),
+    )
+
+
+@pytest.fixture
+def registry() -> HandlerRegistry:
+    return HandlerRegistry()
+
+
+@pytest.fixture
+def observer() -> RecordingObserver:
+    return RecordingObserver()
+
+
+@pytest.fixture
+def executor(registry: HandlerRegistry, observer: RecordingObserver) -> Iterator[Executor]:
+    ex = Executor(registry, threads=4, observers=[observer])
+    yield ex
+    ex.close()
+
+
+async def _run(
+    executor: Executor, registry: HandlerRegistry, func: Callable[..., Any], name: str, **kw: Any
+) -> Any:
+    registry.register(func, name)
+    timeout_ms = kw.pop("timeout_ms", 30_000)
+    job = kw.pop("job", None) or _job(name, **kw)
+    return await executor.run(executor.handler_for(name), job, timeout_ms)
+
+
+# -- running -----------------------------------------------------------------------------------
+
+
+async def test_async_handler(
+    executor: Executor, registry: HandlerRegistry, observer: RecordingObserver
+) -> None:
+    control = FakeControl()
+
+    async def handler(job: Job) -> dict[str, Any]:
+        await job.update_progress(25)
+        await job.log("working")
+        await job.update_progress(100)
+        return {"success": True, "n": job.data["n"]}
+
+    job = _job("async-task", attempts_made=2, control=control, n=3)
+    result = await _run(executor, registry, handler, "async-task", job=job)
+    assert result == {"success": True, "n": 3}
+    assert control.progress == [25, 100]
+    assert control.lines == ["working"]
+    assert observer.started == [("job-async-task", "async-task", 3)]
+    [finished] = observer.finished
+    assert finished["ok"] is True
+    assert finished["attempt"] == 3
+    assert finished["error"] is None
+    assert finished["duration_ms"] >= 0
+
+
+async def test_async_handler_runs_on_the_loop_thread(
+    executor: Executor, registry: HandlerRegistry
+) -> None:
+    async def handler(job: Job) -> int:
+        return threading.get_ident()
+
+    assert await _run(executor, registry, handler, "where") == threading.get_ident()
+
+
+async def test_sync_handler_runs_off_the_loop_thread(
+    executor: Executor, registry: HandlerRegistry, observer: RecordingObserver
+) -> None:
+    loop_thread = threading.get_ident()
+
+    def handler(job: Job) -> dict[str, Any]:
+        return {"thread": threading.get_ident(), "name": threading.current_thread().name}
+
+    result = await _run(executor, registry, handler, "sync-task")
+    assert result["thread"] != loop_thread
+    assert result["name"].startswith("corral-handler")
+    assert observer.finished[0]["ok"] is True
+
+
+async def test_sync_wrapper_around_async_code_is_awaited(
+    executor: Executor, registry: HandlerRegistry
+) -> None:
+    async def inner(job: Job) -> str:
+        await asyncio.sleep(0)
+        return "awaited"
+
+    class AsyncCallable:
+        async def __call__(self, job: Job) -> str:
+            return "called"
+
+    @functools.wraps(inner)
+    def plain_wrapper(job: Job) -> Any:
+        return inner(job)
+
+    assert await _run(executor, registry, plain_wrapper, "wrapped") == "awaited"
+    assert await _run(executor, registry, AsyncCallable(), "instance") == "called"
+
+
+async def test_no_timeout(executor: Executor, registry: HandlerRegistry) -> None:
+    async def handler(job: Job) -> str:
+        await asyncio.sleep(0.01)
+        return "done"
+
+    assert await _run(executor, registry, handler, "untimed", timeout_ms=None) == "done"
+
+
+# -- failures ----------------------------------------------------------------------------------
+
+
+async def test_handler_error_propagates_and_is_observed(
+    executor: Executor, registry: HandlerRegistry, observer: RecordingObserver
+) -> None:
+    async def handler(job: Job) -> None:
+        raise ValueError("bad input row 7")
+
+    with pytest.raises(ValueError, match="bad input row 7"):
+        await _run(executor, registry, handler, "failing")
+    [finished] = observer.finished
+    assert finished["ok"] is False
+    assert "bad input row 7" in finished["error"]
+
+
+async def test_sync_handler_error_propagates(executor: Executor, registry: HandlerRegistry) -> None:
+    def handler(job: Job) -> None:
+        raise UnrecoverableError("do not retry")
+
+    with pytest.raises(UnrecoverableError, match="do not retry"):
+        await _run(executor, registry, handler, "unrecoverable")
+
+
+async def test_handlers_own_timeout_error_is_not_a_job_timeout(
+    executor: Executor, registry: HandlerRegistry
+) -> None:
+    async def async_handler(job: Job) -> None:
+        raise TimeoutError("upstream HTTP call timed out")
+
+    def sync_handler(job: Job) -> None:
+        raise TimeoutError("socket timed out")
+
+    for func, name in ((async_handler, "async-own"), (sync_handler, "sync-own")):
+        with pytest.raises(TimeoutError) as info:
+            await _run(executor, registry, func, name, timeout_ms=30_000)
+        assert not isinstance(info.value, JobTimeoutError)
+        assert "timed out" in str(info.value)
+
+
+def test_unknown_handler(executor: Executor) -> None:
+    with pytest.raises(HandlerNotFound, match=r"'os\.system' not registered"):
+        executor.handler_for("os.system")
+
+
+# -- timeouts ----------------------------------------------------------------------------------
+
+
+async def test_async_timeout_cancels_the_coroutine(
+    executor: Executor, registry: HandlerRegistry, observer: RecordingObserver
+) -> None:
+    reached: dict[str, bool] = {"after_sleep": False, "finally": False, "cancelled": False}
+
+    async def handler(job: Job) -> None:
+        try:
+            await asyncio.sleep(LONG_S)
+            reached["after_sleep"] = True
+        except asyncio.CancelledError:
+            reached["cancelled"] = True
+            raise
+        finally:
+            reached["finally"] = True
+
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with pytest.raises(JobTimeoutError) as info:
+        await _run(executor, registry, handler, "slow-async", timeout_ms=200)
+    assert loop.time() - started < LONG_S  # fired before the handler's sleep could finish
+    assert info.value.timeout_ms == 200
+    assert "200 ms" in str(info.value)
+    assert isinstance(info.value, TimeoutError)
+    assert reached == {"after_sleep": False, "finally": True, "cancelled": True}
+    # still not reached a little later: the coroutine is gone, not running on
+    await asyncio.sleep(0.05)
+    assert reached["after_sleep"] is False
+    assert observer.finished[0]["ok"] is False
+    assert "JobTimeoutError" in observer.finished[0]["error"]
+
+
+async def test_sync_timeout_fails_on_time_and_the_thread_runs_on(
+    executor: Executor, registry: HandlerRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = threading.Event()
+    finished = threading.Event()
+
+    def handler(job: Job) -> str:
+        release.wait(LONG_S)  # blocks like a slow sync call until the test lets it go
+        finished.set()
+        return "late"
+
+    with caplog.at_level(logging.WARNING, logger="corral.services.execution"):
+        with pytest.raises(JobTimeoutError) as info:
+            await _run(executor, registry, handler, "slow-sync", timeout_ms=200)
+    assert info.value.timeout_ms == 200
+    assert not finished.is_set()  # failed on time, while the handler was still running
+    assert any("its thread runs on" in r.getMessage() for r in caplog.records)
+    # the thread cannot be killed: it carries on and finishes once released
+    release.set()
+    assert await asyncio.to_thread(finished.wait, 10)
+
+
+# -- observers ---------------------------------------------------------------------------------
+
+
+async def test_a_failing_observer_does_not_fail_the_job(
+    registry: HandlerRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    recording = RecordingObserver()
+    executor = Executor(registry, threads=1, observers=[BrokenObserver(), recording])
+    try:
+
+        async def handler(job: Job) -> str:
+            return "ok"
+
+        with caplog.at_level(logging.ERROR, logger="corral.services.execution"):
+            assert await _run(executor, registry, handler, "observed") == "ok"
+    finally:
+        executor.close()
+    failures = [r for r in caplog.records if r.getMessage() == "execution observer failed"]
+    assert len(failures) == 2  # start and finish, each logged
+    # the observer after the broken one was still told
+    assert recording.started == [("job-observed", "observed", 1)]
+    assert recording.finished[0]["ok"] is True
+
+
+async def test_a_failing_observer_does_not_mask_the_handler_error(
+    registry: HandlerRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    executor = Executor(registry, threads=1, observers=[BrokenObserver()])
+    try:
+
+        async def handler(job: Job) -> None:
+            raise KeyError("missing")
+
+        with caplog.at_level(logging.ERROR, logger="corral.services.execution"):
+            with pytest.raises(KeyError, match="missing"):
+                await _run(executor, registry, handler, "observed-fail")
+    finally:
+        executor.close()

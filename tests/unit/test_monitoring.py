@@ -1,0 +1,170 @@
+"""Cluster metrics and health from the figures the adapters read from Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from corral.services.monitoring import (
+    HealthThresholds,
+    Metrics,
+    compute_metrics,
+    evaluate_health,
+)
+
+WORKER = {"id": "w1", "name": "worker-1"}
+
+
+def _health(**overrides: Any) -> Any:
+    arguments: dict[str, Any] = {
+        "redis_error": None,
+        "latency_ms": 1.5,
+        "counts": {"waiting": 0, "active": 0, "completed": 10, "failed": 0},
+        "workers": [WORKER],
+        "metrics": compute_metrics({"completed": 10}),
+        "paused": False,
+    }
+    arguments.update(overrides)
+    return evaluate_health(**arguments)
+
+
+# -- metrics -----------------------------------------------------------------------------------
+
+
+def test_metrics_of_an_empty_queue() -> None:
+    metrics = compute_metrics({})
+    assert metrics == Metrics(
+        total_jobs=0,
+        completed_jobs=0,
+        failed_jobs=0,
+        retried_attempts=0,
+        stalled_jobs=0,
+        success_rate=1.0,
+        average_processing_time=0.0,
+    )
+
+
+def test_metrics_from_redis_figures() -> None:
+    # as read from the stats hash: floats
+    metrics = compute_metrics(
+        {"completed": 8.0, "failed": 2.0, "retried": 5.0, "stalled": 1.0, "processing_ms": 1500.0}
+    )
+    assert metrics.total_jobs == 10
+    assert metrics.completed_jobs == 8
+    assert metrics.failed_jobs == 2
+    assert metrics.retried_attempts == 5
+    assert metrics.stalled_jobs == 1
+    assert metrics.success_rate == pytest.approx(0.8)
+    # every attempt counts: 8 + 2 + 5 = 15 attempts in 1500 ms
+    assert metrics.average_processing_time == pytest.approx(100.0)
+
+
+def test_metrics_all_failed() -> None:
+    metrics = compute_metrics({"failed": 4, "processing_ms": 40})
+    assert metrics.success_rate == 0.0
+    assert metrics.average_processing_time == pytest.approx(10.0)
+
+
+def test_metrics_types() -> None:
+    metrics = compute_metrics({"completed": 3.0, "failed": 1.0})
+    assert isinstance(metrics.total_jobs, int)
+    assert isinstance(metrics.completed_jobs, int)
+    assert isinstance(metrics.success_rate, float)
+
+
+# -- health ------------------------------------------------------------------------------------
+
+
+def test_healthy() -> None:
+    report = _health()
+    assert report.status == "healthy"
+    assert report.details["problems"] == []
+    assert report.details["redis"] == "ok"
+    assert report.details["workers_alive"] == 1
+    assert report.details["backlog"] == 0
+    assert report.details["paused"] is False
+    assert report.details["redis_latency_ms"] == 1.5
+    assert report.details["success_rate"] == 1.0
+
+
+def test_healthy_with_nothing_known_yet() -> None:
+    report = _health(latency_ms=None, counts=None, workers=None, metrics=None, paused=None)
+    assert report.status == "healthy"
+    assert "success_rate" not in report.details
+
+
+def test_unhealthy_when_redis_is_unreachable() -> None:
+    report = _health(redis_error="Redis not reachable at 127.0.0.1:1: Connection refused")
+    assert report.status == "unhealthy"
+    assert "127.0.0.1:1" in report.details["redis"]
+    assert report.details["problems"] == [
+        "Redis unreachable: Redis not reachable at 127.0.0.1:1: Connection refused"
+    ]
+
+
+def test_degraded_backlog_with_no_workers() -> None:
+    report = _health(counts={"waiting": 3, "prioritized": 4}, workers=[])
+    assert report.status == "degraded"
+    assert report.details["backlog"] == 7
+    assert report.details["workers_alive"] == 0
+    assert report.details["problems"] == ["7 jobs waiting and no live worker"]
+
+
+def test_backlog_with_workers_is_fine() -> None:
+    assert _health(counts={"waiting": 50}, workers=[WORKER]).status == "healthy"
+
+
+def test_no_workers_and_no_backlog_is_fine() -> None:
+    assert _health(counts={"waiting": 0}, workers=[]).status == "healthy"
+
+
+def test_degraded_backlog_over_threshold() -> None:
+    report = _health(
+        counts={"waiting": 11}, thresholds=HealthThresholds(max_backlog=10), workers=[WORKER]
+    )
+    assert report.status == "degraded"
+    assert report.details["problems"] == ["backlog 11 > 10"]
+
+
+def test_degraded_failure_rate() -> None:
+    report = _health(metrics=compute_metrics({"completed": 5, "failed": 15}))
+    assert report.status == "degraded"
+    assert report.details["problems"] == ["failure rate 75% > 50%"]
+    assert report.details["success_rate"] == 0.25
+
+
+def test_failure_rate_needs_enough_finished_jobs() -> None:
+    # 3 of 4 failed, but 4 jobs say little: below min_finished_for_rate (20)
+    assert _health(metrics=compute_metrics({"completed": 1, "failed": 3})).status == "healthy"
+
+
+def test_degraded_latency() -> None:
+    report = _health(latency_ms=250.0)
+    assert report.status == "degraded"
+    assert report.details["problems"] == ["Redis latency 250 ms > 100 ms"]
+    assert report.details["redis_latency_ms"] == 250.0
+
+
+def test_degraded_paused() -> None:
+    report = _health(paused=True)
+    assert report.status == "degraded"
+    assert report.details["problems"] == ["queue is paused"]
+    assert report.details["paused"] is True
+
+
+def test_paused_with_backlog_and_no_workers_reports_only_the_pause() -> None:
+    report = _health(paused=True, counts={"waiting": 5}, workers=[])
+    assert report.details["problems"] == ["queue is paused"]
+
+
+def test_every_reason_is_listed() -> None:
+    report = _health(
+        latency_ms=500.0,
+        counts={"waiting": 20_000},
+        workers=[],
+        metrics=compute_metrics({"completed": 0, "failed": 30}),
+        paused=False,
+    )
+    assert report.status == "degraded"
+    assert len(report.details["problems"]) == 4

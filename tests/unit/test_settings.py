@@ -1,0 +1,175 @@
+"""Settings from the environment: defaults, bad values named, passwords never shown."""
+
+from __future__ import annotations
+
+import pytest
+
+from corral.errors import ConfigurationError
+from corral.settings import CorralSettings, load_settings
+
+CANARY = "CANARY-7f3a"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Corral variable leaks in from the developer's or CI's environment."""
+    for field in CorralSettings.model_fields.values():
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            monkeypatch.delenv(alias, raising=False)
+            monkeypatch.delenv(alias.lower(), raising=False)
+
+
+def _error(monkeypatch: pytest.MonkeyPatch, **env: str) -> ConfigurationError:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError) as info:
+        load_settings()
+    return info.value
+
+
+def test_defaults() -> None:
+    settings = load_settings()
+    assert settings.redis_url.get_secret_value() == "redis://localhost:6379"
+    assert settings.log_level == "info"
+    assert settings.environment == "development"
+    assert settings.queue == "corral"
+    assert settings.prefix == "bull"
+    assert settings.handler_packages == []
+    assert settings.concurrency == 10
+    assert settings.redis_connect_timeout_s <= 5
+
+
+def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "rediss://user:pw@redis.example:6380/3")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    monkeypatch.setenv("CORRAL_ENV", "production")
+    monkeypatch.setenv("CORRAL_HANDLERS", "app.jobs.handlers, other.handlers ,")
+    settings = load_settings()
+    assert settings.redis_url.get_secret_value() == "rediss://user:pw@redis.example:6380/3"
+    assert settings.log_level == "debug"
+    assert settings.environment == "production"
+    assert settings.handler_packages == ["app.jobs.handlers", "other.handlers"]
+
+
+def test_overrides_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORRAL_QUEUE", "from-env")
+    assert load_settings(queue="from-code").queue == "from-code"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://localhost:6379",
+        "redis://127.0.0.1:6379/0",
+        "redis://h:6379/15",
+        "rediss://h:6380",
+        "redis://[::1]:6379/2",
+        "unix:///tmp/redis.sock",
+        f"redis://:{CANARY}@h:1/0",
+    ],
+)
+def test_good_redis_urls(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("REDIS_URL", url)
+    assert load_settings().redis_url.get_secret_value() == url
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("", "must start with redis://"),
+        ("localhost:6379", "must start with redis://"),
+        ("http://x", "must start with redis://"),
+        ("redis://h:notaport", "port"),
+        ("redis://h:70000", "port"),
+        ("redis://h:0", "port"),
+        ("redis://h:6379/99", "database must be a number 0-15"),
+        ("redis://h:6379/x", "database must be a number 0-15"),
+        ("redis://", "no host"),
+    ],
+)
+def test_bad_redis_url_names_redis_url(
+    monkeypatch: pytest.MonkeyPatch, url: str, problem: str
+) -> None:
+    error = _error(monkeypatch, REDIS_URL=url)
+    assert str(error).startswith("REDIS_URL: ")
+    assert problem in str(error)
+    assert "\n" not in str(error)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://:{CANARY}@h:notaport",
+        f"redis://user:{CANARY}@h:70000/0",
+        f"redis://:{CANARY}@h:6379/99",
+        f"http://:{CANARY}@h",
+        f":{CANARY}@localhost:6379",  # no scheme
+        f"user:{CANARY}@localhost:6379",  # no scheme, with a user
+        f"redis//:{CANARY}@h:6379",  # mistyped scheme
+        f"redis://:p@ss{CANARY}@h:notaport",  # unencoded '@' in the password
+        f"redis://:{CANARY}@",
+    ],
+)
+def test_bad_redis_url_never_shows_the_password(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    error = _error(monkeypatch, REDIS_URL=url)
+    assert str(error).startswith("REDIS_URL: ")
+    assert "CANARY" not in str(error)
+    assert "CANARY" not in repr(error)
+    assert error.__cause__ is None  # the pydantic error (which holds the input) is not chained
+
+
+def test_settings_repr_never_shows_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", f"redis://:{CANARY}@h:1/0")
+    settings = load_settings()
+    assert "CANARY" not in repr(settings)
+    assert "CANARY" not in str(settings)
+    assert "CANARY" not in str(settings.model_dump())
+    assert settings.redis_url_redacted == "redis://:***@h:1/0"
+
+
+@pytest.mark.parametrize("level", ["verbose", "", "trace", "0"])
+def test_bad_log_level(monkeypatch: pytest.MonkeyPatch, level: str) -> None:
+    error = _error(monkeypatch, LOG_LEVEL=level)
+    assert str(error).startswith("LOG_LEVEL: ")
+    assert "debug, info, warning, error" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("level", "expected"),
+    [("INFO", "info"), ("info", "info"), ("Debug", "debug"), (" WARNING ", "warning")],
+)
+def test_log_level_is_case_insensitive(
+    monkeypatch: pytest.MonkeyPatch, level: str, expected: str
+) -> None:
+    monkeypatch.setenv("LOG_LEVEL", level)
+    assert load_settings().log_level == expected
+
+
+@pytest.mark.parametrize("env", ["prod", "", "dev", "PRODUCTION"])
+def test_bad_corral_env(monkeypatch: pytest.MonkeyPatch, env: str) -> None:
+    error = _error(monkeypatch, CORRAL_ENV=env)
+    assert str(error).startswith("CORRAL_ENV: ")
+    assert "production" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CORRAL_CONCURRENCY", "0"),
+        ("CORRAL_CONCURRENCY", "abc"),
+        ("CORRAL_QUEUE", "a:b"),
+        ("CORRAL_PREFIX", ""),
+        ("CORRAL_REDIS_CONNECT_TIMEOUT", "0"),
+    ],
+)
+def test_other_bad_variables_are_named(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    assert str(_error(monkeypatch, **{variable: value})).startswith(f"{variable}: ")
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.queue = "other"  # type: ignore[misc]

@@ -51,10 +51,17 @@ def queue_name(redis_url: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(redis_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def database_url(tmp_path: Path) -> str:
+    """A fresh SQLite file per test (the PostgreSQL legs live in the SQL store tests)."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'corral.db'}"
+
+
+@pytest.fixture
+def settings(redis_url: str, queue_name: str, database_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     from corral.settings import load_settings
 
     monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("DATABASE_URL", database_url)
     return load_settings(
         queue=queue_name,
         prefix="corraltest",
@@ -69,6 +76,7 @@ async def qm(settings) -> AsyncIterator:  # type: ignore[no-untyped-def]
     from corral import JobQueueManager
 
     manager = JobQueueManager(settings)
+    await manager._rt.migrate()  # before any worker process starts (they migrate concurrently)
     yield manager
     await manager.graceful_shutdown(2000)
 

@@ -13,6 +13,8 @@
     │   └── HandlerDiscoveryError   the handlers package (or one module) failed to import
     ├── BrokerUnavailable           Redis cannot be reached (host:port, no password)
     ├── JobNotFound                 no job with that id in the queue
+    ├── ScheduleNotFound            no scheduled job with that id
+    ├── StoreUnavailable (ConnectionError)  the database is unreachable (no password shown)
     ├── JobTimeoutError             an attempt ran past its timeout (retryable)
     └── UnrecoverableError          raised by a handler: fail the job now, no retries
 """
@@ -92,3 +94,13 @@ class JobTimeoutError(CorralError, TimeoutError):
 
 class UnrecoverableError(CorralError):
     """Raise from a handler to fail the job at once, without further attempts."""
+
+
+class ScheduleNotFound(CorralError, LookupError):
+    def __init__(self, schedule_id: object) -> None:
+        super().__init__(f"scheduled job {schedule_id} not found")
+        self.schedule_id = schedule_id
+
+
+class StoreUnavailable(CorralError, ConnectionError):
+    """The database cannot be reached or refused the statement; the message has no password."""

@@ -176,14 +176,21 @@ class JobQueueManager:
         concurrency: int | None = None,
         limiter_max: int | None = None,
         limiter_duration_ms: int | None = None,
+        execution_log: bool | None = None,
     ) -> None:
-        """Run a worker for this queue inside this process until :meth:`graceful_shutdown`."""
+        """Run a worker for this queue inside this process until :meth:`graceful_shutdown`.
+
+        Every execution is written to ``system_job_execution_logs`` in DATABASE_URL unless
+        ``execution_log`` is False (default: the CORRAL_EXECUTION_LOG setting).
+        """
         registry = self._rt.registry_from(handlers)
+        log = self.settings.execution_log if execution_log is None else execution_log
         await self._rt.start_consumer(
             registry,
             concurrency=concurrency,
             limiter_max=limiter_max,
             limiter_duration_ms=limiter_duration_ms,
+            lifecycle=await self._rt.execution_log_writer() if log else None,
         )
 
     async def graceful_shutdown(self, timeout_ms: int | None = None) -> bool:

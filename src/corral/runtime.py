@@ -10,14 +10,22 @@ from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from typing import Any
 
+from corral.adapters.bullmq.changes import ChangeFeed, publish_change
 from corral.adapters.bullmq.connection import make_client, ping, server_info
 from corral.adapters.bullmq.consumer import BullConsumer, WorkerConfig
 from corral.adapters.bullmq.events import EventStream
+from corral.adapters.bullmq.fires import FireGate
 from corral.adapters.bullmq.queue import BullQueue
+from corral.adapters.sql.engine import make_engine
+from corral.adapters.sql.execution_log import SqlExecutionLog
+from corral.adapters.sql.migrate import upgrade
+from corral.adapters.sql.schedule_store import SqlScheduleStore
 from corral.core.events import EVENT_NAMES, QueueEvent
 from corral.core.handlers import HandlerRegistry
+from corral.core.ports import JobLifecycle
 from corral.services.discovery import discover
 from corral.services.execution import Executor
+from corral.services.execution_log import ExecutionLogWriter
 from corral.settings import CorralSettings
 
 logger = logging.getLogger(__name__)
@@ -85,6 +93,10 @@ class Runtime:
         self.listeners = Listeners()
         self.consumers: list[BullConsumer] = []
         self._lock = asyncio.Lock()
+        self._engine: Any = None
+        self._store: SqlScheduleStore | None = None
+        self._log: SqlExecutionLog | None = None
+        self._writer: ExecutionLogWriter | None = None
 
     # -- producer / admin --------------------------------------------------------------------
     async def queue(self) -> BullQueue:
@@ -107,6 +119,60 @@ class Runtime:
 
     async def redis_info(self) -> dict[str, object]:
         return await server_info((await self.queue()).client)
+
+    # -- SQL ----------------------------------------------------------------------------------
+    async def migrate(self) -> None:
+        await upgrade(self.settings.database_url.get_secret_value())
+
+    def _sql_engine(self) -> Any:
+        if self._engine is None:
+            engine = make_engine(self.settings.database_url.get_secret_value())
+            self._stack.push_async_callback(engine.dispose)
+            self._engine = engine
+        return self._engine
+
+    def store(self) -> SqlScheduleStore:
+        if self._store is None:
+            self._store = SqlScheduleStore(self._sql_engine())
+        return self._store
+
+    def execution_log(self) -> SqlExecutionLog:
+        if self._log is None:
+            self._log = SqlExecutionLog(self._sql_engine())
+        return self._log
+
+    async def execution_log_writer(self) -> ExecutionLogWriter:
+        """The batched execution-log writer for this runtime (started once, closed last)."""
+        if self._writer is None:
+            if self.settings.auto_migrate:
+                await self.migrate()
+            writer = ExecutionLogWriter(self.execution_log(), queue=self.queue_name)
+            writer.start()
+            self._stack.push_async_callback(writer.close)
+            self._writer = writer
+        return self._writer
+
+    # -- scheduling ---------------------------------------------------------------------------
+    async def fire_gate(self) -> FireGate:
+        queue = await self.queue()
+        return queue.fire_gate()
+
+    async def publish_change(self, what: str) -> None:
+        queue = await self.queue()
+        await publish_change(
+            queue.client, prefix=self.settings.prefix, queue=self.queue_name, what=what
+        )
+
+    def change_feed(self, on_change: Callable[[], None]) -> ChangeFeed:
+        feed = ChangeFeed(
+            make_client(self._url, max_connections=2),
+            prefix=self.settings.prefix,
+            queue=self.queue_name,
+            on_change=on_change,
+        )
+        feed.start()
+        self._stack.push_async_callback(feed.close)
+        return feed
 
     # -- events -------------------------------------------------------------------------------
     async def start_events(self) -> None:
@@ -137,6 +203,7 @@ class Runtime:
         limiter_max: int | None = None,
         limiter_duration_ms: int | None = None,
         name: str | None = None,
+        lifecycle: JobLifecycle | None = None,
     ) -> BullConsumer:
         s = self.settings
         config = WorkerConfig(
@@ -159,7 +226,7 @@ class Runtime:
         # Sync handlers get threads of their own; a timed-out one keeps its thread, so allow
         # some headroom above the concurrency.
         executor = Executor(registry, threads=config.concurrency * 2)
-        consumer = BullConsumer(client, config, executor)
+        consumer = BullConsumer(client, config, executor, lifecycle)
         await consumer.start()
         self.consumers.append(consumer)
         return consumer

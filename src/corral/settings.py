@@ -26,6 +26,9 @@ class CorralSettings(BaseSettings):
     redis_url: SecretStr = Field(
         default=SecretStr("redis://localhost:6379"), validation_alias="REDIS_URL"
     )
+    database_url: SecretStr = Field(
+        default=SecretStr("sqlite+aiosqlite:///./corral.db"), validation_alias="DATABASE_URL"
+    )
     log_level: str = Field(default="info", validation_alias="LOG_LEVEL")
     environment: Environment = Field(default="development", validation_alias="CORRAL_ENV")
     queue: str = Field(
@@ -46,6 +49,11 @@ class CorralSettings(BaseSettings):
         default=30_000, validation_alias="CORRAL_STALLED_INTERVAL_MS", ge=100, le=3_600_000
     )
     max_stalled_count: int = Field(default=1, validation_alias="CORRAL_MAX_STALLED_COUNT", ge=0)
+    catch_up_ms: int = Field(
+        default=600_000, validation_alias="CORRAL_CATCH_UP_MS", ge=0, le=7 * 86_400_000
+    )
+    execution_log: bool = Field(default=True, validation_alias="CORRAL_EXECUTION_LOG")
+    auto_migrate: bool = Field(default=True, validation_alias="CORRAL_AUTO_MIGRATE")
     shutdown_timeout_ms: int = Field(
         default=30_000, validation_alias="CORRAL_SHUTDOWN_TIMEOUT_MS", ge=0, le=3_600_000
     )
@@ -74,6 +82,10 @@ class CorralSettings(BaseSettings):
     @property
     def handler_packages(self) -> list[str]:
         return [p.strip() for p in self.handlers.split(",") if p.strip()]
+
+    @property
+    def database_url_redacted(self) -> str:
+        return redact_url(self.database_url.get_secret_value())
 
     @property
     def redis_url_redacted(self) -> str:

@@ -57,11 +57,13 @@ async def run_worker(
     runtime = Runtime(settings, queue=queue)
     try:
         registry = runtime.registry_from(handlers)
+        writer = await runtime.execution_log_writer() if settings.execution_log else None
         consumer = await runtime.start_consumer(
             registry,
             concurrency=concurrency,
             limiter_max=limiter_max,
             limiter_duration_ms=limiter_duration_ms,
+            lifecycle=writer,
         )
         stopped = asyncio.ensure_future(stop.stop.wait())
         died = asyncio.ensure_future(consumer.wait_closed())

@@ -21,13 +21,13 @@ async def _count(items: list[Any]) -> int:
 
 
 async def test_progress_and_completion_seen_by_another_process(
-    qm: JobQueueManager, redis_url: str, queue_name: str
+    qm: JobQueueManager, redis_url: str, queue_name: str, database_url: str
 ) -> None:
     seen: list[tuple[str, Any]] = []
     qm.on("progress", lambda e: seen.append(("progress", e.data["progress"])))
     qm.on("completed", lambda e: seen.append(("completed", e.data["result"])))
     await qm.start_events()
-    with worker_process(corral_env(redis_url, queue_name)):
+    with worker_process(corral_env(redis_url, queue_name, database_url)):
         await eventually(lambda: _workers(qm), until=lambda n: n == 1, timeout_s=20)
         await qm.add_job("progress")
         await eventually(lambda: _count(seen), until=lambda n: n == 4, timeout_s=20)
@@ -35,9 +35,9 @@ async def test_progress_and_completion_seen_by_another_process(
 
 
 async def test_metrics_are_cluster_wide_across_two_worker_processes(
-    qm: JobQueueManager, redis_url: str, queue_name: str
+    qm: JobQueueManager, redis_url: str, queue_name: str, database_url: str
 ) -> None:
-    env = corral_env(redis_url, queue_name)
+    env = corral_env(redis_url, queue_name, database_url)
     with (
         worker_process(env, "--concurrency", "4") as w1,
         worker_process(env, "--concurrency", "4") as w2,
@@ -61,9 +61,9 @@ async def test_metrics_are_cluster_wide_across_two_worker_processes(
 
 
 async def test_sigkilled_worker_job_is_completed_by_another_worker(
-    qm: JobQueueManager, redis_url: str, queue_name: str, ledger: Any
+    qm: JobQueueManager, redis_url: str, queue_name: str, database_url: str, ledger: Any
 ) -> None:
-    env = corral_env(redis_url, queue_name)
+    env = corral_env(redis_url, queue_name, database_url)
     stalled: list[str] = []
     qm.on("stalled", lambda e: stalled.append(str(e.job_id)))
     await qm.start_events()
@@ -98,9 +98,9 @@ async def _entries(ledger: Any) -> list[dict[str, Any]]:
 
 
 async def test_sigterm_drains_active_jobs_and_starts_no_new_ones(
-    qm: JobQueueManager, redis_url: str, queue_name: str, ledger: Any
+    qm: JobQueueManager, redis_url: str, queue_name: str, database_url: str, ledger: Any
 ) -> None:
-    env = corral_env(redis_url, queue_name)
+    env = corral_env(redis_url, queue_name, database_url)
     with worker_process(env, "--concurrency", "3") as proc:
         await eventually(lambda: _workers(qm), until=lambda n: n == 1, timeout_s=20)
         ids = await qm.add_bulk_jobs(

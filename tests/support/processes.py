@@ -23,11 +23,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def corral_env(redis_url: str, queue: str, **extra: str) -> dict[str, str]:
+def corral_env(redis_url: str, queue: str, database_url: str = "", **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
             "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url or os.environ.get("DATABASE_URL", ""),
             "CORRAL_QUEUE": queue,
             "CORRAL_PREFIX": "corraltest",
             "CORRAL_HANDLERS": "tests.support.it_handlers",

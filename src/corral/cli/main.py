@@ -99,6 +99,56 @@ def worker(
 
 
 @app.command()
+def scheduler(
+    queue: Annotated[str | None, typer.Option(help="Queue name (default CORRAL_QUEUE).")] = None,
+) -> None:
+    """Fire the scheduled jobs of the database until SIGTERM/SIGINT. Run several for HA: each
+    tick is enqueued exactly once whichever replica fires it."""
+    settings = _settings()
+    from corral.scheduler import TaskScheduler
+    from corral.worker import StopSignal
+
+    async def run() -> None:
+        stop = StopSignal()
+        stop.install()
+        task_scheduler = TaskScheduler(settings, queue=queue)
+        try:
+            await task_scheduler.initialize()
+            await stop.stop.wait()
+        finally:
+            await task_scheduler.close()
+
+    try:
+        asyncio.run(run())
+    except CorralError as exc:
+        _die(str(exc))
+
+
+db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Create or migrate the schema in DATABASE_URL to the latest version."""
+    settings = _settings()
+    from corral.runtime import Runtime
+
+    async def run() -> None:
+        runtime = Runtime(settings)
+        try:
+            await runtime.migrate()
+        finally:
+            await runtime.aclose()
+
+    try:
+        asyncio.run(run())
+    except CorralError as exc:
+        _die(str(exc))
+    typer.echo(f"database at {settings.database_url_redacted} is up to date")
+
+
+@app.command()
 def dev(
     folder: Annotated[
         str, typer.Option(help="Where the private Redis keeps its files.")

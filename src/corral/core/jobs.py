@@ -7,6 +7,7 @@ wire options; nothing in the core knows BullMQ's inverted priority scale.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -104,6 +105,11 @@ class JobSpec:
     data: dict[str, Any]
     options: JobOptions
 
+
+_DEFAULT_OPTIONS: Final = JobOptions()
+# The size walk over-counts by at most 12x (every character escaped as a surrogate pair), so
+# past this figure the data is certainly over the cap and the walk can stop.
+_CUTOFF: Final = MAX_DATA_BYTES * 12
 
 OPTION_NAMES: Final = frozenset(
     {
@@ -203,8 +209,8 @@ def parse_options(
     raw: Mapping[str, object], *, defaults: JobOptions | None = None, path: str = "options"
 ) -> JobOptions:
     """Validate the ``add_job`` keyword options. Unknown names are an error."""
-    base = defaults or JobOptions()
-    unknown = set(raw) - OPTION_NAMES
+    base = defaults or _DEFAULT_OPTIONS
+    unknown = raw.keys() - OPTION_NAMES
     if unknown:
         name = sorted(unknown)[0]
         raise _fail(f"{path}.{name}", f"unknown option (known: {', '.join(sorted(OPTION_NAMES))})")
@@ -229,11 +235,7 @@ def parse_options(
             fields["job_id"] = None if value is None else _job_id(value, p)
         else:  # remove_on_complete / remove_on_fail
             fields[name] = _retention(value, p)
-    return JobOptions(**{**_as_dict(base), **fields})
-
-
-def _as_dict(options: JobOptions) -> dict[str, Any]:
-    return {name: getattr(options, name) for name in JobOptions.__dataclass_fields__}
+    return dataclasses.replace(base, **fields) if fields else base
 
 
 def validate_name(name: object, path: str = "name") -> str:
@@ -256,9 +258,9 @@ def validate_data(data: object, path: str = "data") -> dict[str, Any]:
     if not isinstance(data, dict):
         raise _fail(path, f"must be a JSON object (dict), got {type(data).__name__}")
     size = _check_json(data, path, 0)
-    if size <= MAX_DATA_BYTES * 4:
-        # The walk's figure is only an estimate (ASCII counted double, non-ASCII under-counted);
-        # measure exactly as BullMQ will store it: compact separators, ASCII escapes.
+    if MAX_DATA_BYTES < size <= _CUTOFF:
+        # The walk's figure is an upper bound (a character may take 12 bytes escaped); when it
+        # is over the cap, measure exactly as BullMQ will store it: compact, ASCII escapes.
         size = len(json.dumps(data, separators=(",", ":"), allow_nan=False))
     if size > MAX_DATA_BYTES:
         raise _fail(path, f"is about {size} bytes serialized; the limit is {MAX_DATA_BYTES}")
@@ -275,7 +277,7 @@ def _check_json(value: object, path: str, depth: int) -> int:
         total = 2
         for index, item in enumerate(value):
             total += 1 + _check_json(item, f"{path}[{index}]", depth + 1)
-            if total > MAX_DATA_BYTES * 4:
+            if total > _CUTOFF:
                 break
         return total
     return _check_scalar(value, path)
@@ -287,8 +289,8 @@ def _check_object(value: dict[Any, Any], path: str, depth: int) -> int:
         if not isinstance(key, str):
             raise _fail(path, f"has a non-string key {key!r}")
         _check_text(key, path)
-        total += len(key) * 2 + 4 + _check_json(item, f"{path}.{key}", depth + 1)
-        if total > MAX_DATA_BYTES * 4:
+        total += len(key) * 12 + 4 + _check_json(item, f"{path}.{key}", depth + 1)
+        if total > _CUTOFF:
             break
     return total
 
@@ -306,7 +308,7 @@ def _check_scalar(value: object, path: str) -> int:
         return len(repr(value))
     if isinstance(value, str):
         _check_text(value, path)
-        return len(value) * 2 + 2
+        return len(value) * 12 + 2  # upper bound: a non-BMP char escapes to 12 bytes
     raise _fail(path, f"{type(value).__name__} is not JSON-serializable")
 
 

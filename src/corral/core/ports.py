@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
+from uuid import UUID
 
 if TYPE_CHECKING:
+    from corral.core.executions import ExecutionRecord
     from corral.core.handlers import Handler, Job
+    from corral.core.queries import ExecutionQuery, ScheduleQuery
+    from corral.core.schedules import ScheduledJob
 
 
 class JobControl(Protocol):
@@ -44,6 +50,64 @@ class JobRunner(Protocol):
         """The handler for a job name; raises HandlerNotFound."""
         ...
 
+    def handler_names(self) -> list[str]: ...
+
     async def run(self, handler: Handler, job: Job, timeout_ms: int | None) -> Any: ...
 
     def close(self) -> None: ...
+
+
+class ScheduleStore(Protocol):
+    """Scheduled-job definitions (``system_scheduled_jobs``). Implementations validate nothing:
+    callers pass fields already validated by ``core.schedules``; they raise
+    ``corral.errors.ScheduleNotFound`` for unknown ids and ``StoreUnavailable`` on outages."""
+
+    async def create(self, job: ScheduledJob) -> ScheduledJob: ...
+
+    async def get(self, schedule_id: UUID) -> ScheduledJob: ...
+
+    async def update(
+        self, schedule_id: UUID, fields: Mapping[str, Any], now: datetime
+    ) -> ScheduledJob: ...
+
+    async def delete(self, schedule_id: UUID) -> None: ...
+
+    async def search(self, query: ScheduleQuery) -> tuple[list[ScheduledJob], int]:
+        """One page of schedules matching ``query`` and the total count."""
+        ...
+
+    async def list_enabled(self) -> list[ScheduledJob]: ...
+
+    async def change_marker(self) -> str:
+        """Changes whenever any row is created, updated or deleted (also by direct SQL)."""
+        ...
+
+
+class ExecutionLog(Protocol):
+    """``system_job_execution_logs``: upserted by execution_id, queried, pruned by age."""
+
+    async def upsert_many(self, records: Sequence[ExecutionRecord]) -> None: ...
+
+    async def search(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], int]: ...
+
+    async def prune(self, older_than: datetime) -> int: ...
+
+
+class JobLifecycle(Protocol):
+    """Told by the worker about each attempt's steps; must only touch memory (it runs on the
+    job path). Implemented by ``services.execution_log.ExecutionLogWriter``."""
+
+    def job_active(self, job_id: str, name: str, attempt: int, started_ms: float) -> None: ...
+
+    def job_finished(
+        self,
+        job_id: str,
+        name: str,
+        attempt: int,
+        *,
+        started_ms: float,
+        finished_ms: float,
+        result: Any = None,
+        error: str | None = None,
+        retrying: bool = False,
+    ) -> None: ...

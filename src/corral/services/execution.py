@@ -38,6 +38,9 @@ class Executor:
         """The handler for a job name; raises HandlerNotFound (the caller fails the job at once)."""
         return self.registry.get_handler(name)
 
+    def handler_names(self) -> list[str]:
+        return sorted(self.registry)
+
     async def run(self, handler: Handler, job: Job, timeout_ms: int | None) -> Any:
         attempt = job.attempts_made + 1
         self._notify_started(job, attempt)

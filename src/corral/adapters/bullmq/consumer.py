@@ -33,7 +33,7 @@ from corral.adapters.bullmq import keys
 from corral.adapters.bullmq.connection import SOCKET_TIMEOUT_S
 from corral.adapters.bullmq.mapping import timeout_of
 from corral.core.handlers import Job
-from corral.core.ports import JobRunner
+from corral.core.ports import JobLifecycle, JobRunner
 from corral.errors import HandlerNotFound, UnrecoverableError
 
 logger = logging.getLogger(__name__)
@@ -90,6 +90,7 @@ class StatsReporter:
         self.stalled = 0
         self.processing_ms = 0.0
         self._started_at_ms = int(time.time() * 1000)
+        self.handlers: list[str] = []
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -101,6 +102,7 @@ class StatsReporter:
                 "host": socket.gethostname(),
                 "pid": os.getpid(),
                 "concurrency": self.config.concurrency,
+                "handlers": self.handlers,
                 "started_at_ms": self._started_at_ms,
             }
         )
@@ -202,7 +204,11 @@ class _CorralWorker(Worker):  # type: ignore[misc]
 
     async def _attempt(self, job: BullJob, token: str) -> BullJob | None:
         consumer = self.consumer
+        lifecycle = consumer.lifecycle
         started = time.perf_counter()
+        started_ms = time.time() * 1000
+        if lifecycle is not None:
+            lifecycle.job_active(str(job.id), job.name, int(job.attemptsMade) + 1, started_ms)
         try:
             if job.deferredFailure:
                 raise UnrecoverableError(job.deferredFailure)
@@ -221,10 +227,19 @@ class _CorralWorker(Worker):  # type: ignore[misc]
         except Exception as err:
             consumer.stats.processing_ms += (time.perf_counter() - started) * 1000
             if not self.forceClosing:
-                await self._fail(job, token, err)
+                await self._fail(job, token, err, started_ms)
             return None
         consumer.stats.completed += 1
         consumer.stats.processing_ms += (time.perf_counter() - started) * 1000
+        if lifecycle is not None:
+            lifecycle.job_finished(
+                str(job.id),
+                job.name,
+                int(job.attemptsMade) + 1,
+                started_ms=started_ms,
+                finished_ms=time.time() * 1000,
+                result=result,
+            )
         if fetch and outcome["result"]:
             job_data, job_id, limit_until, delay_until = outcome["result"]
             nxt: BullJob | None = await self.nextJobFromJobData(
@@ -233,7 +248,7 @@ class _CorralWorker(Worker):  # type: ignore[misc]
             return nxt
         return None
 
-    async def _fail(self, job: BullJob, token: str, err: Exception) -> None:
+    async def _fail(self, job: BullJob, token: str, err: Exception, started_ms: float) -> None:
         error: Exception = BullUnrecoverable(str(err)) if isinstance(err, _UNRECOVERABLE) else err
         try:
             await job.moveToFailed(error, token)
@@ -250,6 +265,16 @@ class _CorralWorker(Worker):  # type: ignore[misc]
             self.consumer.stats.failed += 1
         else:
             self.consumer.stats.retried += 1
+        if self.consumer.lifecycle is not None:
+            self.consumer.lifecycle.job_finished(
+                str(job.id),
+                job.name,
+                int(job.attemptsMade),
+                started_ms=started_ms,
+                finished_ms=time.time() * 1000,
+                error=str(err),
+                retrying=not final,
+            )
         logger.log(
             logging.WARNING if final else logging.INFO,
             "job %s (%s) attempt %d failed%s: %s",
@@ -265,13 +290,21 @@ class _CorralWorker(Worker):  # type: ignore[misc]
 class BullConsumer:
     """Runs one queue's worker until closed. Owns its Redis client."""
 
-    def __init__(self, client: aioredis.Redis, config: WorkerConfig, executor: JobRunner) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        config: WorkerConfig,
+        executor: JobRunner,
+        lifecycle: JobLifecycle | None = None,
+    ) -> None:
         self.client = client
+        self.lifecycle = lifecycle
         self.config = config
         self.executor = executor
         self._worker: _CorralWorker | None = None
         self._run_task: asyncio.Task[Any] | None = None
         self.stats = StatsReporter(client, config, worker_id="")
+        self.stats.handlers = executor.handler_names()
         self._requeue = client.register_script(loadScript("moveJobFromActiveToWait-9.lua"))
 
     @property

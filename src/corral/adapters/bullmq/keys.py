@@ -29,3 +29,23 @@ def workers(prefix: str, queue: str) -> str:
 def worker_info(prefix: str, queue: str) -> str:
     """Hash: worker id -> JSON {id, host, pid, concurrency, started_at}."""
     return f"{base(prefix, queue)}:corral:workers:info"
+
+
+def watermark(prefix: str, queue: str, schedule_id: str) -> str:
+    """String: the newest tick (epoch ms) of a schedule that was fired or skipped."""
+    return f"{base(prefix, queue)}:corral:wm:{schedule_id}"
+
+
+def scheduler_stats(prefix: str, queue: str) -> str:
+    """Hash: fired, missed (skipped ticks), lateness_ms_sum, lateness_count."""
+    return f"{base(prefix, queue)}:corral:scheduler"
+
+
+def schedule_changes(prefix: str, queue: str) -> str:
+    """Pub/sub channel: a schedule was created, changed or deleted (payload: its id)."""
+    return f"{base(prefix, queue)}:corral:schedules:changed"
+
+
+def schedulers(prefix: str, queue: str) -> str:
+    """Sorted set: scheduler id -> last heartbeat (ms)."""
+    return f"{base(prefix, queue)}:corral:schedulers"

@@ -16,6 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from corral.adapters.bullmq import keys
 from corral.adapters.bullmq.connection import unavailable
+from corral.adapters.bullmq.fires import FireGate
 from corral.adapters.bullmq.mapping import from_bullmq_priority, to_bullmq_options
 from corral.core.jobs import JobSpec
 from corral.errors import CorralError, JobNotFound
@@ -165,6 +166,16 @@ class BullQueue:
                 return []
             infos = await self.client.hmget(keys.worker_info(self.prefix, self.name), ids)  # type: ignore[misc]
         return [json.loads(i) if i else {"id": w} for w, i in zip(ids, infos, strict=True)]
+
+    def fire_gate(self) -> FireGate:
+        return FireGate(self.client, self._queue, self.url, prefix=self.prefix, name=self.name)
+
+    async def known_handlers(self) -> set[str]:
+        """Handler names the live workers of this queue have registered."""
+        names: set[str] = set()
+        for info in await self.live_workers():
+            names.update(info.get("handlers") or ())
+        return names
 
     async def close(self) -> None:
         await self._queue.close()

@@ -1,0 +1,123 @@
+"""Exactly-once cron fires: a per-schedule watermark and the job enqueue in ONE transaction.
+
+For each schedule Redis holds the newest tick accounted for (fired or skipped), in epoch ms.
+A scheduler that wants to fire tick T WATCHes that key, reads it, decides (the misfire policy
+runs on the value it read), and then commits the job's BullMQ add script and the new watermark
+in one MULTI/EXEC. If another scheduler committed first, EXEC fails and nothing is written; if
+the process dies before EXEC, nothing was written and another scheduler fires the tick.
+Because the watermark is independent of the job, a completed job that has already been
+removed (``remove_on_complete``) cannot be fired again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+import redis.asyncio as aioredis
+from bullmq import Job as BullJob
+from bullmq import Queue
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import WatchError
+
+from corral.adapters.bullmq import keys
+from corral.adapters.bullmq.connection import unavailable
+from corral.adapters.bullmq.mapping import to_bullmq_options
+from corral.core.jobs import JobSpec
+from corral.core.schedules import FirePlan
+
+_MAX_RACES = 5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FireOutcome:
+    """``fired`` is the tick this call enqueued (None if it enqueued nothing); ``skipped`` the
+    ticks it recorded as missed; ``lost_race`` when another scheduler settled the tick first."""
+
+    fired: datetime | None
+    skipped: int
+    lost_race: bool
+    enqueued_at: datetime | None = None
+
+
+def _to_dt(ms: str | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class FireGate:
+    """Settles ticks of schedules on one queue. Shares the producer's client and Queue."""
+
+    def __init__(self, client: aioredis.Redis, queue: Queue, url: str, *, prefix: str, name: str):
+        self.client = client
+        self.queue = queue
+        self.url = url
+        self.prefix = prefix
+        self.name = name
+
+    def _key(self, schedule_id: UUID) -> str:
+        return keys.watermark(self.prefix, self.name, str(schedule_id))
+
+    async def watermark(self, schedule_id: UUID) -> datetime | None:
+        return _to_dt(await self.client.get(self._key(schedule_id)))
+
+    async def settle(
+        self,
+        schedule_id: UUID,
+        decide: Callable[[datetime | None], FirePlan],
+        spec_for: Callable[[datetime], JobSpec],
+    ) -> FireOutcome:
+        """Read the watermark, ``decide`` what to do with it, and commit that atomically."""
+        key = self._key(schedule_id)
+        stats = keys.scheduler_stats(self.prefix, self.name)
+        try:
+            for _ in range(_MAX_RACES):
+                async with self.client.pipeline(transaction=True) as pipe:
+                    await pipe.watch(key)
+                    before = _to_dt(await pipe.get(key))
+                    plan = decide(before)
+                    if plan.watermark is None or (before is not None and plan.watermark <= before):
+                        await pipe.unwatch()  # type: ignore[no-untyped-call]
+                        return FireOutcome(fired=None, skipped=0, lost_race=False)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    enqueued_at = datetime.fromtimestamp(time.time(), UTC)
+                    if plan.fire is not None:
+                        spec = spec_for(plan.fire)
+                        job = BullJob(
+                            self.queue, spec.name, spec.data, to_bullmq_options(spec.options)
+                        )
+                        await self.queue.scripts.addJob(job, pipe)
+                        pipe.hincrby(stats, "fired", 1)
+                        lateness_ms = (enqueued_at - plan.fire).total_seconds() * 1000
+                        pipe.hincrbyfloat(stats, "lateness_ms_sum", round(lateness_ms, 3))
+                    pipe.set(key, _ms(plan.watermark))
+                    if plan.skipped:
+                        pipe.hincrby(stats, "missed", plan.skipped)
+                    try:
+                        await pipe.execute()
+                    except WatchError:
+                        continue  # someone settled this schedule meanwhile: decide again
+                    return FireOutcome(
+                        fired=plan.fire,
+                        skipped=plan.skipped,
+                        lost_race=False,
+                        enqueued_at=enqueued_at if plan.fire is not None else None,
+                    )
+            return FireOutcome(fired=None, skipped=0, lost_race=True)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise unavailable(self.url, exc) from None
+
+    async def forget(self, schedule_id: UUID) -> None:
+        """Drop a deleted schedule's watermark."""
+        await self.client.delete(self._key(schedule_id))
+
+    async def stats(self) -> dict[str, float]:
+        raw = await self.client.hgetall(keys.scheduler_stats(self.prefix, self.name))  # type: ignore[misc]
+        return {k: float(v) for k, v in raw.items()}

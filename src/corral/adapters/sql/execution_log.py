@@ -1,0 +1,207 @@
+"""``SqlExecutionLog``: the ``ExecutionLog`` port over ``system_job_execution_logs``.
+
+Upserts are by ``execution_id``, in one ``INSERT ... ON CONFLICT (execution_id) DO UPDATE``
+per batch (chunks of :data:`CHUNK_ROWS` rows in one transaction, to stay under the drivers'
+bound-parameter limits). An incoming ``None`` keeps the stored value
+(``COALESCE(excluded.x, x)``); ``status``, ``retry_count`` and ``updated_at`` always take the
+incoming value (a record is the latest known state); ``created_at`` is set once.
+
+The log is written from job outcomes the worker does not control (a handler's error text or
+result, a raw job's name), and one bad row must not make a whole batch fail again and again. So
+values are made storable on both databases before they are sent: NUL characters (PostgreSQL
+text and JSONB reject them) become U+FFFD, lone surrogates become ``?``, NaN/Infinity in a
+result become strings, strings are cut to their column's length (PostgreSQL refuses longer
+ones, SQLite would keep them), and ``error_message`` is capped at :data:`MAX_ERROR_CHARS`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import Row, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
+
+from corral.adapters.sql.engine import translate_errors
+from corral.adapters.sql.schedule_store import check_page
+from corral.adapters.sql.tables import executions
+from corral.core.executions import ExecutionRecord
+from corral.core.jobs import JobExecutionStatus
+from corral.core.queries import ExecutionQuery, ExecutionSort
+
+CHUNK_ROWS: Final = 1000  # x 15 columns: below SQLite's 32,766 and asyncpg's 32,767 parameters
+MAX_ERROR_CHARS: Final = 64 * 1024
+_MAX_DEPTH: Final = 32
+#: Fields where an incoming None keeps the stored value.
+KEEP_IF_NONE: Final = (
+    "job_id",
+    "handler_name",
+    "queue",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "result",
+    "error_message",
+    "trigger",
+)
+_SORT_COLUMNS: Final = {
+    ExecutionSort.STARTED_AT: executions.c.started_at,
+    ExecutionSort.FINISHED_AT: executions.c.finished_at,
+    ExecutionSort.UPDATED_AT: executions.c.updated_at,
+    ExecutionSort.DURATION_MS: executions.c.duration_ms,
+}
+
+
+def _text(value: str, max_len: int | None = None) -> str:
+    cleaned = value.replace("\x00", "\ufffd")
+    try:
+        cleaned.encode("utf-8")
+    except UnicodeEncodeError:
+        cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
+    if max_len is not None and len(cleaned) > max_len:
+        cleaned = cleaned[:max_len]
+    return cleaned
+
+
+def _opt_text(value: str | None, max_len: int) -> str | None:
+    return None if value is None else _text(str(value), max_len)
+
+
+def storable_json(value: Any, depth: int = 0) -> Any:
+    """A copy of ``value`` that both JSON and JSONB accept (see the module docstring)."""
+    if depth > _MAX_DEPTH:
+        return "..."
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, str):
+        return _text(value)
+    if isinstance(value, dict):
+        return {_text(str(k)): storable_json(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable_json(v, depth + 1) for v in value]
+    return _text(str(value))
+
+
+def _merge(earlier: ExecutionRecord, later: ExecutionRecord) -> ExecutionRecord:
+    """Two records for one execution in the same batch, folded the way the upsert would."""
+    kept = {f: getattr(earlier, f) for f in (*KEEP_IF_NONE, "updated_at")}
+    return replace(later, **{f: v for f, v in kept.items() if getattr(later, f) is None})
+
+
+def _to_row(record: ExecutionRecord, now: datetime) -> dict[str, Any]:
+    updated_at = record.updated_at or now
+    duration = record.duration_ms
+    return {
+        "execution_id": _text(record.execution_id, 255),
+        "status": str(JobExecutionStatus(record.status)),
+        "job_id": record.job_id,
+        "handler_name": _opt_text(record.handler_name, 64),
+        "queue": _opt_text(record.queue, 64),
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "duration_ms": None if duration is None else max(0, min(int(duration), 2**31 - 1)),
+        "result": None if record.result is None else storable_json(record.result),
+        "error_message": _opt_text(record.error_message, MAX_ERROR_CHARS),
+        "retry_count": max(0, min(int(record.retry_count), 2**31 - 1)),
+        "trigger": _opt_text(record.trigger, 16),
+        "created_at": updated_at,
+        "updated_at": updated_at,
+    }
+
+
+def _to_record(row: Row[Any]) -> ExecutionRecord:
+    m = row._mapping
+    return ExecutionRecord(
+        execution_id=m["execution_id"],
+        status=JobExecutionStatus(m["status"]),
+        job_id=m["job_id"],
+        handler_name=m["handler_name"],
+        queue=m["queue"],
+        started_at=m["started_at"],
+        finished_at=m["finished_at"],
+        duration_ms=m["duration_ms"],
+        result=m["result"],
+        error_message=m["error_message"],
+        retry_count=m["retry_count"],
+        trigger=m["trigger"],
+        updated_at=m["updated_at"],
+    )
+
+
+class SqlExecutionLog:
+    """The execution history in SQL. Raises StoreUnavailable when the database fails; the
+    caller (the batching log writer) keeps the records and retries."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._url = engine.url
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+    async def upsert_many(self, records: Sequence[ExecutionRecord]) -> None:
+        if not records:
+            return
+        merged: dict[str, ExecutionRecord] = {}
+        for record in records:
+            key = _text(record.execution_id, 255)  # the stored id: one row per key per batch
+            earlier = merged.get(key)
+            merged[key] = record if earlier is None else _merge(earlier, record)
+        now = datetime.now(UTC)
+        rows = [_to_row(record, now) for record in merged.values()]
+        async with translate_errors(self._url), self._engine.begin() as conn:
+            for start in range(0, len(rows), CHUNK_ROWS):
+                await conn.execute(self._upsert(rows[start : start + CHUNK_ROWS]))
+
+    def _upsert(self, rows: list[dict[str, Any]]) -> Any:
+        statement = self._insert(executions).values(rows)
+        incoming = statement.excluded
+        changes: dict[str, Any] = {
+            name: func.coalesce(incoming[name], executions.c[name]) for name in KEEP_IF_NONE
+        }
+        for name in ("status", "retry_count", "updated_at"):
+            changes[name] = incoming[name]
+        return statement.on_conflict_do_update(index_elements=["execution_id"], set_=changes)
+
+    async def search(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], int]:
+        """One page and the total. ``since``/``until`` bound ``updated_at`` (since <= t <
+        until); rows whose sort key is NULL come last in either direction, on both
+        databases; ties are broken by id, so pages neither overlap nor skip rows."""
+        check_page(query.limit, query.offset)
+        conditions: list[ColumnElement[bool]] = []
+        if query.status is not None:
+            conditions.append(executions.c.status == str(JobExecutionStatus(query.status)))
+        if query.job_id is not None:
+            conditions.append(executions.c.job_id == query.job_id)
+        if query.handler_name is not None:
+            conditions.append(executions.c.handler_name == query.handler_name)
+        if query.since is not None:
+            conditions.append(executions.c.updated_at >= query.since)
+        if query.until is not None:
+            conditions.append(executions.c.updated_at < query.until)
+        column = _SORT_COLUMNS[ExecutionSort(query.sort)]
+        key = column.desc() if query.descending else column.asc()
+        tie = executions.c.id.desc() if query.descending else executions.c.id.asc()
+        page = (
+            select(executions)
+            .where(*conditions)
+            .order_by(key.nulls_last(), tie)
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+        count = select(func.count()).select_from(executions).where(*conditions)
+        async with translate_errors(self._url), self._engine.connect() as conn:
+            rows = (await conn.execute(page)).all()
+            total = (await conn.execute(count)).scalar_one()
+        return [_to_record(row) for row in rows], int(total)
+
+    async def prune(self, older_than: datetime) -> int:
+        """Delete rows last updated before ``older_than``; return how many went."""
+        statement = delete(executions).where(executions.c.updated_at < older_than)
+        async with translate_errors(self._url), self._engine.begin() as conn:
+            return int((await conn.execute(statement)).rowcount)

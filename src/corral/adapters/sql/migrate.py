@@ -1,0 +1,112 @@
+"""Schema migrations, run programmatically (no ``alembic.ini``): the scripts ship inside the
+package in ``migrations/``.
+
+Atomicity. :func:`upgrade` runs every pending revision and the version-table update in ONE
+transaction, so a failure leaves the schema exactly as it was:
+
+* PostgreSQL has transactional DDL; a transaction-scoped advisory lock
+  (``pg_advisory_xact_lock``) makes concurrent upgraders (a scheduler and a worker starting
+  together) run one after the other; the second finds the schema current and does nothing.
+* SQLite's DDL is transactional too, once the ``sqlite3`` module stops managing transactions
+  (the engine does that, see ``engine.py``). The migration starts with ``BEGIN IMMEDIATE``,
+  which takes the write lock first, so concurrent upgraders queue on the busy timeout. What
+  SQLite cannot roll back: nothing in revision 0001 (CREATE TABLE/INDEX/TRIGGER and INSERT are
+  all transactional). Future revisions that need a table rebuild (``batch_alter_table``) are
+  also transactional on SQLite, as long as they avoid ``PRAGMA foreign_keys`` changes and
+  ``VACUUM``, which do not run inside a transaction.
+
+The version table is ``corral_alembic_version`` rather than Alembic's default, so an
+application that shares the database and uses Alembic itself keeps its own history.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy import func, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from corral.adapters.sql.engine import describe, make_engine, translate_errors
+from corral.core.redaction import redact_text
+from corral.errors import ConfigurationError
+
+VERSION_TABLE: Final = "corral_alembic_version"
+MIGRATIONS_DIR: Final = Path(__file__).resolve().with_name("migrations")
+# An arbitrary constant key for pg_advisory_xact_lock: "corral" in ASCII.
+_LOCK_KEY: Final = 0x636F7272616C
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    config = Config()
+    # configparser interpolation: a '%' in the install path must be doubled.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    config.attributes["version_table"] = VERSION_TABLE
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision this version of Corral ships."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # pragma: no cover - the package always ships revisions
+        raise RuntimeError("no migrations found in the package")
+    return head
+
+
+def _engine_context(target: str | AsyncEngine) -> tuple[AsyncEngine, bool]:
+    if isinstance(target, AsyncEngine):
+        return target, False
+    return make_engine(target), True
+
+
+async def upgrade(target: str | AsyncEngine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (idempotent; atomic, see the module docstring).
+
+    ``target`` is a ``DATABASE_URL`` (an engine is made and disposed of) or an engine.
+    Raises ConfigurationError for a bad URL or a schema this version does not know (a newer
+    Corral migrated it), StoreUnavailable when the database cannot be reached or refuses.
+    """
+    engine, owned = _engine_context(target)
+    try:
+        async with translate_errors(engine.url), engine.connect() as conn:
+            await conn.execution_options(sqlite_begin="immediate")
+            async with conn.begin():
+                if engine.dialect.name == "postgresql":
+                    await conn.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+                try:
+                    await conn.run_sync(_run_upgrade, revision)
+                except CommandError as exc:
+                    raise ConfigurationError(
+                        f"DATABASE_URL: cannot migrate {describe(engine.url)}: "
+                        f"{redact_text(str(exc))}"
+                    ) from None
+    finally:
+        if owned:
+            await engine.dispose()
+
+
+def _run_upgrade(connection: Connection, revision: str) -> None:
+    command.upgrade(alembic_config(connection), revision)
+
+
+async def current_revision(target: str | AsyncEngine) -> str | None:
+    """The schema's revision, or None for a database Corral has never migrated."""
+    engine, owned = _engine_context(target)
+    try:
+        async with translate_errors(engine.url), engine.connect() as conn:
+            return await conn.run_sync(_read_revision)
+    finally:
+        if owned:
+            await engine.dispose()
+
+
+def _read_revision(connection: Connection) -> str | None:
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()

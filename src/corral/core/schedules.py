@@ -1,0 +1,316 @@
+"""Scheduled jobs: the validated model, field rules, fire ids and the misfire policy. Pure.
+
+The SQL adapter stores :class:`ScheduledJob`; the scheduler service asks :func:`plan_fire`
+what to do for a schedule at a given instant. Every field rule lives here so the Python API,
+the HTTP API and the store give the same answer (and name the same field) on every database.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import IntEnum
+from typing import Any, Final
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from corral.core.cron import CronExpression, parse_timezone
+from corral.core.jobs import NAME_RE, NAME_RULE, validate_data
+from corral.errors import InvalidCronExpression, ValidationError
+
+DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
+MAX_SCHEDULE_NAME: Final = 128
+MAX_DESCRIPTION: Final = 64 * 1024
+MAX_DOMAIN: Final = 64
+MAX_RETRY_ATTEMPTS: Final = 100
+MAX_MS: Final = 24 * 60 * 60 * 1000
+DEFAULT_CATCH_UP_MS: Final = 10 * 60 * 1000
+MAX_COUNTED_MISSES: Final = 100_000
+
+
+class ScheduleStatus(IntEnum):
+    """1 fires; 0 (disabled) and 2 (paused) do not. Re-enabled schedules resume from the next
+    tick after the change (no burst of the ticks missed meanwhile)."""
+
+    DISABLED = 0
+    ENABLED = 1
+    PAUSED = 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduledJob:
+    """One row of ``system_scheduled_jobs``. Times are aware UTC; ms fields are integers."""
+
+    id: UUID
+    name: str
+    handler_name: str
+    cron_expression: str
+    domain: str
+    description: str | None = None
+    timezone: str = DEFAULT_TIMEZONE
+    status: ScheduleStatus = ScheduleStatus.ENABLED
+    payload: dict[str, Any] = field(default_factory=dict)
+    retry_attempts: int = 3
+    retry_delay: int = 5000
+    timeout: int = 30_000
+    priority: int = 5
+    catch_up_ms: int | None = None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def cron(self) -> CronExpression:
+        return _parse_cron(self.cron_expression)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return parse_timezone(self.timezone)
+
+
+def _parse_cron(expression: str) -> CronExpression:
+    return CronExpression.parse(expression)
+
+
+# -- field rules -----------------------------------------------------------------------------
+
+#: Fields a caller may set, in snake_case; the HTTP layer maps camelCase onto these.
+WRITABLE: Final = (
+    "name",
+    "description",
+    "handler_name",
+    "cron_expression",
+    "timezone",
+    "status",
+    "payload",
+    "retry_attempts",
+    "retry_delay",
+    "timeout",
+    "priority",
+    "domain",
+    "catch_up_ms",
+)
+REQUIRED: Final = ("name", "handler_name", "cron_expression", "domain")
+
+
+def _strict_int(value: object, path: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(path, f"must be an integer, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise ValidationError(path, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _text(value: object, path: str, *, max_len: int, blank_ok: bool = False) -> str:
+    if not isinstance(value, str):
+        raise ValidationError(path, f"must be a string, got {type(value).__name__}")
+    if not blank_ok and not value.strip():
+        raise ValidationError(path, "must not be empty or blank")
+    if len(value) > max_len:
+        raise ValidationError(path, f"must be at most {max_len} characters, got {len(value)}")
+    if "\x00" in value:
+        raise ValidationError(path, "must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(path, "contains a lone surrogate (not valid Unicode)") from None
+    return value
+
+
+def _single_line(value: str, path: str) -> str:
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError(path, "must not contain control characters or newlines")
+    return value
+
+
+def _payload(value: object, path: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationError(path, f"must be a JSON object, got {type(value).__name__}")
+    try:
+        return validate_data(value, path)
+    except ValidationError as exc:
+        raise ValidationError(exc.path, exc.problem) from None
+
+
+def _v_name(value: object) -> str:
+    return _single_line(_text(value, "name", max_len=MAX_SCHEDULE_NAME), "name")
+
+
+def _v_description(value: object) -> str | None:
+    return (
+        None
+        if value is None
+        else _text(value, "description", max_len=MAX_DESCRIPTION, blank_ok=True)
+    )
+
+
+def _v_handler_name(value: object) -> str:
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise ValidationError("handler_name", NAME_RULE)
+    return value
+
+
+def _v_cron(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValidationError("cron_expression", f"must be a string, got {type(value).__name__}")
+    try:
+        return _parse_cron(value).source
+    except InvalidCronExpression as exc:
+        raise ValidationError("cron_expression", exc.problem) from None
+
+
+def _v_timezone(value: object) -> str:
+    if not isinstance(value, str):
+        raise ValidationError("timezone", "unknown IANA time zone (expected a string)")
+    parse_timezone(value)
+    return value
+
+
+def _v_status(value: object) -> ScheduleStatus:
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1, 2):
+        raise ValidationError("status", "must be 0, 1 or 2")
+    return ScheduleStatus(value)
+
+
+def _v_domain(value: object) -> str:
+    return _single_line(_text(value, "domain", max_len=MAX_DOMAIN), "domain")
+
+
+def _v_catch_up(value: object) -> int | None:
+    return None if value is None else _strict_int(value, "catch_up_ms", 0, 7 * MAX_MS)
+
+
+_VALIDATORS: Final[dict[str, Callable[[object], Any]]] = {
+    "name": _v_name,
+    "description": _v_description,
+    "handler_name": _v_handler_name,
+    "cron_expression": _v_cron,
+    "timezone": _v_timezone,
+    "status": _v_status,
+    "payload": lambda v: _payload(v, "payload"),
+    "retry_attempts": lambda v: _strict_int(v, "retry_attempts", 0, MAX_RETRY_ATTEMPTS),
+    "retry_delay": lambda v: _strict_int(v, "retry_delay", 0, MAX_MS),
+    "timeout": lambda v: _strict_int(v, "timeout", 1, MAX_MS),
+    "priority": lambda v: _strict_int(v, "priority", 1, 20),
+    "domain": _v_domain,
+    "catch_up_ms": _v_catch_up,
+}
+
+
+def validate_field(name: str, value: object) -> Any:
+    """Validate one writable field; raise ValidationError(path=name, problem)."""
+    validator = _VALIDATORS.get(name)
+    if validator is None:
+        raise ValidationError(name, "unknown field")
+    return validator(value)
+
+
+def validate_changes(changes: Mapping[str, object], *, creating: bool) -> dict[str, Any]:
+    """Validate a create (all required fields present) or an update (at least one field)."""
+    unknown = [k for k in changes if k not in WRITABLE]
+    if unknown:
+        raise ValidationError(unknown[0], "unknown field")
+    if creating:
+        for name in REQUIRED:
+            if name not in changes or changes[name] is None:
+                raise ValidationError(name, "is required")
+    elif not changes:
+        raise ValidationError("body", "no fields to change")
+    clean = {}
+    for name, value in changes.items():
+        if value is None and name not in ("description", "catch_up_ms", "payload"):
+            raise ValidationError(name, "must not be null")
+        clean[name] = validate_field(name, value)
+    return clean
+
+
+def new_schedule(id: UUID, fields: Mapping[str, Any], now: datetime) -> ScheduledJob:
+    """Build a ScheduledJob from validated create fields (defaults per the SPEC table)."""
+    return ScheduledJob(id=id, created_at=now, updated_at=now, **dict(fields))
+
+
+def apply_changes(job: ScheduledJob, fields: Mapping[str, Any], now: datetime) -> ScheduledJob:
+    return replace(job, updated_at=now, **dict(fields))
+
+
+# -- firing ----------------------------------------------------------------------------------
+
+
+def fire_id(schedule_id: UUID, nominal: datetime) -> str:
+    """Deterministic queue job id per (schedule, tick): never all digits, never a ':'."""
+    return f"sched-{schedule_id}-{int(nominal.timestamp())}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FirePlan:
+    """What to do at ``now``: fire ``fire`` (or nothing), having skipped ``skipped`` older ticks.
+
+    ``watermark`` is the newest tick accounted for (fired or skipped); the next plan starts
+    after it, so nothing fires twice even if the clock steps back.
+    """
+
+    fire: datetime | None
+    skipped: int
+    watermark: datetime | None
+
+
+def plan_fire(
+    schedule: ScheduledJob,
+    *,
+    watermark: datetime | None,
+    now: datetime,
+    catch_up_ms: int = DEFAULT_CATCH_UP_MS,
+) -> FirePlan:
+    """The misfire policy (ARCHITECTURE.md decision 7): of the ticks in (base, now], fire only
+    the latest, and only if it is within the catch-up window; count the others as skipped.
+
+    ``base`` is the later of the watermark and the schedule's last change, so a schedule that was
+    paused, disabled, created or edited resumes from its next tick: no burst.
+    """
+    window = timedelta(
+        milliseconds=schedule.catch_up_ms if schedule.catch_up_ms is not None else catch_up_ms
+    )
+    base = max(watermark, schedule.updated_at) if watermark is not None else schedule.updated_at
+    if base >= now:
+        return FirePlan(fire=None, skipped=0, watermark=watermark)
+    cron, zone = schedule.cron, schedule.zone
+    # Count ticks in (base, now]; only look back one window plus a margin for the last one.
+    latest: datetime | None = None
+    count = 0
+    for tick in cron.fires_between(base, now, zone):
+        latest = tick
+        count += 1
+        if count >= MAX_COUNTED_MISSES:
+            last = _last_tick(cron, zone, tick, now)
+            if last is not None:
+                latest = last
+            break
+    if latest is None:
+        return FirePlan(fire=None, skipped=0, watermark=watermark)
+    if now - latest <= window:
+        return FirePlan(fire=latest, skipped=count - 1, watermark=latest)
+    return FirePlan(fire=None, skipped=count, watermark=latest)
+
+
+def _last_tick(
+    cron: CronExpression, zone: ZoneInfo, since: datetime, until: datetime
+) -> datetime | None:
+    """The last tick in (since, until] without walking every one: search backwards in widening
+    windows from ``until``."""
+    span = timedelta(seconds=2)
+    while True:
+        start = max(since, until - span)
+        last = None
+        for tick in cron.fires_between(start, until, zone):
+            last = tick
+        if last is not None or start == since:
+            return last
+        span *= 4
+
+
+def payload_json(payload: Mapping[str, Any]) -> str:
+    """Canonical JSON of a payload (no NaN), for storage."""
+    return json.dumps(payload, separators=(",", ":"), allow_nan=False, ensure_ascii=False)

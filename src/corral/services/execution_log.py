@@ -1,0 +1,205 @@
+"""The execution-log writer: workers report job lifecycle steps; rows reach SQL in batches.
+
+Reports are merged in memory by ``execution_id`` (the latest state wins, earlier fields such as
+``started_at`` are kept) and upserted every ``flush_interval_s`` or ``max_batch`` rows, so the
+database never sits on the job path. A database outage delays rows: they stay buffered and are
+retried with a capped backoff; they are never dropped and jobs never wait for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any, Final
+from uuid import UUID
+
+from corral.core.executions import ExecutionRecord
+from corral.core.jobs import JobExecutionStatus
+from corral.core.ports import ExecutionLog
+
+logger = logging.getLogger(__name__)
+
+_SCHEDULED_ID: Final = re.compile(
+    r"^(?P<kind>sched|manual)-(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-"
+)
+_MAX_ERROR: Final = 8000
+
+
+def schedule_of(execution_id: str) -> tuple[UUID | None, str | None]:
+    """The schedule a queue job came from, and how ("schedule" or "manual"), from its id."""
+    match = _SCHEDULED_ID.match(execution_id)
+    if match is None:
+        return None, None
+    return UUID(match["id"]), "schedule" if match["kind"] == "sched" else "manual"
+
+
+def _ms_to_dt(ms: float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class ExecutionLogWriter:
+    """Implements the worker's lifecycle hooks (``core.ports.JobLifecycle``)."""
+
+    def __init__(
+        self,
+        log: ExecutionLog,
+        *,
+        queue: str,
+        flush_interval_s: float = 0.5,
+        max_batch: int = 500,
+    ) -> None:
+        self.log = log
+        self.queue = queue
+        self.flush_interval_s = flush_interval_s
+        self.max_batch = max_batch
+        self._pending: dict[str, ExecutionRecord] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.written = 0
+        self.failures = 0
+
+    # -- lifecycle hooks (sync: called on the job path, only touch memory) ---------------------
+    def _put(self, record: ExecutionRecord) -> None:
+        previous = self._pending.get(record.execution_id)
+        if previous is not None:
+            record = ExecutionRecord(
+                **{
+                    name: (value if value is not None else getattr(previous, name))
+                    for name, value in _fields(record).items()
+                }
+            )
+        self._pending[record.execution_id] = record
+        if len(self._pending) >= self.max_batch:
+            self._wake.set()
+
+    def _base(self, job_id: str, name: str, attempt: int) -> dict[str, Any]:
+        schedule_id, trigger = schedule_of(job_id)
+        return {
+            "execution_id": job_id,
+            "job_id": schedule_id,
+            "trigger": trigger,
+            "handler_name": name,
+            "queue": self.queue,
+            "retry_count": max(attempt - 1, 0),
+            "updated_at": datetime.now(UTC),
+        }
+
+    def job_waiting(self, job_id: str, name: str) -> None:
+        self._put(ExecutionRecord(status=JobExecutionStatus.WAITING, **self._base(job_id, name, 1)))
+
+    def job_active(self, job_id: str, name: str, attempt: int, started_ms: float) -> None:
+        self._put(
+            ExecutionRecord(
+                status=JobExecutionStatus.ACTIVE,
+                started_at=_ms_to_dt(started_ms),
+                **self._base(job_id, name, attempt),
+            )
+        )
+
+    def job_finished(
+        self,
+        job_id: str,
+        name: str,
+        attempt: int,
+        *,
+        started_ms: float,
+        finished_ms: float,
+        result: Any = None,
+        error: str | None = None,
+        retrying: bool = False,
+    ) -> None:
+        if error is None:
+            status = JobExecutionStatus.COMPLETED
+        else:
+            status = JobExecutionStatus.DELAYED if retrying else JobExecutionStatus.FAILED
+        self._put(
+            ExecutionRecord(
+                status=status,
+                started_at=_ms_to_dt(started_ms),
+                finished_at=None if retrying else _ms_to_dt(finished_ms),
+                duration_ms=round(finished_ms - started_ms),
+                result=result,
+                error_message=None if error is None else error[:_MAX_ERROR],
+                **self._base(job_id, name, attempt),
+            )
+        )
+
+    # -- flushing -----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="corral-execution-log")
+
+    async def _run(self) -> None:
+        backoff = self.flush_interval_s
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if await self.flush():
+                backoff = self.flush_interval_s
+            else:
+                backoff = min(backoff * 2, 30.0)
+
+    async def flush(self) -> bool:
+        """Write what is buffered; True on success (or nothing to do)."""
+        if not self._pending:
+            return True
+        batch, self._pending = self._pending, {}
+        try:
+            records = list(batch.values())
+            for start in range(0, len(records), self.max_batch):
+                await self.log.upsert_many(records[start : start + self.max_batch])
+        except Exception as exc:
+            # Put the batch back under anything reported since (newer state wins).
+            for key, record in batch.items():
+                if key in self._pending:
+                    newer = self._pending[key]
+                    merged = {
+                        n: v if v is not None else getattr(record, n)
+                        for n, v in _fields(newer).items()
+                    }
+                    self._pending[key] = ExecutionRecord(**merged)
+                else:
+                    self._pending[key] = record
+            self.failures += 1
+            if self.failures == 1 or self.failures % 20 == 0:
+                logger.warning(
+                    "execution log write failed (%d rows kept for retry): %s",
+                    len(self._pending),
+                    exc,
+                    extra={"event": "execlog.write_failed"},
+                )
+            return False
+        self.written += len(batch)
+        if self.failures:
+            logger.info("execution log writes recovered", extra={"event": "execlog.recovered"})
+            self.failures = 0
+        return True
+
+    @property
+    def backlog(self) -> int:
+        return len(self._pending)
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the loop and try to write what is left for up to ``timeout_s``."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._pending and asyncio.get_running_loop().time() < deadline:
+            if not await self.flush():
+                await asyncio.sleep(0.2)
+        if self._pending:
+            logger.error(
+                "%d execution log rows could not be written before shutdown",
+                len(self._pending),
+                extra={"event": "execlog.unwritten"},
+            )
+
+
+def _fields(record: ExecutionRecord) -> dict[str, Any]:
+    return {name: getattr(record, name) for name in ExecutionRecord.__dataclass_fields__}

@@ -1,0 +1,258 @@
+"""The scheduler loop: keep every enabled schedule's next tick, settle due ticks exactly once,
+and reload definitions when they change.
+
+Every replica runs the same loop; exactly-once comes from the gate's atomic
+watermark-and-enqueue (see ``adapters/bullmq/fires.py``), so there is no leader to elect and no
+takeover gap: when one replica dies the others are already firing the same ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+from uuid import UUID
+
+from corral.core.jobs import (
+    DEFAULT_REMOVE_ON_COMPLETE,
+    Backoff,
+    JobOptions,
+    JobSpec,
+    Retention,
+)
+from corral.core.ports import ScheduleStore
+from corral.core.schedules import (
+    DEFAULT_CATCH_UP_MS,
+    FirePlan,
+    ScheduledJob,
+    fire_id,
+    plan_fire,
+)
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Outcome(Protocol):
+    @property
+    def fired(self) -> datetime | None: ...
+    @property
+    def skipped(self) -> int: ...
+    @property
+    def lost_race(self) -> bool: ...
+    @property
+    def enqueued_at(self) -> datetime | None: ...
+
+
+class Gate(Protocol):
+    """The atomic settle step (implemented by ``adapters.bullmq.fires.FireGate``)."""
+
+    async def settle(
+        self,
+        schedule_id: UUID,
+        decide: Callable[[datetime | None], FirePlan],
+        spec_for: Callable[[datetime], JobSpec],
+    ) -> Outcome: ...
+
+
+def spec_for_schedule(
+    schedule: ScheduledJob,
+    nominal: datetime,
+    *,
+    job_id: str | None = None,
+    keep_completed: Retention = DEFAULT_REMOVE_ON_COMPLETE,
+) -> JobSpec:
+    """The queue job for one tick: the schedule's handler, payload and retry settings.
+
+    ``retry_attempts`` counts retries, so a job gets ``retry_attempts + 1`` attempts in all.
+    """
+    return JobSpec(
+        name=schedule.handler_name,
+        data=dict(schedule.payload),
+        options=JobOptions(
+            priority=schedule.priority,
+            timeout_ms=schedule.timeout,
+            attempts=schedule.retry_attempts + 1,
+            backoff=Backoff(type="fixed", delay_ms=schedule.retry_delay),
+            job_id=job_id or fire_id(schedule.id, nominal),
+            remove_on_complete=keep_completed,
+        ),
+    )
+
+
+@dataclass(slots=True)
+class _Entry:
+    schedule: ScheduledJob
+    next_at: datetime | None
+
+
+@dataclass(slots=True)
+class SchedulerStats:
+    fired: int = 0
+    skipped: int = 0
+    lost_races: int = 0
+    lateness_ms_max: float = 0.0
+    lateness_ms_sum: float = 0.0
+    reloads: int = 0
+
+
+class SchedulerLoop:
+    """Fires due ticks of the enabled schedules until ``stop`` is set."""
+
+    def __init__(
+        self,
+        store: ScheduleStore,
+        gate: Gate,
+        *,
+        clock: Clock = utc_now,
+        catch_up_ms: int = DEFAULT_CATCH_UP_MS,
+        poll_s: float = 1.0,
+        keep_completed: Retention = DEFAULT_REMOVE_ON_COMPLETE,
+    ) -> None:
+        self.keep_completed = keep_completed
+        self.store = store
+        self.gate = gate
+        self.clock = clock
+        self.catch_up_ms = catch_up_ms
+        self.poll_s = poll_s
+        self.stats = SchedulerStats()
+        self._entries: dict[UUID, _Entry] = {}
+        self._heap: list[tuple[datetime, str, UUID]] = []
+        self._marker: str | None = None
+        self._changed = asyncio.Event()
+        self.loaded = asyncio.Event()
+
+    def nudge(self) -> None:
+        """Something changed (a pub/sub message): reload on the next turn."""
+        self._changed.set()
+
+    async def reload(self) -> None:
+        marker = await self.store.change_marker()
+        schedules = await self.store.list_enabled()
+        now = self.clock()
+        entries: dict[UUID, _Entry] = {}
+        for schedule in schedules:
+            entries[schedule.id] = _Entry(schedule=schedule, next_at=now)  # settle at once
+        self._entries = entries
+        self._heap = [(now, str(sid), sid) for sid in entries]
+        heapq.heapify(self._heap)
+        self._marker = marker
+        self.stats.reloads += 1
+        self.loaded.set()
+        logger.info(
+            "scheduler loaded %d enabled schedules",
+            len(entries),
+            extra={"event": "scheduler.loaded", "count": len(entries)},
+        )
+
+    async def _maybe_reload(self) -> None:
+        if self._changed.is_set():
+            self._changed.clear()
+            await self.reload()
+            return
+        if await self.store.change_marker() != self._marker:
+            await self.reload()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.reload()
+        next_poll = self.clock() + timedelta(seconds=self.poll_s)
+        while not stop.is_set():
+            now = self.clock()
+            if now >= next_poll or self._changed.is_set():
+                await self._guarded(self._maybe_reload())
+                next_poll = self.clock() + timedelta(seconds=self.poll_s)
+            await self._fire_due(self.clock())
+            await self._wait(stop, min(self._next_due(), next_poll))
+
+    async def _guarded(self, work: Any) -> None:
+        try:
+            await work
+        except Exception as exc:
+            logger.warning("scheduler step failed: %s", exc, extra={"event": "scheduler.error"})
+
+    def _next_due(self) -> datetime:
+        return self._heap[0][0] if self._heap else self.clock() + timedelta(seconds=self.poll_s)
+
+    async def _wait(self, stop: asyncio.Event, until: datetime) -> None:
+        delay = (until - self.clock()).total_seconds()
+        if delay <= 0:
+            return
+        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._changed.wait())}
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _fire_due(self, now: datetime) -> None:
+        due: list[UUID] = []
+        while self._heap and self._heap[0][0] <= now:
+            _, _, sid = heapq.heappop(self._heap)
+            if sid in self._entries:
+                due.append(sid)
+        if due:
+            await asyncio.gather(*(self._settle(self._entries[sid], now) for sid in due))
+
+    async def _settle(self, entry: _Entry, now: datetime) -> None:
+        schedule = entry.schedule
+        try:
+            outcome = await self.gate.settle(
+                schedule.id,
+                lambda wm: plan_fire(schedule, watermark=wm, now=now, catch_up_ms=self.catch_up_ms),
+                lambda tick: spec_for_schedule(schedule, tick, keep_completed=self.keep_completed),
+            )
+        except Exception as exc:
+            logger.warning(
+                "could not settle schedule %s: %s",
+                schedule.id,
+                exc,
+                extra={"event": "scheduler.settle_failed", "schedule_id": str(schedule.id)},
+            )
+            # retry soon, without a busy loop
+            self._push(entry, now + timedelta(seconds=min(self.poll_s, 1.0)))
+            return
+        self._record(schedule, outcome)
+        self._push(entry, self._next_tick(schedule, now))
+
+    def _record(self, schedule: ScheduledJob, outcome: Outcome) -> None:
+        if outcome.lost_race:
+            self.stats.lost_races += 1
+        if outcome.skipped:
+            self.stats.skipped += outcome.skipped
+            logger.warning(
+                "schedule %s (%s): %d missed ticks skipped",
+                schedule.id,
+                schedule.name,
+                outcome.skipped,
+                extra={"event": "scheduler.missed", "schedule_id": str(schedule.id)},
+            )
+        if outcome.fired is not None and outcome.enqueued_at is not None:
+            lateness = (outcome.enqueued_at - outcome.fired).total_seconds() * 1000
+            self.stats.fired += 1
+            self.stats.lateness_ms_sum += lateness
+            self.stats.lateness_ms_max = max(self.stats.lateness_ms_max, lateness)
+            logger.info(
+                "schedule %s (%s) fired tick %s (%.0f ms late)",
+                schedule.id,
+                schedule.name,
+                outcome.fired.isoformat(),
+                lateness,
+                extra={"event": "scheduler.fired", "schedule_id": str(schedule.id)},
+            )
+
+    def _next_tick(self, schedule: ScheduledJob, after: datetime) -> datetime | None:
+        return schedule.cron.next_fire(after.replace(microsecond=0), schedule.zone)
+
+    def _push(self, entry: _Entry, at: datetime | None) -> None:
+        entry.next_at = at
+        if at is not None:
+            heapq.heappush(self._heap, (at, str(entry.schedule.id), entry.schedule.id))

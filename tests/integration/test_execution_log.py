@@ -1,0 +1,46 @@
+"""Every execution gets one row in system_job_execution_logs, written by the worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from corral import JobExecutionStatus, JobQueueManager
+from corral.core.executions import ExecutionRecord
+from corral.core.queries import ExecutionQuery
+from tests.support.waiting import eventually
+
+
+async def _rows(qm: JobQueueManager, **filters: Any) -> list[ExecutionRecord]:
+    rows, _total = await qm._rt.execution_log().search(ExecutionQuery(limit=500, **filters))
+    return rows
+
+
+async def test_completed_and_failed_jobs_are_logged(qm: JobQueueManager) -> None:
+    ok = await qm.add_job("record", {"tag": "a"})
+    bad = await qm.add_job("fail", {}, attempts=3, backoff=50)
+    await qm.start_worker(execution_log=True)
+
+    def settled(rows: list[ExecutionRecord]) -> bool:
+        by_id = {r.execution_id: r for r in rows}
+        return (
+            ok in by_id
+            and by_id[ok].status == JobExecutionStatus.COMPLETED
+            and bad in by_id
+            and by_id[bad].status == JobExecutionStatus.FAILED
+        )
+
+    rows = await eventually(lambda: _rows(qm), until=settled, timeout_s=15)
+    by_id = {r.execution_id: r for r in rows}
+    done = by_id[ok]
+    assert done.result == {"started": done.result["started"], "tag": "a"}
+    assert done.started_at is not None
+    assert done.finished_at is not None
+    assert done.duration_ms is not None
+    assert done.duration_ms >= 0
+    assert done.retry_count == 0
+    assert done.handler_name == "record"
+    assert done.job_id is None
+    failed = by_id[bad]
+    assert failed.retry_count == 2  # third attempt
+    assert "boom on attempt 3" in (failed.error_message or "")
+    assert len(rows) == 2  # one row per job, upserted through its retries

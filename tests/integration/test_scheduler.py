@@ -1,0 +1,246 @@
+"""TaskScheduler on the real Redis and a real SQLite store: exactly-once fires, misfires,
+live changes, manual triggers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from corral import JobQueueManager
+from corral.core.jobs import Retention
+from corral.core.schedules import ScheduleStatus, fire_id
+from corral.errors import ValidationError
+from corral.scheduler import TaskScheduler
+from corral.settings import CorralSettings
+from tests.support.waiting import eventually
+
+HANDLERS = "tests.support.it_handlers"
+
+
+@pytest.fixture
+def sched_settings(settings: CorralSettings, tmp_path: Path) -> CorralSettings:
+    from pydantic import SecretStr
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'corral.db'}"
+    return settings.model_copy(update={"database_url": SecretStr(url)})
+
+
+@pytest.fixture
+async def admin(sched_settings: CorralSettings) -> AsyncIterator[TaskScheduler]:
+    """A TaskScheduler used only to manage schedules (not firing)."""
+    scheduler = TaskScheduler(sched_settings, handlers=[HANDLERS])
+    await scheduler._rt.migrate()
+    yield scheduler
+    await scheduler.close()
+
+
+class FakeClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def _job_ids(qm: JobQueueManager) -> list[str]:
+    queue = await qm._rt.queue()
+    ids: set[str] = set()
+    for state in ("waiting", "prioritized", "active", "completed", "failed", "delayed"):
+        jobs = await queue._queue.getJobs([state], 0, -1)
+        ids.update(str(j.id) for j in jobs)
+    return sorted(ids)
+
+
+async def test_create_validates_and_names_the_field(admin: TaskScheduler) -> None:
+    with pytest.raises(ValidationError) as err:
+        await admin.create(
+            name="x", handler_name="record", cron_expression="60 * * * * *", domain="d"
+        )
+    assert err.value.path == "cron_expression"
+    assert "second field" in err.value.problem
+    with pytest.raises(ValidationError) as err:
+        await admin.create(name="x", handler_name="nope", cron_expression="* * * * * *", domain="d")
+    assert err.value.path == "handler_name"
+    assert "no handler named 'nope' is registered" in str(err.value)
+    assert (await admin.list())[1] == 0
+
+
+async def test_preview_follows_the_zone(admin: TaskScheduler) -> None:
+    after = datetime(2026, 3, 7, 12, 0, tzinfo=UTC)
+    fires = admin.preview("0 30 2 * * *", "America/New_York", 2, after=after)
+    assert fires == [
+        datetime(2026, 3, 8, 7, 0, tzinfo=UTC),
+        datetime(2026, 3, 9, 6, 30, tzinfo=UTC),
+    ]
+    with pytest.raises(ValidationError) as err:
+        admin.preview("0 0 0 30 2 *", "UTC")
+    assert err.value.path == "cron_expression"
+    with pytest.raises(ValidationError) as err:
+        admin.preview("* * * * * *", "Mars/Olympus")
+    assert err.value.path == "timezone"
+
+
+async def test_misfires_coalesce_into_one_catch_up_run(
+    sched_settings: CorralSettings, admin: TaskScheduler, qm: JobQueueManager
+) -> None:
+    """All schedulers down for 30 s: one run for the latest missed tick; 29 counted skipped."""
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=5)
+    clock = FakeClock(start)
+    admin.clock = clock
+    job = await admin.create(
+        name="every second",
+        handler_name="noop",
+        cron_expression="* * * * * *",
+        domain="test",
+        timezone="UTC",
+    )
+    first = TaskScheduler(sched_settings, clock=clock)
+    clock.now = start + timedelta(seconds=1)
+    await first.initialize()
+    await eventually(lambda: _job_ids(qm), until=lambda ids: len(ids) == 1)
+    await first.close()
+    clock.now = start + timedelta(seconds=31)  # 30 ticks missed: 2..31
+    second = TaskScheduler(sched_settings, clock=clock)
+    await second.initialize()
+    ids = await eventually(lambda: _job_ids(qm), until=lambda ids: len(ids) == 2)
+    await second.close()
+    assert sorted(ids) == sorted(
+        [
+            fire_id(job.id, start + timedelta(seconds=1)),
+            fire_id(job.id, start + timedelta(seconds=31)),
+        ]
+    )
+    stats = await admin.stats()
+    assert stats["cluster"]["missed"] == 29
+    assert stats["cluster"]["fired"] == 2
+
+
+async def test_ticks_older_than_the_window_are_skipped(
+    sched_settings: CorralSettings, admin: TaskScheduler, qm: JobQueueManager
+) -> None:
+    start = datetime.now(UTC).replace(microsecond=0)
+    clock = FakeClock(start)
+    admin.clock = clock
+    await admin.create(
+        name="daily",
+        handler_name="noop",
+        cron_expression="0 0 2 * * *",
+        domain="test",
+        timezone="UTC",
+        catch_up_ms=3_600_000,
+    )
+    # jump 3 days ahead: every 02:00 tick is more than an hour old unless it is within the hour
+    clock.now = start.replace(hour=5) + timedelta(days=3)
+    scheduler = TaskScheduler(sched_settings, clock=clock)
+    await scheduler.initialize()
+    await eventually(scheduler.stats, until=lambda s: s["cluster"]["missed"] >= 3)
+    await scheduler.close()
+    assert await _job_ids(qm) == []
+
+
+async def test_live_changes_reach_a_running_scheduler(
+    sched_settings: CorralSettings, admin: TaskScheduler, qm: JobQueueManager
+) -> None:
+    scheduler = TaskScheduler(sched_settings)
+    await scheduler.initialize()
+    try:
+        job = await admin.create(
+            name="live",
+            handler_name="noop",
+            cron_expression="* * * * * *",
+            domain="test",
+            timezone="UTC",
+        )
+        created = asyncio.get_running_loop().time()
+        await eventually(lambda: _job_ids(qm), until=lambda ids: len(ids) >= 1, timeout_s=5)
+        first_fire_after = asyncio.get_running_loop().time() - created
+        print(f"create -> first fire: {first_fire_after:.2f} s")
+        assert first_fire_after < 3  # 2 s propagation + up to 1 s to the next tick
+
+        await admin.set_status(job.id, ScheduleStatus.PAUSED)
+        paused_at = datetime.now(UTC)
+        await asyncio.sleep(2.5)  # let the change propagate (the bound under test is 2 s)
+        ids = await _job_ids(qm)
+        fired_after = [i for i in ids if int(i.rsplit("-", 1)[1]) > paused_at.timestamp() + 2]
+        assert fired_after == []
+
+        await admin.update(job.id, status=1, cron_expression="*/2 * * * * *")
+        resumed_at = datetime.now(UTC)
+        await eventually(lambda: _job_ids(qm), until=lambda new: len(new) > len(ids), timeout_s=5)
+        new_ids = [i for i in await _job_ids(qm) if i not in ids]
+        assert all(int(i.rsplit("-", 1)[1]) % 2 == 0 for i in new_ids)
+        assert all(int(i.rsplit("-", 1)[1]) >= int(resumed_at.timestamp()) for i in new_ids)
+
+        await admin.delete(job.id)
+        deleted_at = datetime.now(UTC)
+        await asyncio.sleep(2.5)
+        late = [
+            i for i in await _job_ids(qm) if int(i.rsplit("-", 1)[1]) > deleted_at.timestamp() + 2
+        ]
+        assert late == []
+    finally:
+        await scheduler.close()
+
+
+async def test_trigger_now_enqueues_one_manual_run(
+    admin: TaskScheduler, qm: JobQueueManager
+) -> None:
+    job = await admin.create(
+        name="manual", handler_name="noop", cron_expression="0 0 2 * * *", domain="test", status=0
+    )
+    job_id = await admin.trigger_now(job.id)
+    assert job_id.startswith(f"manual-{job.id}-")
+    assert await _job_ids(qm) == [job_id]
+
+
+@pytest.mark.timeout(120)
+async def test_three_schedulers_fire_each_tick_exactly_once(
+    sched_settings: CorralSettings, admin: TaskScheduler, qm: JobQueueManager, ledger: Any
+) -> None:
+    """S1 (in-process variant): 3 schedulers, 5 schedules of `* * * * * *`, jobs removed as soon
+    as they complete, so only the watermark can prevent a second fire."""
+    schedules = [
+        await admin.create(
+            name=f"s{i}",
+            handler_name="record",
+            cron_expression="* * * * * *",
+            domain="test",
+            timezone="UTC",
+            payload={"ledger": ledger.name},
+        )
+        for i in range(5)
+    ]
+    await qm.start_worker(concurrency=20)
+    replicas = [TaskScheduler(sched_settings, keep_completed=Retention(count=0)) for _ in range(3)]
+    for replica in replicas:
+        await replica.initialize()
+    window_start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    await asyncio.sleep(20)
+    window_end = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
+    for replica in replicas:
+        await replica.close()
+    await asyncio.sleep(1)
+    entries = [e for e in ledger.entries() if e["event"] == "start"]
+    per_tick = Counter(e["job_id"] for e in entries)
+    duplicates = {k: v for k, v in per_tick.items() if v > 1}
+    assert duplicates == {}
+    seconds = int((window_end - window_start).total_seconds())
+    for schedule in schedules:
+        expected = {
+            fire_id(schedule.id, window_start + timedelta(seconds=s)) for s in range(seconds + 1)
+        }
+        missing = expected - set(per_tick)
+        assert missing == set(), f"{len(missing)} ticks of {schedule.id} never fired"
+    stats = [r.loop.stats for r in replicas if r.loop is not None]
+    print(
+        "fired per replica:",
+        [s.fired for s in stats],
+        "max lateness ms:",
+        [round(s.lateness_ms_max) for s in stats],
+    )

@@ -13,7 +13,7 @@ import builtins
 import logging
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
 from uuid import UUID, uuid4
@@ -60,6 +60,7 @@ class TaskScheduler:
         self._loop: SchedulerLoop | None = None
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._prune_task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> TaskScheduler:
         return self
@@ -78,14 +79,18 @@ class TaskScheduler:
         if migrate:
             await self._rt.migrate()
         gate = await self._rt.fire_gate()
+        writer = await self._rt.execution_log_writer() if self.settings.execution_log else None
         loop = SchedulerLoop(
             self._rt.store(),
             gate,
             clock=self.clock,
             catch_up_ms=self.settings.catch_up_ms,
             keep_completed=self.keep_completed,
+            on_fired=writer.job_waiting if writer is not None else None,
         )
         self._loop = loop
+        if writer is not None:
+            self._prune_task = asyncio.create_task(self._prune_forever(), name="corral-prune")
         self._rt.change_feed(loop.nudge)
         self._task = asyncio.create_task(loop.run(self._stop), name="corral-scheduler")
         waiter = asyncio.ensure_future(loop.loaded.wait())
@@ -93,6 +98,30 @@ class TaskScheduler:
         if self._task.done():
             waiter.cancel()
             self._task.result()  # raise the start-up error
+
+    async def _prune_forever(self) -> None:
+        """Delete execution-log rows older than the retention, once an hour (any replica may;
+        deleting twice is harmless)."""
+        log = self._rt.execution_log()
+        while not self._stop.is_set():
+            cutoff = self.clock() - timedelta(days=self.settings.execution_log_retention_days)
+            try:
+                removed = await log.prune(cutoff)
+                if removed:
+                    logger.info(
+                        "pruned %d execution log rows older than %s",
+                        removed,
+                        cutoff.isoformat(),
+                        extra={"event": "execlog.pruned"},
+                    )
+            except Exception as exc:
+                logger.warning(
+                    "execution log prune failed: %s", exc, extra={"event": "execlog.prune_failed"}
+                )
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=3600)
+            except TimeoutError:
+                pass
 
     async def run_until(self, stop: asyncio.Event) -> None:
         """Fire until ``stop`` is set, then close."""
@@ -105,6 +134,9 @@ class TaskScheduler:
 
     async def close(self) -> None:
         self._stop.set()
+        if self._prune_task is not None:
+            await asyncio.gather(self._prune_task, return_exceptions=True)
+            self._prune_task = None
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None

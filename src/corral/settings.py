@@ -53,6 +53,9 @@ class CorralSettings(BaseSettings):
         default=600_000, validation_alias="CORRAL_CATCH_UP_MS", ge=0, le=7 * 86_400_000
     )
     execution_log: bool = Field(default=True, validation_alias="CORRAL_EXECUTION_LOG")
+    execution_log_retention_days: int = Field(
+        default=30, validation_alias="CORRAL_EXECUTION_LOG_RETENTION_DAYS", ge=1, le=3650
+    )
     auto_migrate: bool = Field(default=True, validation_alias="CORRAL_AUTO_MIGRATE")
     shutdown_timeout_ms: int = Field(
         default=30_000, validation_alias="CORRAL_SHUTDOWN_TIMEOUT_MS", ge=0, le=3_600_000

@@ -44,3 +44,28 @@ async def test_completed_and_failed_jobs_are_logged(qm: JobQueueManager) -> None
     assert failed.retry_count == 2  # third attempt
     assert "boom on attempt 3" in (failed.error_message or "")
     assert len(rows) == 2  # one row per job, upserted through its retries
+
+
+async def test_scheduled_runs_are_linked_to_their_schedule(qm: JobQueueManager) -> None:
+    from corral.scheduler import TaskScheduler
+
+    admin = TaskScheduler(qm.settings, handlers=["tests.support.it_handlers"])
+    scheduler = TaskScheduler(qm.settings)
+    try:
+        schedule = await admin.create(name="linked", handler_name="noop",
+                                      cron_expression="* * * * * *", domain="t", timezone="UTC")
+        await scheduler.initialize()
+        manual = await admin.trigger_now(schedule.id)
+        await qm.start_worker(execution_log=True)
+        rows = await eventually(
+            lambda: _rows(qm, job_id=schedule.id),
+            until=lambda rs: any(r.trigger == "schedule" and r.status == "completed" for r in rs)
+            and any(r.execution_id == manual and r.status == "completed" for r in rs),
+            timeout_s=15,
+        )
+    finally:
+        await scheduler.close()
+        await admin.close()
+    assert {r.trigger for r in rows} == {"schedule", "manual"}
+    assert all(r.job_id == schedule.id for r in rows)
+    assert all(r.handler_name == "noop" for r in rows)

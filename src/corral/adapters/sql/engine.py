@@ -90,7 +90,7 @@ def _check_sqlite_path(url: URL, shown: str) -> None:
     database = url.database or ""
     if not database or database == ":memory:" or url.query.get("uri") == "true":
         return
-    parent = Path(database).expanduser().parent
+    parent = Path(database).parent  # SQLite does not expand "~", so neither does the check
     if not parent.is_dir():
         raise ConfigurationError(
             f"DATABASE_URL: directory {str(parent)!r} for the SQLite file does not exist "

@@ -52,15 +52,22 @@ async def test_scheduled_runs_are_linked_to_their_schedule(qm: JobQueueManager) 
     admin = TaskScheduler(qm.settings, handlers=["tests.support.it_handlers"])
     scheduler = TaskScheduler(qm.settings)
     try:
-        schedule = await admin.create(name="linked", handler_name="noop",
-                                      cron_expression="* * * * * *", domain="t", timezone="UTC")
+        schedule = await admin.create(
+            name="linked",
+            handler_name="noop",
+            cron_expression="* * * * * *",
+            domain="t",
+            timezone="UTC",
+        )
         await scheduler.initialize()
         manual = await admin.trigger_now(schedule.id)
         await qm.start_worker(execution_log=True)
         rows = await eventually(
             lambda: _rows(qm, job_id=schedule.id),
-            until=lambda rs: any(r.trigger == "schedule" and r.status == "completed" for r in rs)
-            and any(r.execution_id == manual and r.status == "completed" for r in rs),
+            until=lambda rs: (
+                any(r.trigger == "schedule" and r.status == "completed" for r in rs)
+                and any(r.execution_id == manual and r.status == "completed" for r in rs)
+            ),
             timeout_s=15,
         )
     finally:

@@ -36,6 +36,7 @@ from corral.core.schedules import (
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+MAX_CONCURRENT_SETTLES = 32
 
 
 def utc_now() -> datetime:
@@ -131,6 +132,7 @@ class SchedulerLoop:
         self._heap: list[tuple[datetime, str, UUID]] = []
         self._marker: str | None = None
         self._changed = asyncio.Event()
+        self._slots = asyncio.Semaphore(MAX_CONCURRENT_SETTLES)
         self.loaded = asyncio.Event()
 
     def nudge(self) -> None:
@@ -138,14 +140,20 @@ class SchedulerLoop:
         self._changed.set()
 
     async def reload(self) -> None:
+        """Reload the enabled schedules. Unchanged ones keep their next tick; new or changed
+        ones are settled at once (which also applies the misfire policy to them)."""
         marker = await self.store.change_marker()
         schedules = await self.store.list_enabled()
         now = self.clock()
         entries: dict[UUID, _Entry] = {}
         for schedule in schedules:
-            entries[schedule.id] = _Entry(schedule=schedule, next_at=now)  # settle at once
+            old = self._entries.get(schedule.id)
+            unchanged = old is not None and old.schedule.updated_at == schedule.updated_at
+            entries[schedule.id] = _Entry(
+                schedule=schedule, next_at=old.next_at if unchanged and old else now
+            )
         self._entries = entries
-        self._heap = [(now, str(sid), sid) for sid in entries]
+        self._heap = [(e.next_at, str(sid), sid) for sid, e in entries.items() if e.next_at]
         heapq.heapify(self._heap)
         self._marker = marker
         self.stats.reloads += 1
@@ -202,7 +210,12 @@ class SchedulerLoop:
             if sid in self._entries:
                 due.append(sid)
         if due:
-            await asyncio.gather(*(self._settle(self._entries[sid], now) for sid in due))
+            await asyncio.gather(*(self._bounded(self._entries[sid], now) for sid in due))
+
+    async def _bounded(self, entry: _Entry, now: datetime) -> None:
+        # Each settle holds a pooled Redis connection for one transaction: bound them.
+        async with self._slots:
+            await self._settle(entry, now)
 
     async def _settle(self, entry: _Entry, now: datetime) -> None:
         schedule = entry.schedule

@@ -49,9 +49,15 @@ class TaskScheduler:
         queue: str | None = None,
         handlers: HandlerRegistry | Iterable[str] | None = None,
         clock: Clock = utc_now,
-        keep_completed: Retention = DEFAULT_REMOVE_ON_COMPLETE,
+        keep_completed: Retention | None = None,
     ) -> None:
         self.settings = settings or load_settings()
+        if keep_completed is None:
+            keep_completed = (
+                Retention(count=0)
+                if self.settings.scheduled_remove_on_complete
+                else DEFAULT_REMOVE_ON_COMPLETE
+            )
         self.keep_completed = keep_completed
         self._rt = Runtime(self.settings, queue=queue)
         self._handlers = handlers

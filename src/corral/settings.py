@@ -52,6 +52,9 @@ class CorralSettings(BaseSettings):
     catch_up_ms: int = Field(
         default=600_000, validation_alias="CORRAL_CATCH_UP_MS", ge=0, le=7 * 86_400_000
     )
+    scheduled_remove_on_complete: bool = Field(
+        default=False, validation_alias="CORRAL_SCHEDULED_REMOVE_ON_COMPLETE"
+    )
     execution_log: bool = Field(default=True, validation_alias="CORRAL_EXECUTION_LOG")
     execution_log_retention_days: int = Field(
         default=30, validation_alias="CORRAL_EXECUTION_LOG_RETENTION_DAYS", ge=1, le=3650

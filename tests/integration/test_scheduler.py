@@ -244,3 +244,36 @@ async def test_three_schedulers_fire_each_tick_exactly_once(
         "max lateness ms:",
         [round(s.lateness_ms_max) for s in stats],
     )
+
+
+async def test_direct_database_edit_reaches_a_running_scheduler(
+    sched_settings: CorralSettings, admin: TaskScheduler, qm: JobQueueManager
+) -> None:
+    """A change made with plain SQL (no nudge, updated_at untouched) is seen by the poll."""
+    from sqlalchemy import text
+
+    job = await admin.create(
+        name="sql-edited",
+        handler_name="noop",
+        cron_expression="* * * * * *",
+        domain="test",
+        timezone="UTC",
+    )
+    scheduler = TaskScheduler(sched_settings)
+    await scheduler.initialize()
+    try:
+        await eventually(lambda: _job_ids(qm), until=lambda ids: len(ids) >= 1, timeout_s=5)
+        engine = admin._rt._sql_engine()
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE system_scheduled_jobs SET status = 0 WHERE id = :id"),
+                {"id": job.id.hex},
+            )
+        edited_at = datetime.now(UTC)
+        await asyncio.sleep(3)
+        late = [
+            i for i in await _job_ids(qm) if int(i.rsplit("-", 1)[1]) > edited_at.timestamp() + 2
+        ]
+        assert late == []
+    finally:
+        await scheduler.close()

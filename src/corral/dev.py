@@ -1,8 +1,8 @@
 """``corral dev``: everything in one process on embedded defaults, for trying Corral out.
 
-Today it runs a private Redis (unless REDIS_URL is set), a worker with the example handlers,
-and adds the seed's example jobs once; it prints what ran. The scheduler, SQL store, API and
-dashboard join it as they land (see the README's status).
+It runs a private Redis (unless REDIS_URL is set), migrates the SQLite database, starts a
+scheduler (creating the example schedules once) and a worker with the example handlers, adds
+the seed's example jobs, and prints what ran. The API and dashboard join it when they land.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from pathlib import Path
 
 from corral.adapters.embedded import EmbeddedRedis
 from corral.core.jobs import JobPriority
+from corral.core.queries import ScheduleQuery
 from corral.manager import JobQueueManager
+from corral.scheduler import TaskScheduler
 from corral.settings import CorralSettings
 from corral.worker import StopSignal
 
@@ -65,8 +67,65 @@ async def run_dev(settings: CorralSettings, *, redis_from_env: bool, folder: Pat
         await _serve(dev_settings, stop)
 
 
+EXAMPLE_SCHEDULES: list[dict[str, object]] = [
+    {
+        "name": "Demo: every minute",
+        "description": "Runs the seed's data-processing job at second 0 of every minute.",
+        "handler_name": "dataProcessingJob",
+        "cron_expression": "0 */1 * * * *",
+        "timezone": "Asia/Shanghai",
+        "payload": {"dataSource": "demo"},
+        "domain": "examples",
+    },
+    {
+        "name": "Daily backup",
+        "description": "The seed's backup example: 02:00 Shanghai time.",
+        "handler_name": "dataProcessingJob",
+        "cron_expression": "0 0 2 * * *",
+        "timezone": "Asia/Shanghai",
+        "payload": {"backupType": "full"},
+        "retry_attempts": 3,
+        "timeout": 300_000,
+        "domain": "examples",
+    },
+]
+
+
+async def ensure_example_schedules(scheduler: TaskScheduler) -> int:
+    """Create the example schedules unless schedules with their names exist; returns how many
+    were created."""
+    existing, _ = await scheduler.list(ScheduleQuery(domain="examples", limit=500))
+    names = {job.name for job in existing}
+    created = 0
+    for fields in EXAMPLE_SCHEDULES:
+        if fields["name"] not in names:
+            await scheduler.create(**fields)
+            created += 1
+    return created
+
+
 async def _serve(settings: CorralSettings, stop: StopSignal) -> None:
     handlers = settings.handler_packages or [EXAMPLE_HANDLERS]
+    await _run_scheduler_beside(settings, handlers, stop)
+
+
+async def _run_scheduler_beside(
+    settings: CorralSettings, handlers: list[str], stop: StopSignal
+) -> None:
+    scheduler = TaskScheduler(settings, handlers=handlers)
+    try:
+        await scheduler.initialize(migrate=True)
+        if handlers == [EXAMPLE_HANDLERS]:
+            created = await ensure_example_schedules(scheduler)
+            if created:
+                _say(f"corral dev: created {created} example schedules")
+        _say(f"corral dev: scheduler running; database {settings.database_url_redacted}")
+        await _run_worker(settings, handlers, stop)
+    finally:
+        await scheduler.close()
+
+
+async def _run_worker(settings: CorralSettings, handlers: list[str], stop: StopSignal) -> None:
     qm = JobQueueManager(settings)
     qm.on("completed", lambda e: _say(f"  completed {e.job_id}: {e.data.get('result')}"))
     qm.on("failed", lambda e: _say(f"  failed    {e.job_id}: {e.data.get('error')}"))

@@ -19,9 +19,10 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from corral.core.cron import CronExpression, next_fires, parse_timezone
+from corral.core.executions import ExecutionRecord
 from corral.core.handlers import HandlerRegistry
 from corral.core.jobs import DEFAULT_REMOVE_ON_COMPLETE, Retention
-from corral.core.queries import ScheduleQuery
+from corral.core.queries import ExecutionQuery, ScheduleQuery
 from corral.core.schedules import (
     DEFAULT_TIMEZONE,
     ScheduledJob,
@@ -213,6 +214,12 @@ class TaskScheduler:
     ) -> tuple[builtins.list[ScheduledJob], int]:
         return await self._rt.store().search(query or ScheduleQuery())
 
+    async def executions(
+        self, query: ExecutionQuery | None = None
+    ) -> tuple[builtins.list[ExecutionRecord], int]:
+        """Execution-log rows (of one schedule with ``ExecutionQuery(job_id=...)``)."""
+        return await self._rt.execution_log().search(query or ExecutionQuery())
+
     def preview(
         self,
         cron_expression: str,
@@ -223,7 +230,7 @@ class TaskScheduler:
         """The next ``n`` fire times (UTC) of an expression in a zone; raises ValidationError
         naming ``cron_expression`` or ``timezone``."""
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PREVIEW:
-            raise ValidationError("n", f"must be an integer between 1 and {MAX_PREVIEW}")
+            raise ValidationError("count", f"must be an integer between 1 and {MAX_PREVIEW}")
         try:
             cron = CronExpression.parse(cron_expression)
         except InvalidCronExpression as exc:

@@ -29,6 +29,13 @@ class CorralSettings(BaseSettings):
     database_url: SecretStr = Field(
         default=SecretStr("sqlite+aiosqlite:///./corral.db"), validation_alias="DATABASE_URL"
     )
+    admin_token: SecretStr | None = Field(default=None, validation_alias="CORRAL_ADMIN_TOKEN")
+    metrics_token: SecretStr | None = Field(default=None, validation_alias="CORRAL_METRICS_TOKEN")
+    api_host: str = Field(default="127.0.0.1", validation_alias="CORRAL_API_HOST")
+    api_port: int = Field(default=8000, validation_alias="CORRAL_API_PORT", ge=1, le=65535)
+    max_body_bytes: int = Field(
+        default=1024 * 1024, validation_alias="CORRAL_MAX_BODY_BYTES", ge=1024, le=64 * 1024 * 1024
+    )
     log_level: str = Field(default="info", validation_alias="LOG_LEVEL")
     environment: Environment = Field(default="development", validation_alias="CORRAL_ENV")
     queue: str = Field(

@@ -1,0 +1,68 @@
+"""The HTTP app: ``create_app()`` for embedding, ``corral api`` to serve it.
+
+The app holds one JobQueueManager and one TaskScheduler (used to manage schedules; firing is
+the ``corral scheduler`` processes' job) and closes them on shutdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI
+
+from corral.errors import ConfigurationError
+from corral.http import errors
+from corral.http.auth import require_admin
+from corral.http.middleware import BodyLimit, SecurityHeaders
+from corral.http.routes import cron, scheduled_jobs
+from corral.manager import JobQueueManager
+from corral.scheduler import TaskScheduler
+from corral.settings import CorralSettings, load_settings
+
+
+def create_app(
+    settings: CorralSettings | None = None,
+    *,
+    manager: JobQueueManager | None = None,
+    scheduler: TaskScheduler | None = None,
+) -> FastAPI:
+    """Build the app. In production (CORRAL_ENV=production) a missing CORRAL_ADMIN_TOKEN is a
+    start-up error; elsewhere the admin API answers 401 to everything until one is set."""
+    settings = settings or load_settings()
+    token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    if settings.environment == "production" and not token:
+        raise ConfigurationError("CORRAL_ADMIN_TOKEN: required when CORRAL_ENV=production")
+    qm = manager or JobQueueManager(settings)
+    ts = scheduler or TaskScheduler(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await qm.graceful_shutdown(0)
+            await ts.close()
+
+    app = FastAPI(
+        title="Corral admin API",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.manager = qm
+    app.state.scheduler = ts
+    app.state.admin_token = token
+    app.state.metrics_token = (
+        settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    )
+    errors.install(app)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    admin = [Depends(require_admin)]
+    app.include_router(scheduled_jobs.router, prefix="/api/admin", dependencies=admin)
+    app.include_router(cron.router, prefix="/api/admin", dependencies=admin)
+    return app

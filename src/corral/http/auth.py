@@ -1,0 +1,44 @@
+"""Bearer-token authentication for ``/api/admin`` (and optionally ``/metrics``).
+
+The token comes from ``CORRAL_ADMIN_TOKEN``; compared in constant time. Without a token the
+admin API refuses every request (fail closed) — and in production the app refuses to start.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+from starlette.exceptions import HTTPException
+
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def _presented(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token.strip()
+
+
+def check_token(request: Request, expected: str | None) -> None:
+    token = _presented(request)
+    if token is None:
+        raise HTTPException(
+            401, "authentication required: send 'Authorization: Bearer <token>'", headers=_CHALLENGE
+        )
+    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+        raise HTTPException(401, "invalid token", headers=_CHALLENGE)
+
+
+async def require_admin(request: Request) -> None:
+    """FastAPI dependency for every admin route."""
+    check_token(request, request.app.state.admin_token)
+
+
+async def require_metrics(request: Request) -> None:
+    """``/metrics`` is open unless CORRAL_METRICS_TOKEN is set."""
+    token = request.app.state.metrics_token
+    if token:
+        check_token(request, token)

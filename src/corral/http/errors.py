@@ -1,0 +1,127 @@
+"""One table from Corral errors to HTTP answers. Every error body is JSON:
+``{"error": {"field": "cronExpression" | null, "message": "..."}}``; no stack traces, no URLs
+with passwords, no driver messages."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Final
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from corral.core.redaction import redact_text
+from corral.errors import (
+    BrokerUnavailable,
+    ConfigurationError,
+    CorralError,
+    JobNotFound,
+    ScheduleNotFound,
+    StoreUnavailable,
+    ValidationError,
+)
+from corral.http.names import camel_path
+
+logger = logging.getLogger(__name__)
+
+#: Corral error type -> HTTP status. The first matching class wins.
+STATUS: Final[list[tuple[type[CorralError], int]]] = [
+    (ValidationError, 422),
+    (JobNotFound, 404),
+    (ScheduleNotFound, 404),
+    (BrokerUnavailable, 503),
+    (StoreUnavailable, 503),
+    (ConfigurationError, 500),
+]
+
+
+#: Python names of path parameters -> the names the API documents.
+PATH_NAMES: Final = {"job_id": "id", "schedule_id": "id", "queue_name": "name"}
+
+
+def error_body(message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"field": field, "message": message}}
+
+
+def _status_of(exc: CorralError) -> int:
+    for kind, status in STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+async def _corral_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, CorralError):  # pragma: no cover - registered for this type
+        raise exc
+    status = _status_of(exc)
+    if isinstance(exc, ValidationError):
+        field = camel_path(exc.path)
+        return JSONResponse(error_body(f"{field}: {exc.problem}", field), status_code=status)
+    if status >= 500:
+        logger.warning(
+            "%s %s failed: %s",
+            request.method,
+            request.url.path,
+            redact_text(str(exc)),
+            extra={"event": "http.error"},
+        )
+        message = (
+            "service unavailable: "
+            + ("Redis" if isinstance(exc, BrokerUnavailable) else "database")
+            if status == 503
+            else "internal error"
+        )
+        if status == 503:
+            message += " is not reachable"
+        return JSONResponse(error_body(message), status_code=status)
+    return JSONResponse(error_body(redact_text(str(exc))), status_code=status)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover
+        raise exc
+    # An unknown field explains the rest ("handler_name" sent instead of "handlerName"): first.
+    errors = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
+    where = first.get("loc", ())
+    loc = [str(part) for part in where if part not in ("body", "query", "path")]
+    if where and where[0] == "path":
+        loc = [PATH_NAMES.get(loc[0], loc[0])] if loc else loc
+    field = ".".join(loc) or None
+    kind = first.get("type", "")
+    if kind == "json_invalid":
+        return JSONResponse(error_body("request body is not valid JSON"), status_code=400)
+    if kind == "extra_forbidden":
+        message = f"unknown field {field!r}"
+    elif kind == "missing":
+        message = f"{field}: is required"
+    else:
+        message = f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg"))
+    return JSONResponse(error_body(message, field), status_code=422)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
+        raise exc
+    headers = getattr(exc, "headers", None)
+    return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=headers)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.error(
+        "unhandled error on %s %s: %s",
+        request.method,
+        request.url.path,
+        redact_text(repr(exc)),
+        extra={"event": "http.unhandled"},
+    )
+    return JSONResponse(error_body("internal error"), status_code=500)
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(CorralError, _corral_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,135 @@
+"""``/api/admin/scheduled-jobs``: manage cron jobs (a thin layer on TaskScheduler)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from corral.core.queries import MAX_LIMIT, ExecutionQuery, ScheduleQuery, ScheduleSort
+from corral.core.schedules import ScheduleStatus
+from corral.http.deps import scheduler as get_scheduler
+from corral.http.schemas import (
+    ExecutionOut,
+    Page,
+    ScheduledJobCreate,
+    ScheduledJobOut,
+    ScheduledJobPatch,
+)
+from corral.scheduler import TaskScheduler
+
+router = APIRouter(tags=["scheduled jobs"])
+Scheduler = Annotated[TaskScheduler, Depends(get_scheduler)]
+NEXT_FIRES = 5
+
+
+class SortField(StrEnum):
+    name = "name"
+    createdAt = "createdAt"
+    updatedAt = "updatedAt"
+    priority = "priority"
+    handlerName = "handlerName"
+
+
+_SORT = {
+    SortField.name: ScheduleSort.NAME,
+    SortField.createdAt: ScheduleSort.CREATED_AT,
+    SortField.updatedAt: ScheduleSort.UPDATED_AT,
+    SortField.priority: ScheduleSort.PRIORITY,
+    SortField.handlerName: ScheduleSort.HANDLER_NAME,
+}
+
+
+async def _out(ts: TaskScheduler, job_id: UUID, *, detail: bool) -> ScheduledJobOut:
+    job = await ts.get(job_id)
+    if not detail:
+        return ScheduledJobOut.of(job)
+    fires = ts.preview(job.cron_expression, job.timezone, NEXT_FIRES) if job.status == 1 else []
+    runs, _ = await ts.executions(ExecutionQuery(job_id=job.id, limit=1))
+    last = ExecutionOut.of(runs[0]) if runs else None
+    return ScheduledJobOut.of(job, next_fires=fires, last_run=last)
+
+
+@router.post(
+    "/scheduled-jobs", status_code=201, response_model=ScheduledJobOut, response_model_by_alias=True
+)
+async def create_scheduled_job(body: ScheduledJobCreate, ts: Scheduler) -> ScheduledJobOut:
+    job = await ts.create(**body.model_dump(exclude_unset=True))
+    return await _out(ts, job.id, detail=True)
+
+
+@router.get("/scheduled-jobs", response_model=Page[ScheduledJobOut], response_model_by_alias=True)
+async def list_scheduled_jobs(
+    ts: Scheduler,
+    status: Annotated[ScheduleStatus | None, Query()] = None,
+    domain: Annotated[str | None, Query(max_length=64)] = None,
+    handler_name: Annotated[str | None, Query(alias="handlerName", max_length=64)] = None,
+    search: Annotated[str | None, Query(max_length=128, description="name contains")] = None,
+    sort: Annotated[SortField, Query()] = SortField.createdAt,
+    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Page[ScheduledJobOut]:
+    jobs, total = await ts.list(
+        ScheduleQuery(
+            status=status,
+            domain=domain,
+            handler_name=handler_name,
+            name_contains=search,
+            sort=_SORT[sort],
+            descending=order == "desc",
+            limit=limit,
+            offset=offset,
+        )
+    )
+    return Page[ScheduledJobOut](
+        items=[ScheduledJobOut.of(j) for j in jobs], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/scheduled-jobs/{job_id}", response_model=ScheduledJobOut, response_model_by_alias=True
+)
+async def get_scheduled_job(job_id: UUID, ts: Scheduler) -> ScheduledJobOut:
+    return await _out(ts, job_id, detail=True)
+
+
+@router.patch(
+    "/scheduled-jobs/{job_id}", response_model=ScheduledJobOut, response_model_by_alias=True
+)
+async def patch_scheduled_job(
+    job_id: UUID, body: ScheduledJobPatch, ts: Scheduler
+) -> ScheduledJobOut:
+    await ts.update(job_id, **body.model_dump(exclude_unset=True))
+    return await _out(ts, job_id, detail=True)
+
+
+@router.delete("/scheduled-jobs/{job_id}", status_code=204, response_class=Response)
+async def delete_scheduled_job(job_id: UUID, ts: Scheduler) -> Response:
+    await ts.delete(job_id)
+    return Response(status_code=204)
+
+
+@router.post("/scheduled-jobs/{job_id}/run", status_code=202)
+async def run_scheduled_job(job_id: UUID, ts: Scheduler) -> dict[str, str]:
+    return {"executionId": await ts.trigger_now(job_id)}
+
+
+@router.get(
+    "/scheduled-jobs/{job_id}/executions",
+    response_model=Page[ExecutionOut],
+    response_model_by_alias=True,
+)
+async def scheduled_job_executions(
+    job_id: UUID,
+    ts: Scheduler,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Page[ExecutionOut]:
+    await ts.get(job_id)  # 404 for an unknown schedule
+    rows, total = await ts.executions(ExecutionQuery(job_id=job_id, limit=limit, offset=offset))
+    return Page[ExecutionOut](
+        items=[ExecutionOut.of(r) for r in rows], total=total, limit=limit, offset=offset
+    )

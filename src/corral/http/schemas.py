@@ -1,0 +1,129 @@
+"""Request and response bodies: camelCase JSON, unknown fields rejected, strict types.
+
+Ranges and formats are checked again by ``core.schedules`` (the single source of the rules), so
+the API, the Python API and the store answer alike; these models give the OpenAPI schema its
+types and reject wrong JSON types early.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from corral.core.executions import ExecutionRecord
+from corral.core.schedules import ScheduledJob
+from corral.http.names import to_camel
+
+T = TypeVar("T")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=False, extra="forbid", frozen=True
+    )
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class ScheduledJobCreate(Body):
+    name: StrictStr = Field(description="1-128 characters, one line")
+    description: StrictStr | None = None
+    handler_name: StrictStr = Field(description="a registered handler's name")
+    cron_expression: StrictStr = Field(
+        description="5 or 6 fields (seconds first), e.g. '0 0 2 * * *'"
+    )
+    timezone: StrictStr | None = Field(default=None, description="IANA zone; Asia/Shanghai")
+    status: StrictInt | None = Field(default=None, description="1 enabled, 0 disabled, 2 paused")
+    payload: dict[str, Any] | None = None
+    retry_attempts: StrictInt | None = Field(default=None, description="retries; default 3")
+    retry_delay: StrictInt | None = Field(default=None, description="ms; default 5000")
+    timeout: StrictInt | None = Field(default=None, description="ms; default 30000")
+    priority: StrictInt | None = Field(default=None, description="1-20, larger is more urgent")
+    domain: StrictStr
+    catch_up_ms: StrictInt | None = None
+
+
+class ScheduledJobPatch(Body):
+    name: StrictStr | None = None
+    description: StrictStr | None = None
+    handler_name: StrictStr | None = None
+    cron_expression: StrictStr | None = None
+    timezone: StrictStr | None = None
+    status: StrictInt | None = None
+    payload: dict[str, Any] | None = None
+    retry_attempts: StrictInt | None = None
+    retry_delay: StrictInt | None = None
+    timeout: StrictInt | None = None
+    priority: StrictInt | None = None
+    domain: StrictStr | None = None
+    catch_up_ms: StrictInt | None = None
+
+
+class ExecutionOut(Out):
+    execution_id: str
+    job_id: UUID | None
+    status: str
+    handler_name: str | None
+    queue: str | None
+    trigger: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    result: Any = None
+    error_message: str | None
+    retry_count: int
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, record: ExecutionRecord) -> ExecutionOut:
+        return cls(**{name: getattr(record, name) for name in cls.model_fields})
+
+
+class ScheduledJobOut(Out):
+    id: UUID
+    name: str
+    description: str | None
+    handler_name: str
+    cron_expression: str
+    timezone: str
+    status: int
+    payload: dict[str, Any]
+    retry_attempts: int
+    retry_delay: int
+    timeout: int
+    priority: int
+    domain: str
+    catch_up_ms: int | None
+    created_at: datetime
+    updated_at: datetime
+    next_fires: list[datetime] | None = None
+    last_run: ExecutionOut | None = None
+
+    @classmethod
+    def of(cls, job: ScheduledJob, **extra: Any) -> ScheduledJobOut:
+        fields = {name: getattr(job, name) for name in cls.model_fields if hasattr(job, name)}
+        return cls(**fields, **extra)
+
+
+class Page(Out, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class CronPreviewIn(Body):
+    cron_expression: StrictStr
+    timezone: StrictStr = "Asia/Shanghai"
+    count: StrictInt = Field(default=5, description="1-100")
+
+
+class CronPreviewOut(Out):
+    cron_expression: str
+    timezone: str
+    next_fires: list[datetime]

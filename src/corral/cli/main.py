@@ -124,6 +124,34 @@ def scheduler(
         _die(str(exc))
 
 
+@app.command()
+def api(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default CORRAL_API_HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default CORRAL_API_PORT).")] = None,
+) -> None:
+    """Serve the admin REST API, /health and /metrics."""
+    if port is not None and not 1 <= port <= 65535:
+        _die(f"--port: must be between 1 and 65535, got {port}", 2)
+    settings = _settings()
+    import uvicorn
+
+    from corral.http.app import create_app
+
+    try:
+        application = create_app(settings)
+    except CorralError as exc:
+        _die(str(exc))
+    uvicorn.run(
+        application,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

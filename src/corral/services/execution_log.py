@@ -71,7 +71,8 @@ class ExecutionLogWriter:
                 }
             )
         self._pending[record.execution_id] = record
-        if len(self._pending) >= self.max_batch:
+        # A full batch flushes early, unless writes are failing: then the backoff decides.
+        if len(self._pending) >= self.max_batch and not self.failures:
             self._wake.set()
 
     def _base(self, job_id: str, name: str, attempt: int) -> dict[str, Any]:
@@ -178,6 +179,18 @@ class ExecutionLogWriter:
             logger.info("execution log writes recovered", extra={"event": "execlog.recovered"})
             self.failures = 0
         return True
+
+    def _restore(self, batch: dict[str, ExecutionRecord]) -> None:
+        """Put an unwritten batch back under anything reported since (newer state wins)."""
+        for key, record in batch.items():
+            if key in self._pending:
+                newer = self._pending[key]
+                merged = {
+                    n: v if v is not None else getattr(record, n) for n, v in _fields(newer).items()
+                }
+                self._pending[key] = ExecutionRecord(**merged)
+            else:
+                self._pending[key] = record
 
     @property
     def backlog(self) -> int:

@@ -8,9 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
+from corral.adapters.bullmq.queue import STATES, JobInfo
 from corral.core.events import QueueEvent
 from corral.core.handlers import HandlerRegistry
 from corral.core.jobs import JobExecutionStatus, build_bulk, build_spec
+from corral.core.queries import MAX_LIMIT
 from corral.core.redaction import mask_payload
 from corral.errors import BrokerUnavailable, ValidationError
 from corral.runtime import Listener, Runtime
@@ -151,6 +153,46 @@ class JobQueueManager:
 
     async def remove_job(self, job_id: str) -> None:
         await (await self._rt.queue()).remove_job(job_id)
+
+    async def list_jobs(
+        self, state: str = "waiting", *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[JobInfo], int]:
+        """One page of the jobs in ``state`` (waiting, active, completed, failed, delayed,
+        paused, prioritized, waiting-children) and how many are in that state. Finished jobs
+        come newest first; the others in the order they will run."""
+        if state not in STATES:
+            raise ValidationError("state", f"must be one of {', '.join(STATES)}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise ValidationError("limit", f"must be an integer between 1 and {MAX_LIMIT}")
+        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+            raise ValidationError("offset", "must be an integer >= 0")
+        queue = await self._rt.queue()
+        ascending = state not in ("completed", "failed")
+        jobs, counts = await asyncio.gather(
+            queue.list_jobs(state, offset=offset, limit=limit, ascending=ascending),
+            queue.counts(),
+        )
+        return jobs, counts.get(state, 0)
+
+    async def live_schedulers(self) -> int | None:
+        """Schedulers with a fresh heartbeat; None if no scheduler has ever reported one."""
+        return await (await self._rt.queue()).live_schedulers()
+
+    async def ping_database(self) -> float:
+        """Database round trip in ms; raises StoreUnavailable (no password in the message)."""
+        return await self._rt.ping_database()
+
+    async def metric_figures(self) -> dict[str, Any]:
+        """Cluster-wide figures for ``/metrics``, read from Redis now."""
+        figures = await self._rt.metric_figures()
+        backlog = self._rt.execution_log_backlog()
+        if backlog is not None:
+            figures["execution_log_backlog"] = backlog
+        return figures
+
+    def metrics_exposition(self, figures: dict[str, Any]) -> tuple[bytes, str]:
+        """``figures`` in the Prometheus text format, and its Content-Type."""
+        return self._rt.exposition(figures)
 
     # -- events -------------------------------------------------------------------------------
     def on(self, event: str, listener: Listener) -> None:

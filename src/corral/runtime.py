@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from typing import Any
 
+from corral.adapters import prometheus
 from corral.adapters.bullmq.changes import ChangeFeed, publish_change
 from corral.adapters.bullmq.connection import make_client, ping, server_info
 from corral.adapters.bullmq.consumer import BullConsumer, WorkerConfig
@@ -17,12 +19,14 @@ from corral.adapters.bullmq.events import EventStream
 from corral.adapters.bullmq.fires import FireGate
 from corral.adapters.bullmq.queue import BullQueue
 from corral.adapters.sql.engine import make_engine
+from corral.adapters.sql.engine import ping as ping_sql
 from corral.adapters.sql.execution_log import SqlExecutionLog
 from corral.adapters.sql.migrate import upgrade
 from corral.adapters.sql.schedule_store import SqlScheduleStore
 from corral.core.events import EVENT_NAMES, QueueEvent
 from corral.core.handlers import HandlerRegistry
 from corral.core.ports import JobLifecycle
+from corral.errors import StoreUnavailable
 from corral.services.discovery import discover
 from corral.services.execution import Executor
 from corral.services.execution_log import ExecutionLogWriter
@@ -151,6 +155,47 @@ class Runtime:
             self._stack.push_async_callback(writer.close)
             self._writer = writer
         return self._writer
+
+    async def ping_database(self) -> float:
+        """Round-trip latency in ms; raise StoreUnavailable (no password) if the database does
+        not answer within the connect timeout."""
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.settings.redis_connect_timeout_s + 5.0):
+                await ping_sql(self._sql_engine())
+        except TimeoutError:
+            raise StoreUnavailable("database unavailable: no answer in time") from None
+        return (time.perf_counter() - started) * 1000
+
+    def execution_log_backlog(self) -> int | None:
+        """Rows this process's execution-log writer still holds; None without a writer."""
+        return None if self._writer is None else self._writer.backlog
+
+    async def metric_figures(self) -> dict[str, Any]:
+        """The cluster-wide figures ``/metrics`` shows, read from Redis now (see
+        ``adapters/prometheus.py`` for their shape)."""
+        queue = await self.queue()
+        stats, counts, paused, workers, scheduler = await asyncio.gather(
+            queue.cluster_stats(),
+            queue.counts(),
+            queue.is_paused(),
+            queue.live_workers(),
+            queue.scheduler_stats(),
+        )
+        return {
+            "queue": queue.name,
+            "stats": stats,
+            "counts": counts,
+            "paused": paused,
+            "workers_alive": len(workers),
+            "scheduler": scheduler,
+        }
+
+    @staticmethod
+    def exposition(figures: dict[str, Any]) -> tuple[bytes, str]:
+        """``figures`` (plus any the caller added) in Prometheus text format, and the
+        Content-Type to serve it with."""
+        return prometheus.render(figures), prometheus.CONTENT_TYPE
 
     # -- scheduling ---------------------------------------------------------------------------
     async def fire_gate(self) -> FireGate:

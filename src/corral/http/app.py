@@ -13,9 +13,9 @@ from fastapi import Depends, FastAPI
 
 from corral.errors import ConfigurationError
 from corral.http import errors
-from corral.http.auth import require_admin
+from corral.http.auth import require_admin, require_metrics
 from corral.http.middleware import BodyLimit, SecurityHeaders
-from corral.http.routes import cron, scheduled_jobs
+from corral.http.routes import cron, executions, health, jobs, metrics, queues, scheduled_jobs
 from corral.manager import JobQueueManager
 from corral.scheduler import TaskScheduler
 from corral.settings import CorralSettings, load_settings
@@ -65,4 +65,9 @@ def create_app(
     admin = [Depends(require_admin)]
     app.include_router(scheduled_jobs.router, prefix="/api/admin", dependencies=admin)
     app.include_router(cron.router, prefix="/api/admin", dependencies=admin)
+    app.include_router(queues.router, prefix="/api/admin", dependencies=admin)
+    app.include_router(jobs.router, prefix="/api/admin", dependencies=admin)
+    app.include_router(executions.router, prefix="/api/admin", dependencies=admin)
+    app.include_router(health.router)
+    app.include_router(metrics.router, dependencies=[Depends(require_metrics)])
     return app

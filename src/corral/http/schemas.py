@@ -127,3 +127,73 @@ class CronPreviewOut(Out):
     cron_expression: str
     timezone: str
     next_fires: list[datetime]
+
+
+# -- queues, jobs and health (routes/queues.py, jobs.py, health.py) ---------------------------
+class JobCreate(Body):
+    name: StrictStr = Field(description="the handler's name")
+    data: dict[str, Any] | None = Field(default=None, description="a JSON object, <= 256 KiB")
+    options: dict[str, Any] | None = Field(
+        default=None,
+        description="priority, category, timeout, delay, attempts, backoff, jobId, "
+        "removeOnComplete, removeOnFail",
+    )
+
+
+class JobCreated(Out):
+    id: str
+
+
+class JobOut(Out):
+    id: str
+    name: str
+    data: Any = None
+    state: str
+    priority: int | None
+    progress: Any = None
+    attempts_made: int
+    max_attempts: int
+    failed_reason: str | None
+    result: Any = None
+    created_at: datetime
+    processed_at: datetime | None
+    finished_at: datetime | None
+    options: dict[str, Any]
+
+
+class QueueCleanIn(Body):
+    grace_ms: StrictInt = Field(ge=0, le=10 * 365 * 86_400_000, description="minimum age, ms")
+    limit: StrictInt = Field(default=1000, ge=0, le=1_000_000, description="0 = no limit")
+    status: StrictStr = Field(default="completed", description="a JobExecutionStatus")
+
+
+class QueueCleanOut(Out):
+    removed: int
+
+
+class QueueMetricsOut(Out):
+    total_jobs: int
+    completed_jobs: int
+    failed_jobs: int
+    retried_attempts: int
+    stalled_jobs: int
+    success_rate: float
+    average_processing_time: float = Field(description="ms")
+
+
+class QueueStatusOut(Out):
+    name: str
+    paused: bool
+    counts: dict[str, int]
+    workers: list[dict[str, Any]]
+    metrics: QueueMetricsOut
+
+
+class QueuePausedOut(Out):
+    name: str
+    paused: bool
+
+
+class HealthOut(Out):
+    status: str
+    details: dict[str, Any] | None = None

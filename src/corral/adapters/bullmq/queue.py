@@ -177,5 +177,51 @@ class BullQueue:
             names.update(info.get("handlers") or ())
         return names
 
+    async def list_jobs(
+        self, state: str, *, offset: int, limit: int, ascending: bool
+    ) -> list[JobInfo]:
+        """One page of the jobs in ``state`` (one of :data:`STATES`), ids and hashes read in one
+        script, so a job removed meanwhile is skipped rather than half-read."""
+        if state not in STATES:
+            raise ValueError(f"state: must be one of {', '.join(STATES)}")
+        async with self._guard():
+            jobs = await self._queue.getJobs([state], offset, offset + limit - 1, ascending)
+        return [_job_info(job, state) for job in jobs]
+
+    async def scheduler_stats(self) -> dict[str, float]:
+        """The counters every scheduler writes when it settles a tick (see ``fires.FireGate``)."""
+        async with self._guard():
+            raw = await self.client.hgetall(keys.scheduler_stats(self.prefix, self.name))  # type: ignore[misc]
+        return {k: float(v) for k, v in raw.items()}
+
+    async def live_schedulers(self, *, max_age_ms: int = keys.HEARTBEAT_TTL_MS) -> int | None:
+        """How many schedulers sent a heartbeat within ``max_age_ms``; None when no scheduler
+        has ever written one (the heartbeat set does not exist)."""
+        key = keys.schedulers(self.prefix, self.name)
+        now_ms = int(time.time() * 1000)
+        async with self._guard():
+            if not await self.client.exists(key):
+                return None
+            return int(await self.client.zcount(key, now_ms - max_age_ms, "+inf"))
+
     async def close(self) -> None:
         await self._queue.close()
+
+
+def _job_info(job: Any, state: str) -> JobInfo:
+    return JobInfo(
+        id=str(job.id),
+        name=job.name,
+        data=job.data,
+        state=state,
+        priority=from_bullmq_priority(int(job.priority or 0)),
+        progress=job.progress,
+        attempts_made=int(job.attemptsMade),
+        max_attempts=int(job.opts.get("attempts") or 1),
+        failed_reason=getattr(job, "failedReason", None) or None,
+        result=getattr(job, "returnvalue", None),
+        created_at_ms=int(job.timestamp),
+        processed_at_ms=getattr(job, "processedOn", None),
+        finished_at_ms=getattr(job, "finishedOn", None),
+        options=dict(job.opts),
+    )

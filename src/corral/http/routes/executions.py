@@ -1,0 +1,93 @@
+"""``/api/admin/executions``: the execution log, filtered, sorted and paged.
+
+Every parameter is checked before the query is built, and a bad one is a 422 naming it:
+``status`` is a JobExecutionStatus, ``sort`` and ``order`` are fixed sets, ``limit`` is 1-500,
+``offset`` >= 0, ``from`` / ``to`` are ISO-8601 (a time without an offset is UTC) with
+``from`` <= ``to``; they bound the row's last update (``from`` <= t < ``to``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query
+
+from corral.core.jobs import JobExecutionStatus
+from corral.core.queries import MAX_LIMIT, ExecutionQuery, ExecutionSort
+from corral.errors import ValidationError
+from corral.http.deps import scheduler as get_scheduler
+from corral.http.schemas import ExecutionOut, Page
+from corral.scheduler import TaskScheduler
+
+router = APIRouter(tags=["executions"])
+Scheduler = Annotated[TaskScheduler, Depends(get_scheduler)]
+
+
+class SortField(StrEnum):
+    startedAt = "startedAt"
+    finishedAt = "finishedAt"
+    updatedAt = "updatedAt"
+    durationMs = "durationMs"
+
+
+_SORT = {
+    SortField.startedAt: ExecutionSort.STARTED_AT,
+    SortField.finishedAt: ExecutionSort.FINISHED_AT,
+    SortField.updatedAt: ExecutionSort.UPDATED_AT,
+    SortField.durationMs: ExecutionSort.DURATION_MS,
+}
+
+
+def _instant(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValidationError(
+            name, "must be an ISO-8601 date or time, e.g. 2025-01-31T08:00:00Z"
+        ) from None
+
+
+@router.get("/executions", response_model=Page[ExecutionOut], response_model_by_alias=True)
+async def list_executions(
+    ts: Scheduler,
+    status: Annotated[JobExecutionStatus | None, Query()] = None,
+    schedule_id: Annotated[UUID | None, Query(alias="scheduleId")] = None,
+    handler_name: Annotated[str | None, Query(alias="handlerName", max_length=64)] = None,
+    since: Annotated[
+        str | None, Query(alias="from", max_length=64, description="ISO-8601; inclusive")
+    ] = None,
+    until: Annotated[
+        str | None, Query(alias="to", max_length=64, description="ISO-8601; exclusive")
+    ] = None,
+    sort: Annotated[SortField, Query()] = SortField.updatedAt,
+    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Page[ExecutionOut]:
+    if handler_name is not None and not handler_name.isprintable():
+        raise ValidationError("handlerName", "must not contain control characters")
+    start, end = _instant(since, "from"), _instant(until, "to")
+    if start is not None and end is not None and start > end:
+        raise ValidationError("from", "must not be later than 'to'")
+    rows, total = await ts.executions(
+        ExecutionQuery(
+            status=status,
+            job_id=schedule_id,
+            handler_name=handler_name,
+            since=start,
+            until=end,
+            sort=_SORT[sort],
+            descending=order == "desc",
+            limit=limit,
+            offset=offset,
+        )
+    )
+    return Page[ExecutionOut](
+        items=[ExecutionOut.of(r) for r in rows], total=total, limit=limit, offset=offset
+    )

@@ -1,0 +1,89 @@
+"""``/api/admin/jobs/{id}``: one job of the served queue — look at it, retry it, remove it.
+
+Ids are checked before they reach Redis: 1-128 characters, no ``:`` (BullMQ builds key names
+from ids, so ``x:events`` would name another key) and no control characters -> 422; a
+well-formed id that is not in the queue -> 404. Retrying a job that has not failed, or removing
+one that is running, is a conflict (409) and changes nothing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Response
+from starlette.exceptions import HTTPException
+
+from corral.core.jobs import MAX_JOB_ID_LENGTH
+from corral.errors import ValidationError
+from corral.http.deps import manager as get_manager
+from corral.http.schemas import JobOut
+from corral.manager import JobQueueManager
+
+router = APIRouter(tags=["jobs"])
+Manager = Annotated[JobQueueManager, Depends(get_manager)]
+
+ID_RULE: Final = f"must be 1-{MAX_JOB_ID_LENGTH} characters, without ':' or control characters"
+
+
+def valid_job_id(job_id: str) -> str:
+    """The path's job id, or a ValidationError naming ``id``."""
+    if not 1 <= len(job_id) <= MAX_JOB_ID_LENGTH or ":" in job_id or not job_id.isprintable():
+        raise ValidationError("id", ID_RULE)
+    return job_id
+
+
+JobId = Annotated[str, Depends(valid_job_id)]
+
+
+def _when(ms: Any) -> datetime | None:
+    if isinstance(ms, bool) or not isinstance(ms, int | float) or ms <= 0:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def job_out(info: Any) -> JobOut:
+    """The API's view of a queue job. BullMQ's inverted priority is replaced by Corral's."""
+    options = {k: v for k, v in info.options.items() if k != "priority"}
+    if info.priority is not None:
+        options["priority"] = info.priority
+    return JobOut(
+        id=info.id,
+        name=info.name,
+        data=info.data,
+        state=info.state,
+        priority=info.priority,
+        progress=info.progress,
+        attempts_made=info.attempts_made,
+        max_attempts=info.max_attempts,
+        failed_reason=info.failed_reason,
+        result=info.result,
+        created_at=_when(info.created_at_ms) or datetime.fromtimestamp(0, UTC),
+        processed_at=_when(info.processed_at_ms),
+        finished_at=_when(info.finished_at_ms),
+        options=options,
+    )
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut, response_model_by_alias=True)
+async def get_job(job_id: JobId, qm: Manager) -> JobOut:
+    return job_out(await qm.get_job(job_id))
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobOut, response_model_by_alias=True)
+async def retry_job(job_id: JobId, qm: Manager) -> JobOut:
+    """Move a failed job back to waiting (its attempt count is kept)."""
+    info = await qm.get_job(job_id)
+    if info.state != "failed":
+        raise HTTPException(409, f"job is {info.state}; only failed jobs can be retried")
+    await qm.retry_job(job_id)
+    return job_out(await qm.get_job(job_id))
+
+
+@router.delete("/jobs/{job_id}", status_code=204, response_class=Response)
+async def delete_job(job_id: JobId, qm: Manager) -> Response:
+    info = await qm.get_job(job_id)
+    if info.state == "active":
+        raise HTTPException(409, "job is active; it can be removed once it has finished")
+    await qm.remove_job(job_id)
+    return Response(status_code=204)

@@ -1,0 +1,35 @@
+"""``/metrics``: Prometheus text format, cluster-wide, read from Redis at scrape time.
+
+Open unless ``CORRAL_METRICS_TOKEN`` is set (the app adds ``require_metrics``). Labels carry
+only the queue name and job states: no payloads, no URLs. When Redis does not answer the scrape
+still succeeds with ``corral_redis_up 0`` and nothing else, so the outage is itself a series to
+alert on. The figures and their names are described in ``corral/adapters/prometheus.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+
+from corral.errors import BrokerUnavailable
+from corral.http.deps import manager as get_manager
+from corral.manager import JobQueueManager
+
+router = APIRouter(tags=["metrics"])
+Manager = Annotated[JobQueueManager, Depends(get_manager)]
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+async def metrics(qm: Manager) -> Response:
+    figures: dict[str, Any]
+    try:
+        figures = await qm.metric_figures()
+    except BrokerUnavailable:
+        figures = {"queue": qm.queue_name, "redis_up": False}
+    body, content_type = qm.metrics_exposition(figures)
+    return Response(content=body, media_type=content_type)

@@ -1,0 +1,157 @@
+"""``/api/admin/queues/{name}``: the served queue's status and metrics, pause / resume / clean,
+its jobs by state, and adding a job.
+
+The app serves the one queue its settings name (``CORRAL_QUEUE``); any other name is a 404.
+Adding a job goes through ``JobQueueManager.add_job``, so the API and the Python API accept and
+reject the same jobs; the API spells the options in camelCase (``jobId``, ``removeOnComplete``)
+and its errors name them so (``options.removeOnComplete.count``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Depends, Query
+from starlette.exceptions import HTTPException
+
+from corral.core.jobs import OPTION_NAMES
+from corral.core.queries import MAX_LIMIT
+from corral.errors import InvalidJobOptions, ValidationError
+from corral.http.deps import manager as get_manager
+from corral.http.names import to_camel
+from corral.http.routes.jobs import job_out
+from corral.http.schemas import (
+    JobCreate,
+    JobCreated,
+    JobOut,
+    Page,
+    QueueCleanIn,
+    QueueCleanOut,
+    QueueMetricsOut,
+    QueuePausedOut,
+    QueueStatusOut,
+)
+from corral.manager import JobQueueManager
+
+router = APIRouter(tags=["queues"])
+Manager = Annotated[JobQueueManager, Depends(get_manager)]
+
+#: camelCase option name (JSON) -> add_job keyword.
+OPTION_KEYS: Final = {to_camel(name): name for name in sorted(OPTION_NAMES)}
+_KNOWN: Final = ", ".join(OPTION_KEYS)
+
+
+class JobState(StrEnum):
+    waiting = "waiting"
+    active = "active"
+    completed = "completed"
+    failed = "failed"
+    delayed = "delayed"
+    paused = "paused"
+    prioritized = "prioritized"
+    waiting_children = "waiting-children"
+
+
+def served_queue(queue_name: str, qm: Manager) -> JobQueueManager:
+    """The manager, if ``queue_name`` is the queue this app serves; else 404."""
+    if queue_name != qm.queue_name:
+        raise HTTPException(404, f"queue {queue_name[:64]!r} not found")
+    return qm
+
+
+Queue = Annotated[JobQueueManager, Depends(served_queue)]
+
+
+@router.get("/queues/{queue_name}", response_model=QueueStatusOut, response_model_by_alias=True)
+async def get_queue(qm: Queue) -> QueueStatusOut:
+    status = await qm.get_queue_status()
+    metrics = await qm.get_metrics()
+    return QueueStatusOut(
+        name=status["queue"],
+        paused=status["paused"],
+        counts=status["counts"],
+        workers=status["workers"],
+        metrics=QueueMetricsOut(
+            total_jobs=metrics.total_jobs,
+            completed_jobs=metrics.completed_jobs,
+            failed_jobs=metrics.failed_jobs,
+            retried_attempts=metrics.retried_attempts,
+            stalled_jobs=metrics.stalled_jobs,
+            success_rate=metrics.success_rate,
+            average_processing_time=metrics.average_processing_time,
+        ),
+    )
+
+
+@router.post(
+    "/queues/{queue_name}/pause", response_model=QueuePausedOut, response_model_by_alias=True
+)
+async def pause_queue(qm: Queue) -> QueuePausedOut:
+    """Workers finish their active jobs and take no new ones until resumed."""
+    await qm.pause()
+    return QueuePausedOut(name=qm.queue_name, paused=True)
+
+
+@router.post(
+    "/queues/{queue_name}/resume", response_model=QueuePausedOut, response_model_by_alias=True
+)
+async def resume_queue(qm: Queue) -> QueuePausedOut:
+    await qm.resume()
+    return QueuePausedOut(name=qm.queue_name, paused=False)
+
+
+@router.post(
+    "/queues/{queue_name}/clean", response_model=QueueCleanOut, response_model_by_alias=True
+)
+async def clean_queue(body: QueueCleanIn, qm: Queue) -> QueueCleanOut:
+    """Remove up to ``limit`` jobs in ``status`` that are older than ``graceMs``."""
+    removed = await qm.clean_jobs(body.grace_ms, body.limit, body.status)
+    return QueueCleanOut(removed=removed)
+
+
+@router.get("/queues/{queue_name}/jobs", response_model=Page[JobOut], response_model_by_alias=True)
+async def list_jobs(
+    qm: Queue,
+    state: Annotated[JobState, Query()] = JobState.waiting,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Page[JobOut]:
+    """Finished jobs newest first; the others in the order they will run."""
+    jobs, total = await qm.list_jobs(state.value, limit=limit, offset=offset)
+    return Page[JobOut](items=[job_out(j) for j in jobs], total=total, limit=limit, offset=offset)
+
+
+def _camel_path(path: str) -> str:
+    """``options.remove_on_complete.count`` -> ``options.removeOnComplete.count``."""
+    head, dot, rest = path.partition(".")
+    if head != "options" or not dot:
+        return path
+    name, dot, tail = rest.partition(".")
+    return f"options.{to_camel(name)}{dot}{tail}"
+
+
+def _options(raw: dict[str, Any] | None) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for key, value in (raw or {}).items():
+        name = OPTION_KEYS.get(key)
+        if name is None:
+            raise InvalidJobOptions(f"options.{key}", f"unknown option (known: {_KNOWN})")
+        options[name] = value
+    return options
+
+
+@router.post(
+    "/queues/{queue_name}/jobs",
+    status_code=201,
+    response_model=JobCreated,
+    response_model_by_alias=True,
+)
+async def add_job(body: JobCreate, qm: Queue) -> JobCreated:
+    """Validate and enqueue one job, exactly as ``JobQueueManager.add_job`` does."""
+    options = _options(body.options)
+    try:
+        job_id = await qm.add_job(body.name, body.data, **options)
+    except ValidationError as exc:
+        raise InvalidJobOptions(_camel_path(exc.path), exc.problem) from None
+    return JobCreated(id=job_id)

@@ -1,0 +1,160 @@
+"""``/health``, ``/health/ready`` and ``/metrics``: cluster figures read from Redis, an honest
+readiness answer, and no secret in any of them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+
+from corral import JobQueueManager
+from corral.http.app import create_app
+from corral.settings import CorralSettings
+from tests.http.conftest import admin_settings
+from tests.support.waiting import eventually
+
+BAD_REDIS = "redis://:CANARY-7f3a@127.0.0.1:1/0"
+BAD_DATABASE = "postgresql+asyncpg://u:CANARY-9b1c@127.0.0.1:1/x"
+
+
+@pytest.fixture
+async def broken(settings: CorralSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """An app whose Redis and database are both unreachable (passwords are canaries)."""
+    app = create_app(
+        admin_settings(
+            settings,
+            redis_url=SecretStr(BAD_REDIS),
+            database_url=SecretStr(BAD_DATABASE),
+            redis_connect_timeout_s=1.0,
+        )
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c
+    await app.state.manager.graceful_shutdown(0)
+    await app.state.scheduler.close()
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def _metrics(api: httpx.AsyncClient) -> dict[tuple[str, Any], float]:
+    answer = await api.get("/metrics")
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return _samples(answer.text)
+
+
+async def test_liveness_touches_nothing(broken: httpx.AsyncClient) -> None:
+    answer = await broken.get("/health")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok"}
+
+
+async def test_ready_reports_redis_database_and_workers(
+    api: httpx.AsyncClient, qm: JobQueueManager, queue_name: str
+) -> None:
+    api.headers.pop("Authorization")  # open routes
+    answer = await api.get("/health/ready")
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["status"] == "ready"
+    details = body["details"]
+    assert details["redis"] == "ok"
+    assert details["database"] == "ok"
+    assert details["queue"] == queue_name
+    assert details["workersAlive"] == 0
+    assert details["schedulersAlive"] is None  # no scheduler has reported a heartbeat
+    await qm.start_worker(execution_log=False)
+    ready = (await api.get("/health/ready")).json()
+    assert ready["details"]["workersAlive"] == 1
+    assert ready["details"]["health"] == "healthy"
+
+
+async def test_ready_is_503_with_details_and_no_secret(broken: httpx.AsyncClient) -> None:
+    answer = await broken.get("/health/ready")
+    assert answer.status_code == 503, answer.text
+    body = answer.json()
+    assert body["status"] == "unready"
+    assert body["details"]["redis"].startswith("unreachable: ")
+    assert "127.0.0.1:1" in body["details"]["redis"]
+    assert body["details"]["database"].startswith("unreachable: ")
+    assert "CANARY" not in answer.text
+    metrics = await broken.get("/metrics")
+    assert metrics.status_code == 200
+    assert _samples(metrics.text) == {("corral_redis_up", ()): 0.0}
+    assert "CANARY" not in metrics.text
+
+
+async def test_metrics_are_the_cluster_counts(
+    api: httpx.AsyncClient, qm: JobQueueManager, queue_name: str, redis_url: str
+) -> None:
+    api.headers.pop("Authorization")
+    label = (("queue", queue_name),)
+    empty = await _metrics(api)
+    assert empty[("corral_jobs_completed_total", label)] == 0
+    assert empty[("corral_redis_up", ())] == 1
+
+    base = f"/api/admin/queues/{queue_name}/jobs"
+    auth = {"Authorization": "Bearer http-tests-admin-token"}
+    jobs = [{"name": "noop"}] * 3 + [{"name": "fail", "options": {"attempts": 1}}] * 2
+    for body in jobs:
+        assert (await api.post(base, json=body, headers=auth)).status_code == 201
+    delayed = {"name": "noop", "options": {"delay": 3_600_000}}
+    assert (await api.post(base, json=delayed, headers=auth)).status_code == 201
+    await qm.start_worker(execution_log=False)
+
+    figures = await eventually(
+        lambda: _metrics(api),
+        until=lambda m: (
+            m[("corral_jobs_completed_total", label)] == 3
+            and m[("corral_jobs_failed_total", label)] == 2
+        ),
+    )
+    assert figures[("corral_job_retries_total", label)] == 0
+    assert figures[("corral_jobs_stalled_total", label)] == 0
+    assert figures[("corral_job_processing_seconds_count", label)] == 5
+    assert figures[("corral_job_processing_seconds_sum", label)] >= 0
+    assert figures[("corral_workers_alive", label)] == 1
+    assert figures[("corral_queue_jobs", (("queue", queue_name), ("state", "delayed")))] == 1
+    assert figures[("corral_queue_jobs", (("queue", queue_name), ("state", "failed")))] == 2
+    assert figures[("corral_queue_paused", label)] == 0
+    assert figures[("corral_scheduler_fires_total", label)] == 0
+    assert ("corral_execution_log_backlog", label) not in figures  # the app has no writer
+    metrics = await qm.get_metrics()
+    assert (metrics.completed_jobs, metrics.failed_jobs) == (3, 2)
+
+    # The scheduler figures come from the hash every scheduler writes when it settles a tick.
+    client = redis.Redis.from_url(redis_url)
+    try:
+        key = f"corraltest:{queue_name}:corral:scheduler"
+        client.hset(key, mapping={"fired": 4, "missed": 1, "lateness_ms_sum": 20.0})
+    finally:
+        client.close()
+    figures = await _metrics(api)
+    assert figures[("corral_scheduler_fires_total", label)] == 4
+    assert figures[("corral_scheduler_missed_ticks_total", label)] == 1
+    assert figures[("corral_scheduler_fire_lateness_seconds_count", label)] == 4
+    assert figures[("corral_scheduler_fire_lateness_seconds_sum", label)] == pytest.approx(0.02)
+
+
+async def test_metrics_token_when_configured(settings: CorralSettings) -> None:
+    app = create_app(admin_settings(settings, metrics_token=SecretStr("scrape-me")))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        assert (await c.get("/metrics")).status_code == 401
+        wrong = await c.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        good = await c.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
+        assert good.status_code == 200
+        assert (await c.get("/health")).status_code == 200
+    await app.state.manager.graceful_shutdown(0)
+    await app.state.scheduler.close()

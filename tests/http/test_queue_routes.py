@@ -1,0 +1,279 @@
+"""Queue and job routes end to end: add through the API, run a real worker in-process, look,
+retry, delete, pause / resume / clean; and every bad input is a 422 (or 404) that changes
+nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from corral import JobQueueManager
+from tests.support.waiting import eventually
+
+
+async def _job(api: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
+    answer = await api.get(f"/api/admin/jobs/{job_id}")
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+async def _in_state(api: httpx.AsyncClient, job_id: str, state: str, **extra: Any) -> Any:
+    return await eventually(
+        lambda: _job(api, job_id),
+        until=lambda j: j["state"] == state and all(j[k] == v for k, v in extra.items()),
+    )
+
+
+async def test_add_run_inspect_retry_delete(
+    api: httpx.AsyncClient, qm: JobQueueManager, queue_name: str, ledger: Any
+) -> None:
+    base = f"/api/admin/queues/{queue_name}"
+    ok = {
+        "name": "record",
+        "data": {"tag": "a", "ledger": ledger.name},
+        "options": {"priority": 10, "jobId": "job-a", "attempts": 1, "removeOnComplete": False},
+    }
+    bad = {
+        "name": "fail",
+        "data": {"ledger": ledger.name},
+        "options": {"jobId": "job-f", "attempts": 1, "backoff": {"type": "fixed", "delay": 0}},
+    }
+    for body, expected in ((ok, "job-a"), (bad, "job-f")):
+        answer = await api.post(f"{base}/jobs", json=body)
+        assert answer.status_code == 201, answer.text
+        assert answer.json() == {"id": expected}
+
+    waiting = await api.get(f"{base}/jobs", params={"state": "prioritized"})
+    assert waiting.status_code == 200, waiting.text
+    page = waiting.json()
+    assert page["total"] == 2
+    assert {j["id"] for j in page["items"]} == {"job-a", "job-f"}
+    job = await _job(api, "job-a")
+    assert job["priority"] == 10
+    assert job["options"]["priority"] == 10  # Corral's scale, not BullMQ's inverted one
+    assert job["data"]["tag"] == "a"
+    assert job["maxAttempts"] == 1
+
+    await qm.start_worker(execution_log=False)
+    done = await _in_state(api, "job-a", "completed")
+    assert done["result"]["tag"] == "a"
+    assert done["finishedAt"] is not None
+    failed = await _in_state(api, "job-f", "failed")
+    assert "boom on attempt 1" in failed["failedReason"]
+
+    completed = (await api.get(f"{base}/jobs", params={"state": "completed"})).json()
+    assert [j["id"] for j in completed["items"]] == ["job-a"]
+
+    # Only a failed job can be retried; a completed one is a conflict and stays as it is.
+    answer = await api.post("/api/admin/jobs/job-a/retry")
+    assert answer.status_code == 409
+    assert "only failed jobs" in answer.json()["error"]["message"]
+    assert (await _job(api, "job-a"))["state"] == "completed"
+
+    answer = await api.post("/api/admin/jobs/job-f/retry")
+    assert answer.status_code == 200, answer.text
+    await _in_state(api, "job-f", "failed", attemptsMade=2)
+    starts = [e for e in ledger.entries() if e["job_id"] == "job-f" and e["event"] == "start"]
+    assert len(starts) == 2
+
+    status = (await api.get(base)).json()
+    assert status["name"] == queue_name
+    assert len(status["workers"]) == 1
+    assert status["counts"]["failed"] == 1
+
+    assert (await api.delete("/api/admin/jobs/job-f")).status_code == 204
+    missing = await api.get("/api/admin/jobs/job-f")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["message"]
+    assert (await api.delete("/api/admin/jobs/job-f")).status_code == 404
+    assert (await api.post("/api/admin/jobs/job-f/retry")).status_code == 404
+
+
+async def test_pause_resume_clean(api: httpx.AsyncClient, queue_name: str) -> None:
+    base = f"/api/admin/queues/{queue_name}"
+    answer = await api.post(f"{base}/pause")
+    assert answer.status_code == 200
+    assert answer.json() == {"name": queue_name, "paused": True}
+    assert (await api.get(base)).json()["paused"] is True
+    for n in range(3):
+        added = await api.post(f"{base}/jobs", json={"name": "noop", "data": {"n": n}})
+        assert added.status_code == 201, added.text
+    answer = await api.post(f"{base}/resume")
+    assert answer.json() == {"name": queue_name, "paused": False}
+    status = (await api.get(base)).json()
+    assert status["paused"] is False
+    assert status["counts"]["prioritized"] == 3
+
+    cleaned = await api.post(
+        f"{base}/clean", json={"graceMs": 0, "limit": 0, "status": "completed"}
+    )
+    assert cleaned.status_code == 200, cleaned.text
+    assert cleaned.json() == {"removed": 0}
+    assert (await api.get(base)).json()["counts"]["prioritized"] == 3
+
+
+async def test_clean_removes_finished_jobs(
+    api: httpx.AsyncClient, qm: JobQueueManager, queue_name: str
+) -> None:
+    base = f"/api/admin/queues/{queue_name}"
+    for n in range(3):
+        body = {"name": "noop", "data": {"n": n}, "options": {"removeOnComplete": False}}
+        assert (await api.post(f"{base}/jobs", json=body)).status_code == 201
+    await qm.start_worker(execution_log=False)
+    await eventually(lambda: api.get(base), until=lambda r: r.json()["counts"]["completed"] == 3)
+    # Jobs that finished a moment ago are younger than a one-hour grace: nothing goes.
+    young = await api.post(f"{base}/clean", json={"graceMs": 3_600_000})
+    assert young.json() == {"removed": 0}
+    cleaned = await api.post(f"{base}/clean", json={"graceMs": 0, "limit": 2})
+    assert cleaned.json() == {"removed": 2}
+    assert (await api.get(base)).json()["counts"]["completed"] == 1
+
+
+async def test_unknown_queue_is_404_and_adds_nothing(
+    api: httpx.AsyncClient, queue_name: str, queue_keys: Any
+) -> None:
+    before = queue_keys()
+    for method, path, body in [
+        ("GET", "/api/admin/queues/nope", None),
+        ("POST", "/api/admin/queues/nope/pause", None),
+        ("POST", "/api/admin/queues/nope/resume", None),
+        ("POST", "/api/admin/queues/nope/clean", {"graceMs": 0}),
+        ("GET", "/api/admin/queues/nope/jobs", None),
+        ("POST", "/api/admin/queues/nope/jobs", {"name": "noop"}),
+    ]:
+        answer = await api.request(method, path, json=body)
+        assert answer.status_code == 404, (method, path, answer.text)
+        assert answer.headers["content-type"].startswith("application/json")
+        assert "not found" in answer.json()["error"]["message"]
+    assert queue_keys() == before
+    assert (await api.get(f"/api/admin/queues/{queue_name}")).json()["paused"] is False
+
+
+BAD_JOBS: list[tuple[Any, str]] = [
+    ({"name": "record", "options": {"priority": 0}}, "options.priority"),
+    ({"name": "record", "options": {"priority": 21}}, "options.priority"),
+    ({"name": "record", "options": {"priority": 1.5}}, "options.priority"),
+    ({"name": "record", "options": {"timeout": 0}}, "options.timeout"),
+    ({"name": "record", "options": {"delay": -1}}, "options.delay"),
+    ({"name": "record", "options": {"attempts": 0}}, "options.attempts"),
+    ({"name": "record", "options": {"prio": 1}}, "options.prio"),
+    ({"name": "record", "options": {"job_id": "x1"}}, "options.job_id"),
+    ({"name": "record", "options": {"jobId": "123"}}, "options.jobId"),
+    ({"name": "record", "options": {"jobId": "a:b"}}, "options.jobId"),
+    ({"name": "record", "options": {"category": ""}}, "options.category"),
+    ({"name": "record", "options": {"backoff": {"type": "linear"}}}, "options.backoff.type"),
+    (
+        {"name": "record", "options": {"removeOnComplete": {"count": -1}}},
+        "options.removeOnComplete.count",
+    ),
+    ({"name": "os.system"}, "name"),
+    ({"name": ""}, "name"),
+    ({"name": 123}, "name"),
+    ({"data": {}}, "name"),
+    ({"name": "record", "data": [1]}, "data"),
+    ({"name": "record", "data": {"s": "a\u0000b"}}, "data.s"),
+    ({"name": "record", "data": {"deep": {"x": "y" * 300_000}}}, "data"),
+    ({"name": "record", "extra": 1}, "extra"),
+    ({"name": "record", "options": []}, "options"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_JOBS)
+async def test_bad_job_is_422_naming_the_field_and_nothing_is_enqueued(
+    api: httpx.AsyncClient, queue_name: str, queue_keys: Any, body: Any, field: str
+) -> None:
+    base = f"/api/admin/queues/{queue_name}"
+    before = queue_keys()
+    answer = await api.post(f"{base}/jobs", json=body)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == field, error
+    assert error["message"].startswith(field) or field in error["message"]
+    assert queue_keys() == before
+
+
+async def test_nan_in_data_is_422(api: httpx.AsyncClient, queue_name: str) -> None:
+    answer = await api.post(
+        f"/api/admin/queues/{queue_name}/jobs",
+        content=b'{"name": "record", "data": {"x": NaN}}',
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["field"] == "data.x"
+
+
+@pytest.mark.parametrize(
+    "job_id", ["x" * 129, "a%01b", "a%7Fb", "a:b", "x:events", "%C2%A0"], ids=repr
+)
+async def test_malformed_job_id_is_422(
+    api: httpx.AsyncClient, queue_keys: Any, job_id: str
+) -> None:
+    before = queue_keys()
+    for method, path in [
+        ("GET", f"/api/admin/jobs/{job_id}"),
+        ("POST", f"/api/admin/jobs/{job_id}/retry"),
+        ("DELETE", f"/api/admin/jobs/{job_id}"),
+    ]:
+        answer = await api.request(method, path)
+        assert answer.status_code == 422, (method, path, answer.text)
+        assert answer.json()["error"]["field"] == "id"
+    assert queue_keys() == before
+
+
+async def test_unknown_job_is_404(api: httpx.AsyncClient) -> None:
+    for method, path in [
+        ("GET", "/api/admin/jobs/no-such-job"),
+        ("POST", "/api/admin/jobs/no-such-job/retry"),
+        ("DELETE", "/api/admin/jobs/no-such-job"),
+        ("GET", "/api/admin/jobs/999999"),
+    ]:
+        answer = await api.request(method, path)
+        assert answer.status_code == 404, (method, path, answer.text)
+        assert answer.json()["error"]["message"] == "job 'no-such-job' not found" or (
+            "not found" in answer.json()["error"]["message"]
+        )
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"state": "done"}, "state"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "501"}, "limit"),
+        ({"limit": "abc"}, "limit"),
+        ({"offset": "-1"}, "offset"),
+    ],
+)
+async def test_bad_job_listing_params_are_422(
+    api: httpx.AsyncClient, queue_name: str, query: dict[str, str], field: str
+) -> None:
+    answer = await api.get(f"/api/admin/queues/{queue_name}/jobs", params=query)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "graceMs"),
+        ({"graceMs": -1}, "graceMs"),
+        ({"graceMs": "1"}, "graceMs"),
+        ({"graceMs": 0, "limit": -1}, "limit"),
+        ({"graceMs": 0, "limit": 10**12}, "limit"),
+        ({"graceMs": 0, "status": "done"}, "status"),
+        ({"graceMs": 0, "grace": 1}, "grace"),
+    ],
+)
+async def test_bad_clean_body_is_422_and_removes_nothing(
+    api: httpx.AsyncClient, queue_name: str, queue_keys: Any, body: Any, field: str
+) -> None:
+    base = f"/api/admin/queues/{queue_name}"
+    assert (await api.post(f"{base}/jobs", json={"name": "noop"})).status_code == 201
+    before = queue_keys()
+    answer = await api.post(f"{base}/clean", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["field"] == field
+    assert queue_keys() == before

@@ -277,3 +277,15 @@ async def test_direct_database_edit_reaches_a_running_scheduler(
         assert late == []
     finally:
         await scheduler.close()
+
+
+async def test_running_schedulers_send_heartbeats(sched_settings: CorralSettings) -> None:
+    first, second = TaskScheduler(sched_settings), TaskScheduler(sched_settings)
+    await first._rt.migrate()
+    await first.initialize()
+    await second.initialize()
+    queue = await first._rt.queue()
+    assert await queue.live_schedulers() == 2
+    await second.close()
+    assert await queue.live_schedulers() == 1
+    await first.close()

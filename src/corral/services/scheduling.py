@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from corral.core.jobs import (
     DEFAULT_REMOVE_ON_COMPLETE,
@@ -63,6 +63,8 @@ class Gate(Protocol):
         decide: Callable[[datetime | None], FirePlan],
         spec_for: Callable[[datetime], JobSpec],
     ) -> Outcome: ...
+
+    async def heartbeat(self, scheduler_id: str, *, stopping: bool = False) -> None: ...
 
 
 def spec_for_schedule(
@@ -128,6 +130,7 @@ class SchedulerLoop:
         self.catch_up_ms = catch_up_ms
         self.poll_s = poll_s
         self.stats = SchedulerStats()
+        self.id = uuid4().hex
         self._entries: dict[UUID, _Entry] = {}
         self._heap: list[tuple[datetime, str, UUID]] = []
         self._marker: str | None = None
@@ -174,14 +177,19 @@ class SchedulerLoop:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.reload()
+        await self._guarded(self.gate.heartbeat(self.id))
         next_poll = self.clock() + timedelta(seconds=self.poll_s)
-        while not stop.is_set():
-            now = self.clock()
-            if now >= next_poll or self._changed.is_set():
-                await self._guarded(self._maybe_reload())
-                next_poll = self.clock() + timedelta(seconds=self.poll_s)
-            await self._fire_due(self.clock())
-            await self._wait(stop, min(self._next_due(), next_poll))
+        try:
+            while not stop.is_set():
+                now = self.clock()
+                if now >= next_poll or self._changed.is_set():
+                    await self._guarded(self._maybe_reload())
+                    await self._guarded(self.gate.heartbeat(self.id))
+                    next_poll = self.clock() + timedelta(seconds=self.poll_s)
+                await self._fire_due(self.clock())
+                await self._wait(stop, min(self._next_due(), next_poll))
+        finally:
+            await self._guarded(self.gate.heartbeat(self.id, stopping=True))
 
     async def _guarded(self, work: Any) -> None:
         try:

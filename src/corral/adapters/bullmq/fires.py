@@ -118,6 +118,18 @@ class FireGate:
         """Drop a deleted schedule's watermark."""
         await self.client.delete(self._key(schedule_id))
 
+    async def heartbeat(self, scheduler_id: str, *, stopping: bool = False) -> None:
+        """Mark this scheduler alive (or gone), for health checks and /metrics."""
+        key = keys.schedulers(self.prefix, self.name)
+        now_ms = int(time.time() * 1000)
+        async with self.client.pipeline(transaction=False) as pipe:
+            if stopping:
+                pipe.zrem(key, scheduler_id)
+            else:
+                pipe.zadd(key, {scheduler_id: now_ms})
+                pipe.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
+            await pipe.execute()
+
     async def stats(self) -> dict[str, float]:
         raw = await self.client.hgetall(keys.scheduler_stats(self.prefix, self.name))  # type: ignore[misc]
         return {k: float(v) for k, v in raw.items()}

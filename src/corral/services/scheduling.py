@@ -176,8 +176,8 @@ class SchedulerLoop:
             await self.reload()
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.reload()
         await self._guarded(self.gate.heartbeat(self.id))
+        await self.reload()
         next_poll = self.clock() + timedelta(seconds=self.poll_s)
         try:
             while not stop.is_set():

@@ -119,22 +119,7 @@ class BullQueue:
             job = await self._queue.getJob(job_id)
             if job is None:
                 raise JobNotFound(job_id)
-        return JobInfo(
-            id=str(job.id),
-            name=job.name,
-            data=job.data,
-            state=str(state),
-            priority=from_bullmq_priority(int(job.priority or 0)),
-            progress=job.progress,
-            attempts_made=int(job.attemptsMade),
-            max_attempts=int(job.opts.get("attempts") or 1),
-            failed_reason=getattr(job, "failedReason", None) or None,
-            result=getattr(job, "returnvalue", None),
-            created_at_ms=int(job.timestamp),
-            processed_at_ms=getattr(job, "processedOn", None),
-            finished_at_ms=getattr(job, "finishedOn", None),
-            options=dict(job.opts),
-        )
+        return _job_info(job, str(state))
 
     async def retry_job(self, job_id: str) -> None:
         async with self._guard():

@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 from corral.http.app import create_app
 from corral.http.names import to_camel
 from corral.settings import CorralSettings
+from tests.http.test_execution_routes import BAD_PARAMS as EXEC_BAD_PARAMS
 from tests.integration.sql_conftest import PG_URL, require_postgres
 from tests.integration.test_schedule_validation import BAD_ROWS
 
@@ -243,3 +244,25 @@ async def test_cron_preview(client: httpx.AsyncClient) -> None:
         answer = await client.post("/api/admin/cron/preview", json=body)
         assert answer.status_code == 422, answer.text
         assert answer.json()["error"]["field"] == field
+
+
+@pytest.mark.parametrize(
+    ("params", "field"), EXEC_BAD_PARAMS, ids=[str(p) for p, _ in EXEC_BAD_PARAMS]
+)
+async def test_execution_log_params_on_both_databases(
+    client: httpx.AsyncClient, params: dict[str, str], field: str
+) -> None:
+    answer = await client.get("/api/admin/executions", params=params)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["field"] == field
+
+
+async def test_execution_log_injection_values_are_plain(client: httpx.AsyncClient) -> None:
+    for params in (
+        {"handlerName": "x'; DROP TABLE system_job_execution_logs; --"},
+        {"status": "completed", "handlerName": "' OR '1'='1"},
+    ):
+        answer = await client.get("/api/admin/executions", params=params)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["total"] == 0
+    assert (await client.get("/api/admin/executions")).status_code == 200

@@ -16,7 +16,13 @@ from corral.core.queries import MAX_LIMIT
 from corral.core.redaction import mask_payload
 from corral.errors import BrokerUnavailable, ValidationError
 from corral.runtime import Listener, Runtime
-from corral.services.monitoring import HealthReport, Metrics, compute_metrics, evaluate_health
+from corral.services.monitoring import (
+    HealthReport,
+    Metrics,
+    compute_metrics,
+    evaluate_health,
+    redis_warnings,
+)
 from corral.settings import CorralSettings, load_settings
 
 logger = logging.getLogger(__name__)
@@ -96,8 +102,12 @@ class JobQueueManager:
         try:
             latency = await self._rt.ping()
             queue = await self._rt.queue()
-            counts, paused, workers, stats = await asyncio.gather(
-                queue.counts(), queue.is_paused(), queue.live_workers(), queue.cluster_stats()
+            counts, paused, workers, stats, info = await asyncio.gather(
+                queue.counts(),
+                queue.is_paused(),
+                queue.live_workers(),
+                queue.cluster_stats(),
+                self._rt.redis_info(),
             )
         except BrokerUnavailable as exc:
             return evaluate_health(
@@ -115,6 +125,11 @@ class JobQueueManager:
             workers=workers,
             metrics=compute_metrics(stats),
             paused=paused,
+            warnings=redis_warnings(
+                info=info,
+                has_password=self._rt.redis_has_password,
+                host=self._rt.redis_host,
+            ),
         )
 
     # -- management ---------------------------------------------------------------------------

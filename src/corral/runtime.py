@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from typing import Any
+from urllib.parse import urlsplit
 
 from corral.adapters import prometheus
 from corral.adapters.bullmq.changes import ChangeFeed, publish_change
@@ -121,8 +122,16 @@ class Runtime:
         queue = await self.queue()
         return await ping(queue.client, self._url, self.settings.redis_connect_timeout_s)
 
+    @property
+    def redis_has_password(self) -> bool:
+        return urlsplit(self._url).password is not None or "password=" in self._url
+
+    @property
+    def redis_host(self) -> str | None:
+        return urlsplit(self._url).hostname
+
     async def redis_info(self) -> dict[str, object]:
-        return await server_info((await self.queue()).client)
+        return await server_info((await self.queue()).client, self._url)
 
     # -- SQL ----------------------------------------------------------------------------------
     async def migrate(self) -> None:

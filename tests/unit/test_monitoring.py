@@ -168,3 +168,19 @@ def test_every_reason_is_listed() -> None:
     )
     assert report.status == "degraded"
     assert len(report.details["problems"]) == 4
+
+
+def test_redis_configuration_warnings() -> None:
+    from corral.services.monitoring import redis_warnings
+
+    assert (
+        redis_warnings(
+            info={"maxmemory_policy": "noeviction"}, has_password=False, host="127.0.0.1"
+        )
+        == []
+    )
+    lru = redis_warnings(info={"maxmemory_policy": "allkeys-lru"}, has_password=True, host="h")
+    assert lru == ["Redis maxmemory-policy is allkeys-lru: it must be noeviction or jobs vanish"]
+    exposed = redis_warnings(info={}, has_password=False, host="10.0.0.5")
+    assert exposed == ["Redis has no password and is not on a loopback address"]
+    assert redis_warnings(info={}, has_password=True, host="10.0.0.5") == []

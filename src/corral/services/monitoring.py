@@ -66,6 +66,7 @@ def evaluate_health(
     workers: Sequence[Mapping[str, Any]] | None,
     metrics: Metrics | None,
     paused: bool | None,
+    warnings: Sequence[str] = (),
     thresholds: HealthThresholds = HealthThresholds(),
 ) -> HealthReport:
     """``unhealthy`` when Redis cannot be reached; ``degraded`` (with every reason listed in
@@ -94,6 +95,7 @@ def evaluate_health(
             problems.append(f"failure rate {failure_rate:.0%} > {thresholds.max_failure_rate:.0%}")
     if paused:
         problems.append("queue is paused")
+    problems.extend(warnings)
     details: dict[str, Any] = {
         "redis": "ok",
         "redis_latency_ms": None if latency_ms is None else round(latency_ms, 2),
@@ -105,3 +107,15 @@ def evaluate_health(
     if metrics is not None:
         details["success_rate"] = round(metrics.success_rate, 4)
     return HealthReport(status="degraded" if problems else "healthy", details=details)
+
+
+def redis_warnings(*, info: Mapping[str, Any], has_password: bool, host: str | None) -> list[str]:
+    """Configuration risks of the connected Redis (RELIABILITY.md section 4, row 8)."""
+    found = []
+    policy = info.get("maxmemory_policy")
+    if policy is not None and policy != "noeviction":
+        found.append(f"Redis maxmemory-policy is {policy}: it must be noeviction or jobs vanish")
+    loopback = host in (None, "", "localhost", "::1") or str(host).startswith("127.")
+    if not has_password and not loopback:
+        found.append("Redis has no password and is not on a loopback address")
+    return found

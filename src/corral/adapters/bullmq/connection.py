@@ -77,6 +77,9 @@ async def ping(client: aioredis.Redis, url: str, timeout_s: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-async def server_info(client: aioredis.Redis) -> dict[str, object]:
-    info: dict[str, object] = await client.info()
+async def server_info(client: aioredis.Redis, url: str) -> dict[str, object]:
+    try:
+        info: dict[str, object] = await client.info()
+    except (RedisError, OSError) as exc:
+        raise unavailable(url, exc) from None
     return info

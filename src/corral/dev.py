@@ -8,12 +8,18 @@ the seed's example jobs, and prints what ran. The API and dashboard join it when
 from __future__ import annotations
 
 import logging
+import secrets
 import sys
 from pathlib import Path
+
+from pydantic import SecretStr
 
 from corral.adapters.embedded import EmbeddedRedis
 from corral.core.jobs import JobPriority
 from corral.core.queries import ScheduleQuery
+from corral.errors import ConfigurationError
+from corral.http.app import create_app
+from corral.http.serve import EmbeddedServer
 from corral.manager import JobQueueManager
 from corral.scheduler import TaskScheduler
 from corral.settings import CorralSettings
@@ -126,6 +132,29 @@ async def _run_scheduler_beside(
 
 
 async def _run_worker(settings: CorralSettings, handlers: list[str], stop: StopSignal) -> None:
+    token = settings.admin_token.get_secret_value() if settings.admin_token else None
+    if not token:
+        token = secrets.token_urlsafe(24)
+        settings = settings.model_copy(update={"admin_token": SecretStr(token)})
+    server = EmbeddedServer(
+        create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning"
+    )
+    try:
+        await server.start()
+    except (OSError, SystemExit) as exc:
+        raise ConfigurationError(
+            f"CORRAL_API_PORT: cannot listen on {settings.api_host}:{settings.api_port} "
+            f"({exc}); set CORRAL_API_PORT to a free port"
+        ) from None
+    url = f"http://{settings.api_host}:{settings.api_port}/"
+    _say(f"corral dev: API and dashboard at {url}  admin token: {token}")
+    try:
+        await _work(settings, handlers, stop)
+    finally:
+        await server.stop()
+
+
+async def _work(settings: CorralSettings, handlers: list[str], stop: StopSignal) -> None:
     qm = JobQueueManager(settings)
     qm.on("completed", lambda e: _say(f"  completed {e.job_id}: {e.data.get('result')}"))
     qm.on("failed", lambda e: _say(f"  failed    {e.job_id}: {e.data.get('error')}"))

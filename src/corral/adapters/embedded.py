@@ -81,6 +81,9 @@ class EmbeddedRedis:
             args,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Own session: a Ctrl-C in the terminal reaches Corral, which drains and then stops
+            # Redis itself, instead of killing Redis under the draining workers.
+            start_new_session=True,
             preexec_fn=_die_with_parent,
         )
         for _ in range(200):

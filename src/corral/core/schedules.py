@@ -7,6 +7,7 @@ the HTTP API and the store give the same answer (and name the same field) on eve
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -69,7 +70,9 @@ class ScheduledJob:
         return parse_timezone(self.timezone)
 
 
+@functools.lru_cache(maxsize=16384)
 def _parse_cron(expression: str) -> CronExpression:
+    """Parsed once per distinct expression: the scheduler asks for ``.cron`` on every tick."""
     return CronExpression.parse(expression)
 
 

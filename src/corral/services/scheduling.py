@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 MAX_CONCURRENT_SETTLES = 32
+MAX_BATCH = 256
 
 
 def utc_now() -> datetime:
@@ -213,7 +214,9 @@ class SchedulerLoop:
 
     async def _fire_due(self, now: datetime) -> None:
         due: list[UUID] = []
-        while self._heap and self._heap[0][0] <= now:
+        # A bounded batch per turn: the loop heartbeats, polls for changes and reads the clock
+        # again between batches (the first pass after a load settles every schedule).
+        while self._heap and self._heap[0][0] <= now and len(due) < MAX_BATCH:
             _, _, sid = heapq.heappop(self._heap)
             if sid in self._entries:
                 due.append(sid)

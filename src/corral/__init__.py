@@ -16,6 +16,7 @@ from corral.errors import (
     ValidationError,
 )
 from corral.manager import JobQueueManager
+from corral.scheduler import TaskScheduler
 from corral.services.monitoring import HealthReport, Metrics
 from corral.settings import CorralSettings, load_settings
 
@@ -37,6 +38,7 @@ __all__ = [
     "JobTimeoutError",
     "Metrics",
     "QueueEvent",
+    "TaskScheduler",
     "UnrecoverableError",
     "ValidationError",
     "job_handler",

@@ -526,3 +526,19 @@ async def test_naive_datetimes_are_the_callers_bug_not_an_outage(
     with pytest.raises(ValueError, match="naive datetime"):
         await execution_log.prune(naive)
     assert await store.search(ScheduleQuery()) == ([], 0)
+
+
+async def test_a_late_waiting_row_never_moves_a_run_back(execution_log: SqlExecutionLog) -> None:
+    """The scheduler's "waiting" and the worker's "completed" come from separate writers; the
+    waiting one may land last and must not win."""
+    await execution_log.upsert_many(
+        [_record("race-1", "completed", retry_count=0, duration_ms=5, updated_at=T0)]
+    )
+    await execution_log.upsert_many(
+        [_record("race-1", "waiting", handler_name="noop", updated_at=T0 + timedelta(seconds=1))]
+    )
+    page, _ = await execution_log.search(ExecutionQuery())
+    assert [(r.execution_id, r.status, r.handler_name) for r in page] == [
+        ("race-1", JobExecutionStatus.COMPLETED, "noop")
+    ]
+    assert page[0].updated_at == T0

@@ -22,7 +22,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Row, delete, func, select
+from sqlalchemy import Row, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
@@ -164,8 +164,12 @@ class SqlExecutionLog:
         changes: dict[str, Any] = {
             name: func.coalesce(incoming[name], executions.c[name]) for name in KEEP_IF_NONE
         }
+        # "waiting" is written by the process that enqueued the job (a scheduler), everything
+        # later by the worker, from separate batched writers: a late-landing "waiting" must not
+        # move a job that already ran back to waiting.
+        is_waiting = incoming["status"] == JobExecutionStatus.WAITING.value
         for name in ("status", "retry_count", "updated_at"):
-            changes[name] = incoming[name]
+            changes[name] = case((is_waiting, executions.c[name]), else_=incoming[name])
         return statement.on_conflict_do_update(index_elements=["execution_id"], set_=changes)
 
     async def search(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], int]:

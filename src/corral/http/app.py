@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI
 from corral.errors import ConfigurationError
 from corral.http import errors
 from corral.http.auth import require_admin, require_metrics
+from corral.http.dashboard import routes as dashboard
 from corral.http.middleware import BodyLimit, SecurityHeaders
 from corral.http.routes import cron, executions, health, jobs, metrics, queues, scheduled_jobs
 from corral.manager import JobQueueManager
@@ -70,4 +71,5 @@ def create_app(
     app.include_router(executions.router, prefix="/api/admin", dependencies=admin)
     app.include_router(health.router)
     app.include_router(metrics.router, dependencies=[Depends(require_metrics)])
+    dashboard.install(app)  # GET / and /dashboard/...: the web dashboard
     return app

@@ -2,6 +2,8 @@
 
 The token comes from ``CORRAL_ADMIN_TOKEN``; compared in constant time. Without a token the
 admin API refuses every request (fail closed) — and in production the app refuses to start.
+A request without a bearer token may instead carry a dashboard session cookie (see
+``corral.http.dashboard.session``: mutating requests then need the CSRF header, same origin).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import hmac
 
 from fastapi import Request
 from starlette.exceptions import HTTPException
+
+from corral.http.dashboard import session as dashboard_session
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
@@ -33,7 +37,9 @@ def check_token(request: Request, expected: str | None) -> None:
 
 
 async def require_admin(request: Request) -> None:
-    """FastAPI dependency for every admin route."""
+    """FastAPI dependency for every admin route: the bearer token, or a dashboard session."""
+    if _presented(request) is None and dashboard_session.authenticate(request):
+        return
     check_token(request, request.app.state.admin_token)
 
 

@@ -1,0 +1,117 @@
+// DOM helpers. Every string is set with textContent or setAttribute: never parsed as HTML.
+
+/**
+ * h('td', {class: 'x', onclick: fn}, 'text', child) -> element.
+ * Children: strings/numbers become text nodes; null/undefined/false are skipped.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(key.slice(2), value);
+    } else if (key === 'text') {
+      el.textContent = String(value);
+    } else if (key === 'style' || key.toLowerCase().startsWith('on') || key === 'srcdoc') {
+      throw new Error(`attribute ${key} is not allowed`);
+    } else {
+      el.setAttribute(key, value === true ? '' : String(value));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function $(id) {
+  return document.getElementById(id);
+}
+
+/** Replace an element's children (no HTML parsing). */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+export function show(el, visible) {
+  el.hidden = !visible;
+}
+
+/** A badge for a job / execution / schedule state. */
+export function badge(state) {
+  const text = String(state ?? '—');
+  return h('span', { class: `badge state-${text.replace(/[^a-z-]/gi, '')}` }, text);
+}
+
+export function fmtTime(value) {
+  if (!value) return '—';
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return String(value);
+  return d.toLocaleString(undefined, {
+    year: 'numeric', month: 'short', day: '2-digit',
+    hour: '2-digit', minute: '2-digit', second: '2-digit',
+  });
+}
+
+export function fmtMs(ms) {
+  if (ms === null || ms === undefined) return '—';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${(ms / 60000).toFixed(1)} min`;
+}
+
+export function fmtJson(value) {
+  if (value === null || value === undefined) return '—';
+  return JSON.stringify(value, null, 2);
+}
+
+/** A table from column specs [{title, cell: row => Node|string}]. */
+export function table(columns, rows, { empty = 'Nothing here yet.', onRowClick } = {}) {
+  if (!rows.length) return h('p', { class: 'empty' }, empty);
+  const head = h('tr', {}, columns.map((c) => h('th', {}, c.title)));
+  const body = rows.map((row) => {
+    const tr = h('tr', {}, columns.map((c) => h('td', { class: c.class }, c.cell(row))));
+    if (onRowClick) {
+      tr.classList.add('clickable');
+      tr.addEventListener('click', (event) => {
+        if (event.target.closest('button')) return;
+        onRowClick(row);
+      });
+    }
+    return tr;
+  });
+  return h('table', { class: 'data' }, h('thead', {}, head), h('tbody', {}, body));
+}
+
+/** "Showing a-b of n" with previous / next buttons. */
+export function pager(el, { total, limit, offset }, go) {
+  const first = total ? offset + 1 : 0;
+  const last = Math.min(offset + limit, total);
+  fill(
+    el,
+    h('span', { class: 'muted' }, `${first}–${last} of ${total}`),
+    h('button', { type: 'button', class: 'secondary', disabled: offset <= 0,
+      onclick: () => go(Math.max(0, offset - limit)) }, 'Previous'),
+    h('button', { type: 'button', class: 'secondary', disabled: offset + limit >= total,
+      onclick: () => go(offset + limit) }, 'Next'),
+  );
+}
+
+/** A definition list from [label, value] pairs; values that are objects are shown as JSON. */
+export function details(pairs) {
+  return h('dl', { class: 'details' }, pairs.flatMap(([label, value]) => [
+    h('dt', {}, label),
+    h('dd', {}, value instanceof Node ? value : String(value ?? '—')),
+  ]));
+}
+
+export function pre(value) {
+  return h('pre', { class: 'json' }, typeof value === 'string' ? value : fmtJson(value));
+}

@@ -1,0 +1,81 @@
+// Overview: counts by state, success rate, processing time, workers, health. Polls every 3 s.
+import { $, h, fill, badge, fmtMs, table } from './dom.js';
+import { get } from './api.js';
+
+const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'paused', 'completed', 'failed'];
+const POLL_MS = 3000;
+let timer = null;
+
+function stat(label, value, extra) {
+  return h('div', { class: `stat ${extra || ''}` },
+    h('div', { class: 'stat-value' }, String(value)),
+    h('div', { class: 'stat-label' }, label));
+}
+
+async function health() {
+  try {
+    return await get('/health/ready');
+  } catch (err) {
+    return { status: 'unready', details: { error: err.message } };
+  }
+}
+
+function renderHealth(ready, queue) {
+  const d = ready.details || {};
+  const pill = (label, value) => h('div', { class: 'pill' },
+    h('span', { class: 'pill-label' }, label), badge(value ?? 'unknown'));
+  fill($('overview-health'),
+    pill('API', ready.status),
+    pill('Health', d.health),
+    pill('Redis', d.redis),
+    pill('Database', d.database),
+    pill('Queue', queue.paused ? 'paused' : 'running'),
+    pill('Schedulers alive', d.schedulersAlive ?? '—'),
+    Array.isArray(d.problems) && d.problems.length
+      ? h('ul', { class: 'problems' }, d.problems.map((p) => h('li', {}, String(p))))
+      : null);
+}
+
+function workerDetails(worker) {
+  return Object.entries(worker)
+    .filter(([k]) => k !== 'id')
+    .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : typeof v === 'object' ? JSON.stringify(v) : v}`)
+    .join(' · ');
+}
+
+async function refresh(ctx) {
+  const [queue, ready] = await Promise.all([
+    get(`/api/admin/queues/${encodeURIComponent(ctx.queue)}`),
+    health(),
+  ]);
+  renderHealth(ready, queue);
+  fill($('overview-counts'),
+    STATES.map((s) => stat(s, queue.counts[s] ?? 0, `state-${s}`)));
+  const m = queue.metrics;
+  fill($('overview-metrics'),
+    stat('success rate', m.totalJobs ? `${(m.successRate * 100).toFixed(1)} %` : '—'),
+    stat('avg processing time', m.totalJobs ? fmtMs(m.averageProcessingTime) : '—'),
+    stat('completed (total)', m.completedJobs),
+    stat('failed (total)', m.failedJobs),
+    stat('retried attempts', m.retriedAttempts),
+    stat('workers alive', queue.workers.length));
+  fill($('overview-workers'), table(
+    [
+      { title: 'Worker', cell: (w) => String(w.id ?? '—'), class: 'mono' },
+      { title: 'Details', cell: (w) => workerDetails(w) },
+    ],
+    queue.workers,
+    { empty: 'No live workers.' },
+  ));
+  fill($('overview-updated'), `updated ${new Date().toLocaleTimeString()}`);
+}
+
+export async function enter(ctx) {
+  await refresh(ctx);
+  timer = setInterval(() => refresh(ctx).catch((err) => ctx.notify(err.message)), POLL_MS);
+}
+
+export function leave() {
+  clearInterval(timer);
+  timer = null;
+}

@@ -1,0 +1,202 @@
+// Schedules: table with actions, and the create form with a live (debounced) cron preview.
+import { $, h, fill, show, badge, fmtTime, table, pager } from './dom.js';
+import { get, post, patch, del, withQuery } from './api.js';
+
+const STATUS = { 0: 'disabled', 1: 'enabled', 2: 'paused' };
+const PAGE = 20;
+const PREVIEW_DELAY_MS = 300;
+let ctxRef = null;
+let offset = 0;
+let previewTimer = null;
+let previewSeq = 0;
+let wired = false;
+
+function actionButton(label, handler, cls = 'secondary small') {
+  return h('button', { type: 'button', class: cls, onclick: handler }, label);
+}
+
+async function act(fn, okMessage) {
+  try {
+    await fn();
+    if (okMessage) ctxRef.notify(okMessage, 'ok');
+  } catch (err) {
+    ctxRef.notify(err.message);
+  }
+  await refresh();
+}
+
+function confirmDelete(button, job) {
+  if (button.dataset.armed) {
+    act(() => del(`/api/admin/scheduled-jobs/${job.id}`), 'Schedule deleted.');
+    return;
+  }
+  button.dataset.armed = '1';
+  button.textContent = 'Confirm delete';
+  button.classList.add('danger');
+  setTimeout(() => {
+    delete button.dataset.armed;
+    button.textContent = 'Delete';
+    button.classList.remove('danger');
+  }, 4000);
+}
+
+function actions(job) {
+  const setStatus = (status, label) => actionButton(label,
+    () => act(() => patch(`/api/admin/scheduled-jobs/${job.id}`, { status }), `Schedule ${STATUS[status]}.`));
+  return h('div', { class: 'row-actions' },
+    job.status !== 1 ? setStatus(1, 'Enable') : null,
+    job.status === 1 ? setStatus(2, 'Pause') : null,
+    job.status !== 0 ? setStatus(0, 'Disable') : null,
+    actionButton('Run now', () => act(async () => {
+      const run = await post(`/api/admin/scheduled-jobs/${job.id}/run`);
+      ctxRef.notify(`Triggered: execution ${run.executionId}`, 'ok');
+    })),
+    h('button', { type: 'button', class: 'secondary small',
+      onclick: (event) => confirmDelete(event.currentTarget, job) }, 'Delete'),
+  );
+}
+
+async function refresh() {
+  const page = await get(withQuery('/api/admin/scheduled-jobs', { limit: PAGE, offset }));
+  // The list omits next fires and the last run; each row's detail has them.
+  const rows = await Promise.all(page.items.map(
+    (item) => get(`/api/admin/scheduled-jobs/${item.id}`).catch(() => item)));
+  fill($('schedules-table'), table(
+    [
+      { title: 'Name', cell: (j) => h('div', {},
+        h('div', { class: 'strong' }, j.name),
+        j.description ? h('div', { class: 'muted small' }, j.description) : null) },
+      { title: 'Status', cell: (j) => badge(STATUS[j.status] ?? j.status) },
+      { title: 'Handler', cell: (j) => j.handlerName, class: 'mono' },
+      { title: 'Cron', cell: (j) => j.cronExpression, class: 'mono' },
+      { title: 'Timezone', cell: (j) => j.timezone },
+      { title: 'Next fire', cell: (j) => fmtTime(j.nextFires && j.nextFires[0]) },
+      { title: 'Last run', cell: (j) => (j.lastRun ? badge(j.lastRun.status) : '—') },
+      { title: '', cell: actions, class: 'actions-cell' },
+    ],
+    rows,
+    { empty: 'No schedules yet. Create one with “New schedule”.' },
+  ));
+  if (page.total > PAGE) {
+    const el = h('div', { class: 'pager' });
+    pager(el, page, (next) => { offset = next; refresh().catch((e) => ctxRef.notify(e.message)); });
+    $('schedules-table').append(el);
+  }
+}
+
+// -- the create form ------------------------------------------------------------------------
+
+function formValues() {
+  const form = $('schedule-form');
+  const value = (name) => form.elements[name].value.trim();
+  return {
+    name: value('name'),
+    handlerName: value('handlerName'),
+    cronExpression: value('cronExpression'),
+    timezone: value('timezone') || 'UTC',
+    domain: value('domain'),
+    description: value('description'),
+    payload: value('payload'),
+  };
+}
+
+function clearFieldErrors() {
+  for (const input of $('schedule-form').querySelectorAll('.invalid')) input.classList.remove('invalid');
+  show($('sf-error'), false);
+}
+
+function markField(field) {
+  const input = field && $('schedule-form').elements[field.split('.')[0]];
+  if (input && input.classList) input.classList.add('invalid');
+}
+
+async function preview() {
+  const { cronExpression, timezone } = formValues();
+  const list = $('sf-preview');
+  const error = $('sf-preview-error');
+  const cron = $('sf-cron');
+  const seq = ++previewSeq;
+  if (!cronExpression) {
+    fill(list);
+    show(error, false);
+    return;
+  }
+  try {
+    const answer = await post('/api/admin/cron/preview', { cronExpression, timezone, count: 5 });
+    if (seq !== previewSeq) return;
+    show(error, false);
+    cron.classList.remove('invalid');
+    $('sf-tz').classList.remove('invalid');
+    fill(list, answer.nextFires.map((t) => h('li', {}, fmtTime(t), h('span', { class: 'muted' }, `  ${t}`))));
+  } catch (err) {
+    if (seq !== previewSeq) return;
+    fill(list);
+    fill(error, err.message);
+    show(error, true);
+    markField(err.field);
+  }
+}
+
+function schedulePreview() {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(preview, PREVIEW_DELAY_MS);
+}
+
+async function create(event) {
+  event.preventDefault();
+  clearFieldErrors();
+  const v = formValues();
+  let payload;
+  try {
+    payload = v.payload ? JSON.parse(v.payload) : {};
+  } catch (err) {
+    fill($('sf-error'), 'payload: is not valid JSON');
+    show($('sf-error'), true);
+    markField('payload');
+    return;
+  }
+  const body = {
+    name: v.name, handlerName: v.handlerName, cronExpression: v.cronExpression,
+    timezone: v.timezone, domain: v.domain, payload,
+  };
+  if (v.description) body.description = v.description;
+  try {
+    await post('/api/admin/scheduled-jobs', body);
+  } catch (err) {
+    fill($('sf-error'), err.message);
+    show($('sf-error'), true);
+    markField(err.field);
+    return;
+  }
+  $('schedule-form').reset();
+  fill($('sf-preview'));
+  show($('schedule-form'), false);
+  ctxRef.notify('Schedule created.', 'ok');
+  await refresh();
+}
+
+function wire() {
+  if (wired) return;
+  wired = true;
+  $('schedule-new').addEventListener('click', () => {
+    show($('schedule-form'), true);
+    $('sf-name').focus();
+  });
+  $('schedule-cancel').addEventListener('click', () => {
+    show($('schedule-form'), false);
+    clearFieldErrors();
+  });
+  $('sf-cron').addEventListener('input', schedulePreview);
+  $('sf-tz').addEventListener('input', schedulePreview);
+  $('schedule-form').addEventListener('submit', create);
+}
+
+export async function enter(ctx) {
+  ctxRef = ctx;
+  wire();
+  await refresh();
+}
+
+export function leave() {
+  clearTimeout(previewTimer);
+}

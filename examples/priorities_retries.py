@@ -36,7 +36,7 @@ async def main() -> None:
         await qm.start_worker(["app_handlers"], concurrency=1, execution_log=False)
 
         orders = await wait_finished(qm, ids)
-        orders.sort(key=lambda info: info.processed_at_ms)
+        orders.sort(key=lambda info: info.result["seq"])
         print("run order:", [info.result["order"] for info in orders])  # noqa: T201
 
         for info in await wait_finished(qm, [flaky, bad_input, no_handler]):

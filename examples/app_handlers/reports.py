@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -55,6 +56,10 @@ async def charge_card(job: Job) -> dict[str, Any]:
 # --8<-- [end:retries]
 
 
+_RUN_SEQUENCE = itertools.count(1)
+
+
 @job_handler("record-order")
 async def record_order(job: Job) -> dict[str, Any]:
-    return {"order": job.data["order"]}
+    # The position in which this worker ran it (millisecond timestamps can tie).
+    return {"order": job.data["order"], "seq": next(_RUN_SEQUENCE)}

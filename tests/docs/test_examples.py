@@ -41,7 +41,7 @@ EXPECTED: dict[str, list[str]] = {
         "HealthReport(status='healthy'",
     ],
     "priorities_retries.py": [
-        "run order: ['CRITICAL', 'HIGH', '15', 'NORMAL', 'LOW']",
+        "run order: ['CRITICAL', '15', 'HIGH', 'NORMAL', 'LOW']",
         "flaky-task: completed after 2 attempt(s); result={'attempt': 2} "
         "reason='upstream timed out'",
         "charge-card: failed after 1 attempt(s); result=None "

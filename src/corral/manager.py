@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -17,11 +18,14 @@ from corral.core.redaction import mask_payload
 from corral.errors import BrokerUnavailable, ValidationError
 from corral.runtime import Listener, Runtime
 from corral.services.monitoring import (
+    MAX_THROUGHPUT_MINUTES,
     HealthReport,
     Metrics,
+    ThroughputPoint,
     compute_metrics,
     evaluate_health,
     redis_warnings,
+    throughput_series,
 )
 from corral.settings import CorralSettings, load_settings
 
@@ -98,6 +102,18 @@ class JobQueueManager:
         """Totals for the whole cluster, from the counters every worker flushes each second."""
         return compute_metrics(await (await self._rt.queue()).cluster_stats())
 
+    async def get_throughput(self, minutes: int = 60) -> list[ThroughputPoint]:
+        """Jobs completed and failed per UTC minute over the last ``minutes`` (1-1440), oldest
+        first, the current minute last; cluster-wide, from the workers' per-second flushes."""
+        if isinstance(minutes, bool) or not isinstance(minutes, int):
+            raise ValidationError("minutes", "must be an integer")
+        if not 1 <= minutes <= MAX_THROUGHPUT_MINUTES:
+            raise ValidationError("minutes", f"must be between 1 and {MAX_THROUGHPUT_MINUTES}")
+        now_ms = int(time.time() * 1000)
+        current = now_ms // 60_000
+        counts = await (await self._rt.queue()).minute_counts(current - minutes + 1, current)
+        return throughput_series(now_ms, minutes, counts)
+
     async def health_check(self) -> HealthReport:
         try:
             latency = await self._rt.ping()
@@ -139,7 +155,8 @@ class JobQueueManager:
         limit: int,
         status: JobExecutionStatus | str = JobExecutionStatus.COMPLETED,
     ) -> int:
-        """Remove up to ``limit`` jobs in ``status`` older than ``grace_ms``; returns how many."""
+        """Remove up to ``limit`` jobs (0 = no limit) in ``status`` older than ``grace_ms``;
+        returns how many. ``waiting`` covers prioritized jobs too."""
         if isinstance(grace_ms, bool) or not isinstance(grace_ms, int) or grace_ms < 0:
             raise ValidationError("grace_ms", "must be an integer >= 0")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
@@ -150,7 +167,12 @@ class JobQueueManager:
             raise ValidationError(
                 "status", f"must be one of {', '.join(s.value for s in JobExecutionStatus)}"
             ) from None
-        count = await (await self._rt.queue()).clean(grace_ms, limit, state)
+        queue = await self._rt.queue()
+        count = await queue.clean(grace_ms, limit, state)
+        if state == "wait" and (limit == 0 or count < limit):
+            # Corral always gives jobs a priority, so BullMQ keeps waiting jobs in its
+            # "prioritized" set, not the wait list: clean both.
+            count += await queue.clean(grace_ms, limit - count if limit else 0, "prioritized")
         logger.info("cleaned %d %s jobs", count, state, extra={"event": "queue.cleaned"})
         return count
 
@@ -162,6 +184,13 @@ class JobQueueManager:
 
     async def get_job(self, job_id: str) -> Any:
         return await (await self._rt.queue()).get_job(job_id)
+
+    async def get_job_logs(self, job_id: str, *, limit: int = 100) -> tuple[list[str], int]:
+        """The newest ``limit`` lines the job's handler logged with ``job.log()`` (oldest
+        first), and how many lines it logged in all."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            raise ValidationError("limit", f"must be an integer between 1 and {MAX_LIMIT}")
+        return await (await self._rt.queue()).job_logs(job_id, limit=limit)
 
     async def retry_job(self, job_id: str) -> None:
         await (await self._rt.queue()).retry_job(job_id)

@@ -4,6 +4,9 @@ nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -277,3 +280,85 @@ async def test_bad_clean_body_is_422_and_removes_nothing(
     assert answer.status_code == 422, answer.text
     assert answer.json()["error"]["field"] == field
     assert queue_keys() == before
+
+
+async def test_throughput_counts_finished_jobs_per_minute(
+    api: httpx.AsyncClient, qm: JobQueueManager, queue_name: str
+) -> None:
+    base = f"/api/admin/queues/{queue_name}"
+    empty = await api.get(f"{base}/throughput")
+    assert empty.status_code == 200, empty.text
+    body = empty.json()
+    assert body["queue"] == queue_name
+    assert body["intervalSeconds"] == 60
+    assert len(body["points"]) == 60
+    assert all(p["completed"] == 0 and p["failed"] == 0 for p in body["points"])
+    starts = [datetime.fromisoformat(p["at"]) for p in body["points"]]
+    assert all(b - a == timedelta(minutes=1) for a, b in itertools.pairwise(starts))
+    assert starts[-1] <= datetime.now(UTC) < starts[-1] + timedelta(minutes=1, seconds=5)
+
+    for n in range(3):
+        assert (await api.post(f"{base}/jobs", json={"name": "noop", "data": {"n": n}})).is_success
+    for n in range(2):
+        job = {"name": "fail", "data": {"n": n}, "options": {"attempts": 2, "backoff": 0}}
+        assert (await api.post(f"{base}/jobs", json=job)).is_success
+    await qm.start_worker(execution_log=False)
+
+    def totals(answer: httpx.Response) -> tuple[int, int]:
+        points = answer.json()["points"]
+        return sum(p["completed"] for p in points), sum(p["failed"] for p in points)
+
+    # A retried attempt is not a failure: each fail job counts once, when it fails for good.
+    answer = await eventually(
+        lambda: api.get(f"{base}/throughput", params={"minutes": 5}),
+        until=lambda r: totals(r) == (3, 2),
+    )
+    assert len(answer.json()["points"]) == 5
+    await asyncio.sleep(1.5)  # another flush or two: nothing is counted twice
+    assert totals(await api.get(f"{base}/throughput", params={"minutes": 5})) == (3, 2)
+    assert (await qm.get_metrics()).completed_jobs == 3
+
+
+@pytest.mark.parametrize("minutes", ["0", "1441", "-1", "x", "1.5"])
+async def test_bad_throughput_window_is_422(
+    api: httpx.AsyncClient, queue_name: str, minutes: str
+) -> None:
+    answer = await api.get(
+        f"/api/admin/queues/{queue_name}/throughput", params={"minutes": minutes}
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["field"] == "minutes"
+
+
+async def test_job_detail_shows_the_newest_log_lines(
+    api: httpx.AsyncClient, qm: JobQueueManager, queue_name: str
+) -> None:
+    base = f"/api/admin/queues/{queue_name}"
+    for job_id, lines in (("many", 120), ("none", 0)):
+        body = {"name": "chatty", "data": {"lines": lines}, "options": {"jobId": job_id}}
+        assert (await api.post(f"{base}/jobs", json=body)).is_success
+    await qm.start_worker(execution_log=False)
+    many = await _in_state(api, "many", "completed")
+    assert many["logCount"] == 120
+    assert many["logs"] == [f"line {n}" for n in range(20, 120)]
+    none = await _in_state(api, "none", "completed")
+    assert (none["logs"], none["logCount"]) == ([], 0)
+    listed = (await api.get(f"{base}/jobs", params={"state": "completed"})).json()["items"]
+    assert listed
+    assert all("logs" not in j for j in listed)
+
+
+async def test_clean_waiting_removes_prioritized_jobs(
+    api: httpx.AsyncClient, queue_name: str
+) -> None:
+    """Corral jobs always have a priority, so 'waiting' ones live in BullMQ's prioritized set."""
+    base = f"/api/admin/queues/{queue_name}"
+    for n in range(5):
+        assert (await api.post(f"{base}/jobs", json={"name": "noop", "data": {"n": n}})).is_success
+    cleaned = await api.post(f"{base}/clean", json={"graceMs": 0, "limit": 2, "status": "waiting"})
+    assert cleaned.json() == {"removed": 2}
+    cleaned = await api.post(f"{base}/clean", json={"graceMs": 0, "limit": 0, "status": "waiting"})
+    assert cleaned.json() == {"removed": 3}
+    counts = (await api.get(base)).json()["counts"]
+    assert counts["prioritized"] == 0
+    assert counts["waiting"] == 0

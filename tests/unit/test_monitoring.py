@@ -9,8 +9,10 @@ import pytest
 from corral.services.monitoring import (
     HealthThresholds,
     Metrics,
+    ThroughputPoint,
     compute_metrics,
     evaluate_health,
+    throughput_series,
 )
 
 WORKER = {"id": "w1", "name": "worker-1"}
@@ -184,3 +186,17 @@ def test_redis_configuration_warnings() -> None:
     exposed = redis_warnings(info={}, has_password=False, host="10.0.0.5")
     assert exposed == ["Redis has no password and is not on a loopback address"]
     assert redis_warnings(info={}, has_password=True, host="10.0.0.5") == []
+
+
+def test_throughput_series_fills_quiet_minutes_and_ends_with_the_current_one() -> None:
+    now_ms = 1_000 * 60_000 + 59_999  # the last millisecond of epoch minute 1000
+    series = throughput_series(now_ms, 3, {999: (4, 1), 1000: (2, 0), 990: (9, 9)})
+    assert series == [
+        ThroughputPoint(998 * 60_000, 0, 0),
+        ThroughputPoint(999 * 60_000, 4, 1),
+        ThroughputPoint(1000 * 60_000, 2, 0),
+    ]
+    assert len(throughput_series(now_ms + 1, 60, {})) == 60
+    assert throughput_series(now_ms + 1, 1, {1000: (5, 5)}) == [
+        ThroughputPoint(1001 * 60_000, 0, 0)
+    ]

@@ -161,6 +161,23 @@ class JobOut(Out):
     options: dict[str, Any]
 
 
+class JobDetailOut(JobOut):
+    logs: list[str] = Field(description="the newest 100 lines logged with job.log(), oldest first")
+    log_count: int = Field(description="how many lines the job logged in all")
+
+
+class ThroughputPointOut(Out):
+    at: datetime = Field(description="the start of the UTC minute")
+    completed: int
+    failed: int
+
+
+class ThroughputOut(Out):
+    queue: str
+    interval_seconds: int = 60
+    points: list[ThroughputPointOut] = Field(description="oldest first; the last is this minute")
+
+
 class QueueCleanIn(Body):
     grace_ms: StrictInt = Field(ge=0, le=10 * 365 * 86_400_000, description="minimum age, ms")
     limit: StrictInt = Field(default=1000, ge=0, le=1_000_000, description="0 = no limit")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 HealthStatus = Literal["healthy", "degraded", "unhealthy"]
 
@@ -42,6 +42,34 @@ def compute_metrics(stats: Mapping[str, float]) -> Metrics:
         success_rate=completed / total if total else 1.0,
         average_processing_time=(stats.get("processing_ms", 0.0) / attempts) if attempts else 0.0,
     )
+
+
+#: The longest throughput series anyone can ask for: a day of minutes.
+MAX_THROUGHPUT_MINUTES: Final = 1440
+
+
+@dataclass(frozen=True, slots=True)
+class ThroughputPoint:
+    """Jobs that finished (for good: a retried attempt is not counted) in one UTC minute."""
+
+    minute_start_ms: int
+    completed: int
+    failed: int
+
+
+def throughput_series(
+    now_ms: int, minutes: int, counts: Mapping[int, tuple[int, int]]
+) -> list[ThroughputPoint]:
+    """``minutes`` points, oldest first, ending with the minute that holds ``now_ms``.
+
+    ``counts`` maps an epoch minute (ms // 60000) to (completed, failed); a minute missing from
+    it finished nothing.
+    """
+    current = now_ms // 60_000
+    return [
+        ThroughputPoint(m * 60_000, *counts.get(m, (0, 0)))
+        for m in range(current - minutes + 1, current + 1)
+    ]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

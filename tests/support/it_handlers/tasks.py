@@ -76,3 +76,12 @@ async def progress(job: Job) -> str:
         await job.update_progress(step)
     await job.log("all steps done")
     return "done"
+
+
+@job_handler
+async def chatty(job: Job) -> int:
+    """Log ``data.lines`` numbered lines (default 3)."""
+    lines = int(job.data.get("lines", 3))
+    for n in range(lines):
+        await job.log(f"line {n}")
+    return lines

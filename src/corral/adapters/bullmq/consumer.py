@@ -151,6 +151,15 @@ class StatsReporter:
                     pipe.hincrby(stats_key, "stalled", stalled)
                 if ms:
                     pipe.hincrbyfloat(stats_key, "processing_ms", round(ms, 3))
+                if completed or failed:
+                    # The per-minute series behind the dashboard's chart; a job is counted in
+                    # the minute of the flush, at most a second after it finished.
+                    minute_key = keys.minute(p, q, now_ms // 60_000)
+                    if completed:
+                        pipe.hincrby(minute_key, "completed", completed)
+                    if failed:
+                        pipe.hincrby(minute_key, "failed", failed)
+                    pipe.pexpire(minute_key, keys.MINUTE_TTL_MS)
                 if final:
                     pipe.zrem(keys.workers(p, q), self.worker_id)
                     pipe.hdel(keys.worker_info(p, q), self.worker_id)

@@ -6,6 +6,9 @@ from typing import Final
 
 HEARTBEAT_INTERVAL_S: Final = 1.0
 HEARTBEAT_TTL_MS: Final = 5_000
+#: How long a per-minute throughput bucket lives: a day (services.monitoring's
+#: MAX_THROUGHPUT_MINUTES), plus a minute of slack.
+MINUTE_TTL_MS: Final = 86_400_000 + 60_000
 
 
 def base(prefix: str, queue: str) -> str:
@@ -19,6 +22,12 @@ def events(prefix: str, queue: str) -> str:
 def stats(prefix: str, queue: str) -> str:
     """Hash of cluster-wide counters: completed, failed, processing_ms (sum), stalled."""
     return f"{base(prefix, queue)}:corral:stats"
+
+
+def minute(prefix: str, queue: str, epoch_minute: int) -> str:
+    """Hash: completed / failed jobs finished in one UTC minute (``epoch_minute`` = ms // 60000),
+    cluster-wide; expires after :data:`MINUTE_TTL_MS`."""
+    return f"{base(prefix, queue)}:corral:m:{epoch_minute}"
 
 
 def workers(prefix: str, queue: str) -> str:

@@ -140,6 +140,33 @@ class BullQueue:
             raw = await self.client.hgetall(keys.stats(self.prefix, self.name))  # type: ignore[misc]
         return {k: float(v) for k, v in raw.items()}
 
+    async def minute_counts(
+        self, first_minute: int, last_minute: int
+    ) -> dict[int, tuple[int, int]]:
+        """(completed, failed) per epoch minute in [first, last], for minutes that have any."""
+        minutes = range(first_minute, last_minute + 1)
+        async with self._guard():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for m in minutes:
+                    pipe.hmget(keys.minute(self.prefix, self.name, m), ["completed", "failed"])
+                rows = await pipe.execute()
+        return {
+            m: (int(done or 0), int(failed or 0))
+            for m, (done, failed) in zip(minutes, rows, strict=True)
+            if done is not None or failed is not None
+        }
+
+    async def job_logs(self, job_id: str, *, limit: int) -> tuple[list[str], int]:
+        """The newest ``limit`` lines a job's handler logged (oldest first) and how many it
+        logged in all (BullMQ keeps them in a list beside the job hash)."""
+        key = f"{self.prefix}:{self.name}:{job_id}:logs"
+        async with self._guard():
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.lrange(key, -limit, -1)
+                pipe.llen(key)
+                lines, total = await pipe.execute()
+        return [str(line) for line in lines], int(total)
+
     async def live_workers(
         self, *, max_age_ms: int = keys.HEARTBEAT_TTL_MS
     ) -> list[dict[str, Any]]:

@@ -17,12 +17,14 @@ from starlette.exceptions import HTTPException
 from corral.core.jobs import MAX_JOB_ID_LENGTH
 from corral.errors import ValidationError
 from corral.http.deps import manager as get_manager
-from corral.http.schemas import JobOut
+from corral.http.schemas import JobDetailOut, JobOut
 from corral.manager import JobQueueManager
 
 router = APIRouter(tags=["jobs"])
 Manager = Annotated[JobQueueManager, Depends(get_manager)]
 
+#: How many of a job's log lines its detail shows (the newest).
+DETAIL_LOG_LINES: Final = 100
 ID_RULE: Final = f"must be 1-{MAX_JOB_ID_LENGTH} characters, without ':' or control characters"
 
 
@@ -65,19 +67,26 @@ def job_out(info: Any) -> JobOut:
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobOut, response_model_by_alias=True)
-async def get_job(job_id: JobId, qm: Manager) -> JobOut:
-    return job_out(await qm.get_job(job_id))
+async def job_detail(qm: JobQueueManager, job_id: str) -> JobDetailOut:
+    out = job_out(await qm.get_job(job_id))
+    logs, count = await qm.get_job_logs(job_id, limit=DETAIL_LOG_LINES)
+    return JobDetailOut(**out.model_dump(), logs=logs, log_count=count)
 
 
-@router.post("/jobs/{job_id}/retry", response_model=JobOut, response_model_by_alias=True)
-async def retry_job(job_id: JobId, qm: Manager) -> JobOut:
+@router.get("/jobs/{job_id}", response_model=JobDetailOut, response_model_by_alias=True)
+async def get_job(job_id: JobId, qm: Manager) -> JobDetailOut:
+    """The job with its data, progress, result or error, and its newest log lines."""
+    return await job_detail(qm, job_id)
+
+
+@router.post("/jobs/{job_id}/retry", response_model=JobDetailOut, response_model_by_alias=True)
+async def retry_job(job_id: JobId, qm: Manager) -> JobDetailOut:
     """Move a failed job back to waiting (its attempt count is kept)."""
     info = await qm.get_job(job_id)
     if info.state != "failed":
         raise HTTPException(409, f"job is {info.state}; only failed jobs can be retried")
     await qm.retry_job(job_id)
-    return job_out(await qm.get_job(job_id))
+    return await job_detail(qm, job_id)
 
 
 @router.delete("/jobs/{job_id}", status_code=204, response_class=Response)

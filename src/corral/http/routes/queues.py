@@ -9,6 +9,7 @@ and its errors name them so (``options.removeOnComplete.count``).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
@@ -31,8 +32,11 @@ from corral.http.schemas import (
     QueueMetricsOut,
     QueuePausedOut,
     QueueStatusOut,
+    ThroughputOut,
+    ThroughputPointOut,
 )
 from corral.manager import JobQueueManager
+from corral.services.monitoring import MAX_THROUGHPUT_MINUTES
 
 router = APIRouter(tags=["queues"])
 Manager = Annotated[JobQueueManager, Depends(get_manager)]
@@ -81,6 +85,28 @@ async def get_queue(qm: Queue) -> QueueStatusOut:
             success_rate=metrics.success_rate,
             average_processing_time=metrics.average_processing_time,
         ),
+    )
+
+
+@router.get(
+    "/queues/{queue_name}/throughput", response_model=ThroughputOut, response_model_by_alias=True
+)
+async def get_throughput(
+    qm: Queue,
+    minutes: Annotated[int, Query(ge=1, le=MAX_THROUGHPUT_MINUTES)] = 60,
+) -> ThroughputOut:
+    """Jobs completed and failed per minute (cluster-wide), oldest first, this minute last."""
+    points = await qm.get_throughput(minutes)
+    return ThroughputOut(
+        queue=qm.queue_name,
+        points=[
+            ThroughputPointOut(
+                at=datetime.fromtimestamp(p.minute_start_ms / 1000, UTC),
+                completed=p.completed,
+                failed=p.failed,
+            )
+            for p in points
+        ],
     )
 
 

@@ -141,7 +141,7 @@ async def _run_worker(settings: CorralSettings, handlers: list[str], stop: StopS
     )
     try:
         await server.start()
-    except (OSError, SystemExit) as exc:
+    except OSError as exc:
         raise ConfigurationError(
             f"CORRAL_API_PORT: cannot listen on {settings.api_host}:{settings.api_port} "
             f"({exc}); set CORRAL_API_PORT to a free port"

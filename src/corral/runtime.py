@@ -276,7 +276,11 @@ class Runtime:
             max_connections=config.concurrency + 10,
             connect_timeout_s=s.redis_connect_timeout_s,
         )
-        await ping(client, self._url, s.redis_connect_timeout_s)
+        try:
+            await ping(client, self._url, s.redis_connect_timeout_s)
+        except BaseException:
+            await client.aclose()
+            raise
         # Sync handlers get threads of their own; a timed-out one keeps its thread, so allow
         # some headroom above the concurrency.
         executor = Executor(registry, threads=config.concurrency * 2)

@@ -8,15 +8,26 @@ queue at once).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Iterable
 
 from corral.core.handlers import HandlerRegistry
+from corral.errors import BrokerUnavailable
 from corral.runtime import Runtime
 from corral.settings import CorralSettings
 
 logger = logging.getLogger(__name__)
+
+#: Start-up retries wait 1 s, 1.5 s, 2.25 s, ... growing by half each time, at most 20 s: fast
+#: enough to start within a few seconds of Redis, slow enough to log under one line a second.
+STARTUP_RETRY_MAX_S = 20.0
+
+
+def startup_retry_delay(attempt: int) -> float:
+    """Seconds to wait after failed start-up attempt number ``attempt`` (0-based)."""
+    return min(STARTUP_RETRY_MAX_S, 1.5 ** min(attempt, 16))
 
 
 class StopSignal:
@@ -58,13 +69,38 @@ async def run_worker(
     try:
         registry = runtime.registry_from(handlers)
         writer = await runtime.execution_log_writer() if settings.execution_log else None
-        consumer = await runtime.start_consumer(
-            registry,
-            concurrency=concurrency,
-            limiter_max=limiter_max,
-            limiter_duration_ms=limiter_duration_ms,
-            lifecycle=writer,
-        )
+        attempt = 0
+        while True:
+            try:
+                consumer = await runtime.start_consumer(
+                    registry,
+                    concurrency=concurrency,
+                    limiter_max=limiter_max,
+                    limiter_duration_ms=limiter_duration_ms,
+                    lifecycle=writer,
+                )
+                break
+            except BrokerUnavailable as exc:
+                # Redis may simply not be up yet (a deploy that starts everything at once):
+                # wait and try again rather than exit, until told to stop.
+                delay = startup_retry_delay(attempt)
+                attempt += 1
+                logger.warning(
+                    "%s Retrying in %.1f s.",
+                    exc,
+                    delay,
+                    extra={"event": "worker.start_retry", "attempt": attempt},
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.stop.wait(), delay)
+                if stop.stop.is_set():
+                    return True
+        if attempt:
+            logger.info(
+                "connected to Redis after %d failed attempts",
+                attempt,
+                extra={"event": "worker.start_recovered"},
+            )
         stopped = asyncio.ensure_future(stop.stop.wait())
         died = asyncio.ensure_future(consumer.wait_closed())
         await asyncio.wait({stopped, died}, return_when=asyncio.FIRST_COMPLETED)

@@ -64,18 +64,24 @@ def worker_process(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen
 class RedisServer:
     """A private redis-server on a free port that a test may kill and restart."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(
+        self, workdir: Path, *, password: str | None = None, appendfsync: str | None = None
+    ) -> None:
+        """``appendfsync`` ("always", "everysec") turns the AOF on, so data survives restarts."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
         self.binary = binary
         self.port = free_port()
         self.workdir = workdir
+        self.password = password
+        self.appendfsync = appendfsync
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -88,7 +94,10 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.appendfsync else "no",
+                "--appendfsync",
+                self.appendfsync or "everysec",
+                *(["--requirepass", self.password] if self.password else []),
                 "--dir",
                 str(self.workdir),
                 "--daemonize",
@@ -107,6 +116,13 @@ class RedisServer:
             except OSError:
                 time.sleep(0.02)
         raise RuntimeError(f"redis-server on port {self.port} did not start")
+
+    def shutdown(self) -> None:
+        """A clean stop (SIGTERM: Redis flushes its AOF first)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+        self.proc = None
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -135,21 +135,21 @@ def api(
     if port is not None and not 1 <= port <= 65535:
         _die(f"--port: must be between 1 and 65535, got {port}", 2)
     settings = _settings()
-    import uvicorn
-
     from corral.http.app import create_app
+    from corral.http.serve import serve_until_signal
 
     try:
         application = create_app(settings)
+        asyncio.run(
+            serve_until_signal(
+                application,
+                host=host or settings.api_host,
+                port=port or settings.api_port,
+                log_level=settings.log_level,
+            )
+        )
     except CorralError as exc:
         _die(str(exc))
-    uvicorn.run(
-        application,
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        log_level=settings.log_level,
-        access_log=False,
-    )
 
 
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -22,28 +20,13 @@ import pytest
 from corral import JobQueueManager
 from corral.scheduler import TaskScheduler
 from corral.settings import load_settings
-from tests.support.processes import CORRAL, ROOT, RedisServer, corral_env, free_port
+from tests.support.processes import RedisServer, corral_env, corral_process, free_port
 from tests.support.waiting import eventually
 
 PASSWORD = "r3-canary-password-91f2"  # noqa: S105 - a test value that must never be printed
 TOKEN = "r3-admin-token"  # noqa: S105
 OUTAGE_S = 8.0
 RESUME_BOUND_S = 5.0
-
-
-@contextmanager
-def corral(command: str, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    out: IO[bytes] = log.open("wb")
-    proc = subprocess.Popen(
-        [CORRAL, command], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-        out.close()
 
 
 async def _first(check: Any, timeout: float) -> float:
@@ -90,7 +73,8 @@ async def test_worker_scheduler_and_api_wait_for_redis(
     try:
         with ExitStack() as stack:
             procs = {
-                name: stack.enter_context(corral(name, env, log)) for name, log in logs.items()
+                name: stack.enter_context(corral_process(name, env, log=log))
+                for name, log in logs.items()
             }
             started = time.monotonic()
 

@@ -17,6 +17,7 @@ from corral import JobQueueManager
 from corral.core.schedules import fire_id
 from corral.scheduler import TaskScheduler
 from tests.support.processes import corral_env, scheduler_process
+from tests.support.waiting import eventually
 
 
 @pytest.mark.timeout(180)
@@ -45,7 +46,9 @@ async def test_replicas_fire_exactly_once_while_one_is_killed(
         CORRAL_SCHEDULED_REMOVE_ON_COMPLETE="true",  # ids cannot dedupe: only the watermark can
     )
     with scheduler_process(env), scheduler_process(env) as victim, scheduler_process(env):
-        await asyncio.sleep(4)  # start-up
+        # Start-up (imports, migrations, loading) takes seconds on a busy machine: the window
+        # opens once all three replicas send heartbeats.
+        await eventually(qm.live_schedulers, until=lambda n: n == 3, timeout_s=60)
         window_start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
         await asyncio.sleep(15)
         victim.send_signal(signal.SIGKILL)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,13 +43,13 @@ def corral_env(redis_url: str, queue: str, database_url: str = "", **extra: str)
 
 
 @contextmanager
-def worker_process(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[bytes]]:
+def corral_process(
+    command: str, env: dict[str, str], *args: str, log: Path | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``corral <command> <args>``, output to ``log`` (or a pipe); killed if still running."""
+    out = log.open("wb") if log is not None else subprocess.PIPE
     proc = subprocess.Popen(
-        [CORRAL, "worker", *args],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        [CORRAL, command, *args], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
     )
     try:
         yield proc
@@ -59,6 +59,14 @@ def worker_process(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+        if log is not None and not isinstance(out, int):
+            out.close()
+
+
+def worker_process(
+    env: dict[str, str], *args: str
+) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    return corral_process("worker", env, *args)
 
 
 class RedisServer:
@@ -131,16 +139,5 @@ class RedisServer:
         self.proc = None
 
 
-@contextmanager
-def scheduler_process(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [CORRAL, "scheduler"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+def scheduler_process(env: dict[str, str]) -> AbstractContextManager[subprocess.Popen[bytes]]:
+    return corral_process("scheduler", env)

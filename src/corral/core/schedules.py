@@ -29,6 +29,10 @@ MAX_RETRY_ATTEMPTS: Final = 100
 MAX_MS: Final = 24 * 60 * 60 * 1000
 DEFAULT_CATCH_UP_MS: Final = 10 * 60 * 1000
 MAX_COUNTED_MISSES: Final = 100_000
+#: A tick at most this late is "late", not "missed": it fires on its own, even when the next
+#: tick is due too (a busy machine or a paused process must not coalesce a 1-second schedule).
+#: Older ticks are misfires and coalesce (Quartz calls this the misfire threshold).
+MISFIRE_THRESHOLD: Final = timedelta(seconds=5)
 
 
 class ScheduleStatus(IntEnum):
@@ -267,8 +271,10 @@ def plan_fire(
     now: datetime,
     catch_up_ms: int = DEFAULT_CATCH_UP_MS,
 ) -> FirePlan:
-    """The misfire policy (ARCHITECTURE.md decision 7): of the ticks in (base, now], fire only
-    the latest, and only if it is within the catch-up window; count the others as skipped.
+    """The misfire policy (ARCHITECTURE.md decision 7). If the oldest tick in (base, now] is
+    late by at most :data:`MISFIRE_THRESHOLD` (and the catch-up window), fire it alone: the
+    caller plans again for the next. Otherwise the ticks are misfires: fire only the latest,
+    and only if it is within the catch-up window; count the others as skipped.
 
     ``base`` is the later of the watermark and the schedule's last change, so a schedule that was
     paused, disabled, created or edited resumes from its next tick: no burst.
@@ -284,6 +290,8 @@ def plan_fire(
     latest: datetime | None = None
     count = 0
     for tick in cron.fires_between(base, now, zone):
+        if latest is None and now - tick <= min(MISFIRE_THRESHOLD, window):
+            return FirePlan(fire=tick, skipped=0, watermark=tick)
         latest = tick
         count += 1
         if count >= MAX_COUNTED_MISSES:

@@ -247,7 +247,11 @@ class SchedulerLoop:
             self._push(entry, now + timedelta(seconds=min(self.poll_s, 1.0)))
             return
         self._record(schedule, outcome)
-        self._push(entry, self._next_tick(schedule, now))
+        following = None if outcome.fired is None else self._next_tick(schedule, outcome.fired)
+        if following is not None and following <= now:
+            self._push(entry, following)  # a late tick fired alone: the next one is due too
+        else:
+            self._push(entry, self._next_tick(schedule, now))
 
     def _record(self, schedule: ScheduledJob, outcome: Outcome) -> None:
         if outcome.lost_race:

@@ -6,6 +6,7 @@ No Chromium at /usr/bin/chromium (or no Playwright) -> skip locally, FAIL in CI 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from corral.adapters.sql.migrate import upgrade
 from tests.support.processes import CORRAL, ROOT, corral_env, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -59,8 +61,8 @@ def api_server(redis_url: str, queue_name: str, database_url: str) -> Iterator[A
         CORRAL_API_HOST="127.0.0.1",
         CORRAL_API_PORT=str(port),
     )
-    upgrade = subprocess.run([CORRAL, "db", "upgrade"], env=env, cwd=ROOT, capture_output=True)
-    assert upgrade.returncode == 0, upgrade.stderr.decode()
+    # Migrate in-process (what ``corral db upgrade`` does, without a second CLI start-up).
+    asyncio.run(upgrade(database_url))
     proc = subprocess.Popen(
         [CORRAL, "api"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )

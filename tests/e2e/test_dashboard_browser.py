@@ -1,10 +1,12 @@
-"""The dashboard in a real browser: log in, overview, schedules (with the live cron preview and
-its field errors), a failing job retried from the Jobs page — and markup from jobs, schedules
-and errors shown as text, never run."""
+"""The dashboard in a real browser: log in, overview (with the per-minute chart), schedules
+(with the live cron preview and its field errors; create and edit), executions filtered, jobs
+(a failing job retried, log lines, adding a job, cleaning the queue) — and markup from jobs,
+schedules and errors shown as text, never run."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import time
 from pathlib import Path
@@ -44,6 +46,24 @@ async def _shot(page: Page, tmp_path: Path, name: str, docs: bool = False) -> No
         shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")
 
 
+async def _new_page(browser: Any) -> tuple[Any, Page, list[str], list[str]]:
+    """A page whose script errors and CSP violations (not expected 4xx) and dialogs are kept."""
+    context = await browser.new_context(viewport={"width": 1360, "height": 860})
+    page = await context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))
+    console_errors: list[str] = []
+
+    def on_console(message: Any) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            console_errors.append(message.text)
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda e: console_errors.append(str(e)))
+    return context, page, console_errors, dialogs
+
+
 async def test_dashboard_end_to_end(api_server: Api, qm: Any, browser: Any, tmp_path: Path) -> None:
     api = api_server
     await qm.start_worker(concurrency=2)
@@ -72,19 +92,7 @@ async def test_dashboard_end_to_end(api_server: Api, qm: Any, browser: Any, tmp_
     await _until(lambda: {xss_job, plain_job} <= set(_failed_ids(api)))
 
     (tmp_path / "screenshots").mkdir()
-    context = await browser.new_context(viewport={"width": 1360, "height": 860})
-    page = await context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    dialogs: list[str] = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), asyncio.ensure_future(d.dismiss())))
-    console_errors: list[str] = []  # script errors and CSP violations; expected 4xx are not
-
-    def on_console(message: Any) -> None:
-        if message.type == "error" and not message.text.startswith("Failed to load resource"):
-            console_errors.append(message.text)
-
-    page.on("console", on_console)
-    page.on("pageerror", lambda e: console_errors.append(str(e)))
+    context, page, console_errors, dialogs = await _new_page(browser)
 
     # -- login ------------------------------------------------------------------------------
     await page.goto(api.url + "/")
@@ -105,6 +113,14 @@ async def test_dashboard_end_to_end(api_server: Api, qm: Any, browser: Any, tmp_
     )
     await expect(page.locator("#overview-health")).to_contain_text("ready")
     await expect(page.locator("#overview-workers table")).to_be_visible()
+    # the chart: 3 completed and 2 failed in the last hour (the workers flush every second and
+    # the page polls every 3 s)
+    chart = page.locator("#overview-chart svg")
+    await expect(chart).to_have_attribute("data-total-completed", "3")
+    await expect(chart).to_have_attribute("data-total-failed", "2")
+    assert await chart.locator("rect.bar-completed").count() >= 1
+    assert await chart.locator("rect.bar-failed").count() >= 1
+    await expect(page.locator("#overview-chart-legend")).to_contain_text("failed 2")
     await _shot(page, tmp_path, "overview", docs=True)
 
     # -- schedules: bad cron -> field error; fixed -> preview; create; pause; run now --------
@@ -147,7 +163,7 @@ async def test_dashboard_end_to_end(api_server: Api, qm: Any, browser: Any, tmp_
     detail = page.locator("#job-detail")
     await expect(detail).to_contain_text(XSS_DATA)
     await expect(detail).to_contain_text(XSS_ERROR)
-    await _shot(page, tmp_path, "jobs", docs=True)
+    await _shot(page, tmp_path, "jobs-failed")
     await page.locator("#jobs-table tr", has_text="boom on attempt").click()
     await expect(detail).to_contain_text("boom on attempt 1")
     await page.click("#job-retry")
@@ -171,4 +187,193 @@ async def test_dashboard_end_to_end(api_server: Api, qm: Any, browser: Any, tmp_
     await expect(page.locator("#view-login")).to_be_visible()
     answer = await page.request.get(api.url + "/api/admin/scheduled-jobs")
     assert answer.status == 401
+    await context.close()
+
+
+def _counts(api: Api) -> dict[str, int]:
+    return dict(api.client.get(f"/api/admin/queues/{api.queue}").json()["counts"])
+
+
+def _executions(api: Api) -> int:
+    return int(api.client.get("/api/admin/executions").json()["total"])
+
+
+async def _open_dashboard(browser: Any, api: Api) -> tuple[Any, Page, list[str], list[str]]:
+    """A logged-in page on the overview; console errors and dialogs are collected."""
+    context, page, console_errors, dialogs = await _new_page(browser)
+    await page.goto(api.url + "/")
+    await page.fill("#login-token", TOKEN)
+    await page.click("#login-form button[type=submit]")
+    await expect(page.locator("#view-overview")).to_be_visible()
+    return context, page, console_errors, dialogs
+
+
+async def test_dashboard_chart_filters_edit_and_job_forms(
+    api_server: Api, qm: Any, browser: Any, tmp_path: Path
+) -> None:
+    api = api_server
+    await qm.start_worker(concurrency=2)
+    (tmp_path / "screenshots").mkdir()
+    context, page, console_errors, dialogs = await _open_dashboard(browser, api)
+
+    # -- overview: an empty hour is a flat chart with a note -----------------------------------
+    chart = page.locator("#overview-chart svg")
+    await expect(chart).to_have_attribute("data-total-completed", "0")
+    await expect(chart).to_have_attribute("data-total-failed", "0")
+    await expect(chart).to_have_attribute("data-points", "60")
+    await expect(chart.locator("rect.bar-completed, rect.bar-failed")).to_have_count(0)
+    await expect(page.locator("#overview-chart .chart-note")).to_have_text(
+        "No jobs finished in the last hour."
+    )
+
+    jobs = f"/api/admin/queues/{api.queue}/jobs"
+    chatty = {"name": "chatty", "data": {"lines": 103}}  # logs "line 0" .. "line 102"
+    logged = api.client.post(jobs, json=chatty).json()["id"]
+    for _ in range(2):
+        api.client.post(jobs, json={"name": "noop"}).raise_for_status()
+    api.client.post(jobs, json={"name": "fail", "options": {"attempts": 1}}).raise_for_status()
+    schedule = api.client.post(
+        "/api/admin/scheduled-jobs",
+        json={
+            "name": "e2e nightly",
+            "handlerName": "noop",
+            "cronExpression": "0 0 3 * * *",
+            "timezone": "UTC",
+            "domain": "e2e",
+        },
+    ).json()
+    api.client.post(f"/api/admin/scheduled-jobs/{schedule['id']}/run").raise_for_status()
+    # 4 completed (chatty, 2 noop, the schedule's manual run), 1 failed, all in the SQL log
+    await _until(lambda: _counts(api)["completed"] == 4 and _counts(api)["failed"] == 1)
+    await _until(lambda: _executions(api) == 5)
+
+    # -- overview: the next polls draw them ---------------------------------------------------
+    await expect(chart).to_have_attribute("data-total-completed", "4")
+    await expect(chart).to_have_attribute("data-total-failed", "1")
+    assert await chart.locator("rect.bar-failed").count() == 1
+    tooltip = await chart.locator("g.bar:has(rect.bar-failed) > title").text_content()
+    assert tooltip is not None
+    assert re.fullmatch(r"\d\d:\d\d — \d+ completed, 1 failed", tooltip), tooltip
+    await expect(page.locator("#overview-chart .chart-note")).to_have_count(0)
+
+    # -- executions: narrowed by handler and by schedule; from > to is the API's 422 ----------
+    await page.click("#nav a[data-view=executions]")
+    rows = page.locator("#executions-table tbody tr")
+    await expect(rows).to_have_count(5)
+    await page.fill("#exec-handler", "fail")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("boom on attempt 1")
+    await _shot(page, tmp_path, "executions-by-handler")
+    await page.fill("#exec-handler", "")
+    await expect(rows).to_have_count(5)
+    await page.select_option("#exec-schedule", label="e2e nightly")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("manual")
+    await expect(rows.first).to_contain_text("e2e nightly")
+    await page.fill("#exec-from", "2030-01-02T10:00")
+    await page.fill("#exec-to", "2030-01-01T10:00")
+    await expect(page.locator("#exec-error")).to_contain_text("from: must not be later than 'to'")
+    await expect(page.locator("#exec-from")).to_have_class(re.compile(r"\binvalid\b"))
+    await expect(rows).to_have_count(0)
+    await page.fill("#exec-to", "")
+    await expect(page.locator("#exec-error")).to_be_hidden()
+    await expect(page.locator("#executions-table")).to_contain_text("No executions match.")
+    await _shot(page, tmp_path, "executions-filtered")
+    await page.click("#exec-clear")
+    await expect(rows).to_have_count(5)
+    assert await page.input_value("#exec-schedule") == ""
+
+    # -- schedules: edit the cron (bad -> field error; good -> saved) -------------------------
+    await page.click("#nav a[data-view=schedules]")
+    row = page.locator("#schedules-table tr", has_text="e2e nightly")
+    await row.get_by_role("button", name="Edit").click()
+    await expect(page.locator("#sf-title")).to_have_text("Edit schedule")
+    await expect(page.locator("#sf-submit")).to_have_text("Save")
+    await expect(page.locator("#sf-cron")).to_have_value("0 0 3 * * *")
+    await expect(page.locator("#sf-preview li")).to_have_count(5)
+    await page.fill("#sf-cron", "0 99 * * * *")
+    await expect(page.locator("#sf-preview-error")).to_contain_text("cronExpression")
+    await page.click("#sf-submit")
+    await expect(page.locator("#sf-error")).to_contain_text("cronExpression")
+    await expect(page.locator("#sf-cron")).to_have_class(re.compile(r"\binvalid\b"))
+    await _shot(page, tmp_path, "schedule-edit")
+    await page.fill("#sf-cron", "0 30 4 * * *")
+    await expect(page.locator("#sf-preview li")).to_have_count(5)
+    await page.click("#sf-submit")
+    await expect(page.locator("#banner")).to_contain_text("Schedule saved.")
+    await expect(page.locator("#schedule-form")).to_be_hidden()
+    await expect(row).to_contain_text("0 30 4 * * *")
+    saved = api.client.get(f"/api/admin/scheduled-jobs/{schedule['id']}").json()
+    assert saved["cronExpression"] == "0 30 4 * * *"
+    assert saved["name"] == "e2e nightly"  # unchanged fields kept
+    await page.click("#schedule-new")  # creating still starts from an empty form
+    await expect(page.locator("#sf-title")).to_have_text("New schedule")
+    await expect(page.locator("#sf-name")).to_have_value("")
+    await page.click("#schedule-cancel")
+
+    # -- jobs: log lines in the detail ---------------------------------------------------------
+    await page.click("#nav a[data-view=jobs]")
+    await page.click("#jobs-tabs button[data-state=completed]")
+    logs_cell = page.locator("#job-detail dt:text-is('Logs') + dd")
+    await page.locator("#jobs-table tbody tr", has_text="noop").first.click()
+    await expect(page.locator("#job-detail h2")).to_contain_text("completed")
+    await expect(logs_cell).to_have_text("—")  # a handler that logged nothing
+    await page.locator("#jobs-table tbody tr", has_text="chatty").click()
+    await expect(page.locator("#job-detail h2")).to_contain_text(logged)
+    log_text = await page.locator("#job-logs").text_content()
+    assert log_text == "\n".join(f"line {n}" for n in range(3, 103))  # the newest 100
+    await expect(page.locator("#job-detail .logs-note")).to_have_text("showing last 100 of 103")
+
+    # -- jobs: add a job (bad priority, bad JSON, then good) ----------------------------------
+    await page.click("#job-new")
+    await expect(page.locator("#jf-handlers option[value=noop]")).to_have_count(1)
+    await expect(page.locator("#jf-priority")).to_have_value("5")
+    await page.fill("#jf-name", "noop")
+    await page.fill("#jf-priority", "99")
+    await page.fill("#jf-delay", "600000")
+    await page.click("#jf-submit")
+    await expect(page.locator("#jf-error")).to_contain_text("options.priority")
+    await expect(page.locator("#jf-priority")).to_have_class(re.compile(r"\binvalid\b"))
+    await page.fill("#jf-data", '{"source": ')
+    await page.click("#jf-submit")
+    await expect(page.locator("#jf-error")).to_have_text("data: is not valid JSON")
+    await expect(page.locator("#jf-data")).to_have_class(re.compile(r"\binvalid\b"))
+    await page.fill("#jf-data", '{"source": "dashboard"}')
+    await page.fill("#jf-priority", "15")
+    await page.fill("#jf-attempts", "2")
+    await page.click("#clean-open")
+    await expect(page.locator("#jf-error")).to_be_hidden()  # editing cleared the errors
+    await _shot(page, tmp_path, "jobs", docs=True)
+    assert _counts(api)["delayed"] == 0
+    await page.click("#jf-submit")
+    banner = page.locator("#banner")
+    await expect(banner).to_contain_text(re.compile(r"Job \S+ added\."))
+    added = re.search(r"Job (\S+) added\.", await banner.text_content() or "")
+    assert added is not None
+    job_id = added.group(1)
+    await expect(page.locator("#jobs-tabs button[data-state=delayed]")).to_have_class(
+        re.compile(r"\bactive\b")
+    )
+    await expect(page.locator("#jobs-table")).to_contain_text(job_id)
+    await expect(page.locator("#job-detail")).to_contain_text(job_id)
+    job = api.client.get(f"/api/admin/jobs/{job_id}").json()
+    assert (job["name"], job["data"], job["priority"]) == ("noop", {"source": "dashboard"}, 15)
+    assert job["maxAttempts"] == 2
+    await expect(page.locator("#job-form")).to_be_hidden()
+
+    # -- jobs: clean the completed jobs (a second click confirms) -----------------------------
+    await page.select_option("#clean-status", "completed")
+    await page.fill("#clean-grace", "0")
+    await page.click("#clean-submit")
+    await expect(page.locator("#clean-submit")).to_have_text("Confirm: remove completed jobs")
+    assert _counts(api)["completed"] == 4  # nothing removed yet
+    await page.click("#clean-submit")
+    await expect(page.locator("#clean-result")).to_have_text("Removed 4 jobs.")
+    assert _counts(api)["completed"] == 0
+    assert _counts(api)["delayed"] == 1  # other states untouched
+    await page.click("#jobs-tabs button[data-state=completed]")
+    await expect(page.locator("#jobs-table")).to_contain_text("No completed jobs.")
+
+    assert dialogs == []
+    assert console_errors == []
     await context.close()

@@ -1,13 +1,70 @@
-// Executions: the execution log, paged, filtered by status; a row opens its detail.
-import { $, h, fill, badge, fmtTime, fmtMs, table, pager, details, pre } from './dom.js';
+// Executions: the execution log, paged, filtered by status, handler, schedule and time; a row
+// opens its detail.
+import { $, h, fill, show, badge, fmtTime, fmtMs, table, pager, details, pre } from './dom.js';
 import { get, withQuery } from './api.js';
 
 const PAGE = 25;
+const TYPING_DELAY_MS = 300;
+/** The API's parameter -> the filter's input. */
+const INPUTS = {
+  status: 'exec-status',
+  handlerName: 'exec-handler',
+  scheduleId: 'exec-schedule',
+  from: 'exec-from',
+  to: 'exec-to',
+};
 let ctxRef = null;
 let offset = 0;
 let wired = false;
+let typingTimer = null;
+let seq = 0;
+let scheduleNames = new Map();
+
+class FilterError extends Error {
+  constructor(field, message) {
+    super(message);
+    this.field = field;
+  }
+}
+
+/** A datetime-local value (the browser's local time) -> ISO-8601 in UTC ('...Z'); '' stays ''. */
+function instant(id, name) {
+  const value = $(id).value;
+  if (!value) return '';
+  const moment = new Date(value);
+  if (Number.isNaN(moment.getTime())) throw new FilterError(name, `${name}: is not a valid date and time`);
+  return moment.toISOString();
+}
+
+function filters() {
+  return {
+    status: $('exec-status').value,
+    handlerName: $('exec-handler').value.trim(),
+    scheduleId: $('exec-schedule').value,
+    from: instant('exec-from', 'from'),
+    to: instant('exec-to', 'to'),
+  };
+}
+
+function clearError() {
+  for (const id of Object.values(INPUTS)) $(id).classList.remove('invalid');
+  show($('exec-error'), false);
+}
+
+function showError(err) {
+  fill($('exec-error'), err.message);
+  show($('exec-error'), true);
+  const id = err.field && INPUTS[err.field.split('.')[0]];
+  if (id) $(id).classList.add('invalid');
+}
+
+function scheduleCell(id) {
+  if (!id) return '—';
+  return scheduleNames.get(id) ?? h('span', { class: 'mono muted' }, `${id.slice(0, 8)}…`);
+}
 
 function showDetail(row) {
+  const name = row.jobId ? scheduleNames.get(row.jobId) : null;
   fill($('execution-detail'), h('div', { class: 'card detail' },
     h('div', { class: 'view-head' },
       h('h2', {}, 'Execution ', h('span', { class: 'mono' }, row.executionId)),
@@ -16,7 +73,7 @@ function showDetail(row) {
     details([
       ['Status', badge(row.status)],
       ['Handler', row.handlerName],
-      ['Schedule', row.jobId],
+      ['Schedule', row.jobId ? h('span', {}, name ? `${name} ` : '', h('span', { class: 'mono muted' }, row.jobId)) : '—'],
       ['Trigger', row.trigger],
       ['Queue', row.queue],
       ['Started', fmtTime(row.startedAt)],
@@ -29,14 +86,40 @@ function showDetail(row) {
   $('execution-detail').scrollIntoView({ block: 'nearest' });
 }
 
+async function loadSchedules() {
+  const select = $('exec-schedule');
+  const chosen = select.value;
+  const page = await get(withQuery('/api/admin/scheduled-jobs', { limit: 500, sort: 'name' }));
+  scheduleNames = new Map(page.items.map((j) => [j.id, j.name]));
+  fill(select, h('option', { value: '' }, 'all schedules'),
+    page.items.map((j) => h('option', { value: j.id }, j.name)));
+  // keep the choice if that schedule still exists
+  select.value = scheduleNames.has(chosen) ? chosen : '';
+}
+
 async function refresh() {
-  const status = $('exec-status').value;
-  const page = await get(withQuery('/api/admin/executions', { status, limit: PAGE, offset }));
+  const mine = ++seq;
+  clearError();
+  let page;
+  try {
+    page = await get(withQuery('/api/admin/executions', { ...filters(), limit: PAGE, offset }));
+  } catch (err) {
+    if (mine !== seq) return;
+    if (err instanceof FilterError || err.status === 422) {
+      showError(err);
+      fill($('executions-table'));
+      fill($('executions-pager'));
+      return;
+    }
+    throw err;
+  }
+  if (mine !== seq) return;
   fill($('executions-table'), table(
     [
       { title: 'Execution', cell: (r) => r.executionId, class: 'mono' },
       { title: 'Status', cell: (r) => badge(r.status) },
       { title: 'Handler', cell: (r) => r.handlerName ?? '—', class: 'mono' },
+      { title: 'Schedule', cell: (r) => scheduleCell(r.jobId) },
       { title: 'Trigger', cell: (r) => r.trigger ?? '—' },
       { title: 'Started', cell: (r) => fmtTime(r.startedAt) },
       { title: 'Duration', cell: (r) => fmtMs(r.durationMs) },
@@ -52,17 +135,40 @@ async function refresh() {
   });
 }
 
+function changed() {
+  clearTimeout(typingTimer);
+  offset = 0;
+  fill($('execution-detail'));
+  refresh().catch((err) => ctxRef.notify(err.message));
+}
+
+function wire() {
+  if (wired) return;
+  wired = true;
+  $('exec-filters').addEventListener('submit', (event) => {
+    event.preventDefault();
+    changed();
+  });
+  for (const id of ['exec-status', 'exec-schedule', 'exec-from', 'exec-to', 'exec-handler']) {
+    $(id).addEventListener('change', changed);
+  }
+  $('exec-handler').addEventListener('input', () => {
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(changed, TYPING_DELAY_MS);
+  });
+  $('exec-clear').addEventListener('click', () => {
+    $('exec-filters').reset();
+    changed();
+  });
+}
+
 export async function enter(ctx) {
   ctxRef = ctx;
-  if (!wired) {
-    wired = true;
-    $('exec-status').addEventListener('change', () => {
-      offset = 0;
-      fill($('execution-detail'));
-      refresh().catch((err) => ctxRef.notify(err.message));
-    });
-  }
+  wire();
+  await loadSchedules().catch((err) => ctxRef.notify(`Schedules: ${err.message}`));
   await refresh();
 }
 
-export function leave() {}
+export function leave() {
+  clearTimeout(typingTimer);
+}

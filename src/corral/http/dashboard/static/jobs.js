@@ -1,4 +1,5 @@
-// Jobs: the queue's jobs by state; detail with data, progress, error; retry, remove; pause.
+// Jobs: the queue's jobs by state; detail with data, progress, error and log lines; retry,
+// remove; pause; add a job; clean the queue.
 import { $, h, fill, show, badge, fmtTime, table, pager, details, pre } from './dom.js';
 import { get, post, del, withQuery } from './api.js';
 
@@ -8,6 +9,7 @@ let ctxRef = null;
 let state = 'waiting';
 let offset = 0;
 let wired = false;
+let cleanTimer = null;
 
 const queuePath = () => `/api/admin/queues/${encodeURIComponent(ctxRef.queue)}`;
 
@@ -19,6 +21,18 @@ function progressCell(progress) {
       ` ${progress}%`);
   }
   return JSON.stringify(progress);
+}
+
+/** The job's log lines (the API sends the newest 100 and the total count); '—' when none. */
+function logsCell(job) {
+  const lines = Array.isArray(job.logs) ? job.logs : [];
+  if (!lines.length) return '—';
+  const total = Number.isInteger(job.logCount) ? job.logCount : lines.length;
+  return h('div', { class: 'logs-box' },
+    total > lines.length
+      ? h('p', { class: 'muted small logs-note' }, `showing last ${lines.length} of ${total}`)
+      : null,
+    h('pre', { class: 'logs', id: 'job-logs' }, lines.map((line) => String(line)).join('\n')));
 }
 
 async function showDetail(id) {
@@ -43,10 +57,13 @@ async function showDetail(id) {
       ['Processed', fmtTime(job.processedAt)],
       ['Finished', fmtTime(job.finishedAt)],
       ['Error', job.failedReason ? h('pre', { class: 'error-text' }, job.failedReason) : '—'],
+      ['Logs', logsCell(job)],
       ['Data', pre(job.data)],
       ['Result', pre(job.result)],
       ['Options', pre(job.options)],
     ])));
+  const logs = $('job-logs');
+  if (logs) logs.scrollTop = logs.scrollHeight; // the newest lines in view
   $('job-detail').scrollIntoView({ block: 'nearest' });
 }
 
@@ -76,12 +93,22 @@ function renderTabs(counts) {
   }, `${s} `, h('span', { class: 'count' }, String(counts[s] ?? 0)))));
 }
 
+/** The handler names the live workers run, for the add form's suggestions. */
+function renderHandlers(workers) {
+  const names = new Set();
+  for (const worker of workers || []) {
+    for (const name of Array.isArray(worker.handlers) ? worker.handlers : []) names.add(String(name));
+  }
+  fill($('jf-handlers'), [...names].sort().map((name) => h('option', { value: name })));
+}
+
 async function refresh() {
   const [queue, page] = await Promise.all([
     get(queuePath()),
     get(withQuery(`${queuePath()}/jobs`, { state, limit: PAGE, offset })),
   ]);
   renderTabs(queue.counts);
+  renderHandlers(queue.workers);
   const qs = $('queue-state');
   qs.className = `badge state-${queue.paused ? 'paused' : 'running'}`;
   fill(qs, queue.paused ? 'queue paused' : 'queue running');
@@ -106,15 +133,206 @@ async function refresh() {
   });
 }
 
+// -- forms: field errors -----------------------------------------------------------------------
+
+/** Show `message` in the form's error line and mark the input for `field` ('options.priority'). */
+function formError(errorId, inputs, field, message) {
+  fill($(errorId), message);
+  show($(errorId), true);
+  const parts = String(field || '').split('.');
+  const id = inputs[parts.slice(0, 2).join('.')] ?? inputs[parts[0]];
+  if (id) $(id).classList.add('invalid');
+}
+
+function clearFormErrors(formId, errorId) {
+  for (const input of $(formId).querySelectorAll('.invalid')) input.classList.remove('invalid');
+  show($(errorId), false);
+}
+
+class FormError extends Error {
+  constructor(field, message) {
+    super(`${field}: ${message}`);
+    this.field = field;
+  }
+}
+
+/** An optional integer input: '' -> undefined; anything but an integer is a FormError. */
+function integer(id, field) {
+  const input = $(id);
+  const raw = input.value.trim();
+  if (raw === '') {
+    if (input.validity && input.validity.badInput) throw new FormError(field, 'must be an integer');
+    return undefined;
+  }
+  const value = Number(raw);
+  if (!Number.isInteger(value)) throw new FormError(field, 'must be an integer');
+  return value;
+}
+
+// -- add a job ------------------------------------------------------------------------------
+
+const JOB_INPUTS = {
+  name: 'jf-name',
+  data: 'jf-data',
+  'options.priority': 'jf-priority',
+  'options.attempts': 'jf-attempts',
+  'options.timeout': 'jf-timeout',
+  'options.delay': 'jf-delay',
+};
+
+function jobBody() {
+  const name = $('jf-name').value.trim();
+  if (!name) throw new FormError('name', 'is required');
+  let data;
+  const text = $('jf-data').value.trim();
+  try {
+    data = text ? JSON.parse(text) : {};
+  } catch (err) {
+    throw new FormError('data', 'is not valid JSON');
+  }
+  if (!data || typeof data !== 'object' || Array.isArray(data)) throw new FormError('data', 'must be a JSON object');
+  const options = {};
+  for (const [key, id] of [['priority', 'jf-priority'], ['attempts', 'jf-attempts'],
+    ['timeout', 'jf-timeout'], ['delay', 'jf-delay']]) {
+    const value = integer(id, `options.${key}`);
+    if (value !== undefined) options[key] = value;
+  }
+  const body = { name, data };
+  if (Object.keys(options).length) body.options = options;
+  return body;
+}
+
+function openJobForm() {
+  show($('job-form'), true);
+  $('jf-name').focus();
+}
+
+function closeJobForm() {
+  $('job-form').reset();
+  clearFormErrors('job-form', 'jf-error');
+  show($('job-form'), false);
+}
+
+async function addJob(event) {
+  event.preventDefault();
+  clearFormErrors('job-form', 'jf-error');
+  let created;
+  try {
+    created = await post(`${queuePath()}/jobs`, jobBody());
+  } catch (err) {
+    formError('jf-error', JOB_INPUTS, err.field, err.message);
+    return;
+  }
+  closeJobForm();
+  ctxRef.notify(`Job ${created.id} added.`, 'ok');
+  // show it: its state's tab and its detail
+  try {
+    const job = await get(`/api/admin/jobs/${encodeURIComponent(created.id)}`);
+    if (STATES.includes(job.state)) {
+      state = job.state;
+      offset = 0;
+    }
+    await refresh();
+    await showDetail(created.id);
+  } catch (err) {
+    await refresh().catch(() => {});
+  }
+}
+
+// -- clean the queue --------------------------------------------------------------------------
+
+const CLEAN_INPUTS = { status: 'clean-status', graceMs: 'clean-grace', limit: 'clean-limit' };
+
+function disarmClean() {
+  clearTimeout(cleanTimer);
+  const button = $('clean-submit');
+  delete button.dataset.armed;
+  fill(button, 'Clean');
+  button.classList.remove('danger');
+}
+
+function cleanBody() {
+  const status = $('clean-status').value;
+  const graceInput = $('clean-grace');
+  const grace = graceInput.value.trim() === '' ? 0 : Number(graceInput.value);
+  if (!Number.isFinite(grace) || grace < 0 || (graceInput.validity && graceInput.validity.badInput)) {
+    throw new FormError('graceMs', 'must be a number >= 0');
+  }
+  const graceMs = Math.round(grace * Number($('clean-grace-unit').value));
+  const limit = integer('clean-limit', 'limit');
+  return { status, graceMs, limit: limit ?? 1000 };
+}
+
+async function clean(event) {
+  event.preventDefault();
+  clearFormErrors('clean-form', 'clean-error');
+  show($('clean-result'), false);
+  let body;
+  try {
+    body = cleanBody();
+  } catch (err) {
+    formError('clean-error', CLEAN_INPUTS, err.field, err.message);
+    disarmClean();
+    return;
+  }
+  const button = $('clean-submit');
+  if (!button.dataset.armed) {
+    // a second click confirms, as the schedules' Delete does
+    button.dataset.armed = '1';
+    fill(button, `Confirm: remove ${body.status} jobs`);
+    button.classList.add('danger');
+    clearTimeout(cleanTimer);
+    cleanTimer = setTimeout(disarmClean, 4000);
+    return;
+  }
+  disarmClean();
+  let answer;
+  try {
+    answer = await post(`${queuePath()}/clean`, body);
+  } catch (err) {
+    formError('clean-error', CLEAN_INPUTS, err.field, err.message);
+    return;
+  }
+  const message = `Removed ${answer.removed} ${answer.removed === 1 ? 'job' : 'jobs'}.`;
+  fill($('clean-result'), message);
+  show($('clean-result'), true);
+  ctxRef.notify(message, 'ok');
+  fill($('job-detail'));
+  await refresh();
+}
+
+function wire() {
+  if (wired) return;
+  wired = true;
+  $('queue-pause').addEventListener('click', () => action(() => post(`${queuePath()}/pause`), 'Queue paused.', null));
+  $('queue-resume').addEventListener('click', () => action(() => post(`${queuePath()}/resume`), 'Queue resumed.', null));
+  $('job-new').addEventListener('click', openJobForm);
+  $('job-cancel').addEventListener('click', closeJobForm);
+  $('job-form').addEventListener('submit', addJob);
+  $('job-form').addEventListener('input', () => clearFormErrors('job-form', 'jf-error'));
+  $('clean-open').addEventListener('click', () => {
+    show($('clean-form'), true);
+    $('clean-status').focus();
+  });
+  $('clean-cancel').addEventListener('click', () => {
+    disarmClean();
+    clearFormErrors('clean-form', 'clean-error');
+    show($('clean-result'), false);
+    show($('clean-form'), false);
+  });
+  $('clean-form').addEventListener('submit', clean);
+  for (const id of ['clean-status', 'clean-grace', 'clean-grace-unit', 'clean-limit']) {
+    $(id).addEventListener('input', disarmClean);
+  }
+}
+
 export async function enter(ctx, args) {
   ctxRef = ctx;
-  if (!wired) {
-    wired = true;
-    $('queue-pause').addEventListener('click', () => action(() => post(`${queuePath()}/pause`), 'Queue paused.', null));
-    $('queue-resume').addEventListener('click', () => action(() => post(`${queuePath()}/resume`), 'Queue resumed.', null));
-  }
+  wire();
   if (args && STATES.includes(args[0])) state = args[0];
   await refresh();
 }
 
-export function leave() {}
+export function leave() {
+  disarmClean();
+}

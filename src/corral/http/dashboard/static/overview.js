@@ -1,6 +1,8 @@
-// Overview: counts by state, success rate, processing time, workers, health. Polls every 3 s.
+// Overview: counts by state, success rate, processing time, jobs finished per minute (chart),
+// workers, health. Polls every 3 s.
 import { $, h, fill, badge, fmtMs, table } from './dom.js';
 import { get } from './api.js';
+import { renderThroughput } from './chart.js';
 
 const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'paused', 'completed', 'failed'];
 const POLL_MS = 3000;
@@ -43,12 +45,22 @@ function workerDetails(worker) {
     .join(' · ');
 }
 
+async function throughput(ctx) {
+  try {
+    return await get(`/api/admin/queues/${encodeURIComponent(ctx.queue)}/throughput?minutes=60`);
+  } catch (err) {
+    return { error: err.message };
+  }
+}
+
 async function refresh(ctx) {
-  const [queue, ready] = await Promise.all([
+  const [queue, ready, series] = await Promise.all([
     get(`/api/admin/queues/${encodeURIComponent(ctx.queue)}`),
     health(),
+    throughput(ctx),
   ]);
   renderHealth(ready, queue);
+  renderThroughput($('overview-chart'), $('overview-chart-legend'), series);
   fill($('overview-counts'),
     STATES.map((s) => stat(s, queue.counts[s] ?? 0, `state-${s}`)));
   const m = queue.metrics;

@@ -1,4 +1,4 @@
-// Schedules: table with actions, and the create form with a live (debounced) cron preview.
+// Schedules: table with actions, and the create / edit form with a live (debounced) cron preview.
 import { $, h, fill, show, badge, fmtTime, table, pager } from './dom.js';
 import { get, post, patch, del, withQuery } from './api.js';
 
@@ -10,6 +10,7 @@ let offset = 0;
 let previewTimer = null;
 let previewSeq = 0;
 let wired = false;
+let editing = null; // the schedule being edited, or null when creating
 
 function actionButton(label, handler, cls = 'secondary small') {
   return h('button', { type: 'button', class: cls, onclick: handler }, label);
@@ -47,6 +48,7 @@ function actions(job) {
     job.status !== 1 ? setStatus(1, 'Enable') : null,
     job.status === 1 ? setStatus(2, 'Pause') : null,
     job.status !== 0 ? setStatus(0, 'Disable') : null,
+    actionButton('Edit', () => openForm(job)),
     actionButton('Run now', () => act(async () => {
       const run = await post(`/api/admin/scheduled-jobs/${job.id}/run`);
       ctxRef.notify(`Triggered: execution ${run.executionId}`, 'ok');
@@ -84,7 +86,56 @@ async function refresh() {
   }
 }
 
-// -- the create form ------------------------------------------------------------------------
+// -- the create / edit form -----------------------------------------------------------------
+
+/** The form for a new schedule (job null) or for editing `job`, pre-filled. */
+function openForm(job) {
+  const form = $('schedule-form');
+  clearTimeout(previewTimer);
+  previewSeq += 1;
+  form.reset();
+  clearFieldErrors();
+  fill($('sf-preview'));
+  show($('sf-preview-error'), false);
+  editing = job;
+  fill($('sf-title'), job ? 'Edit schedule' : 'New schedule');
+  fill($('sf-submit'), job ? 'Save' : 'Create');
+  if (job) {
+    form.elements.name.value = job.name ?? '';
+    form.elements.handlerName.value = job.handlerName ?? '';
+    form.elements.cronExpression.value = job.cronExpression ?? '';
+    form.elements.timezone.value = job.timezone ?? 'UTC';
+    form.elements.domain.value = job.domain ?? '';
+    form.elements.description.value = job.description ?? '';
+    form.elements.payload.value = JSON.stringify(job.payload ?? {}, null, 2);
+    preview();
+  }
+  show(form, true);
+  form.scrollIntoView({ block: 'nearest' });
+  $('sf-name').focus();
+}
+
+function closeForm() {
+  clearTimeout(previewTimer);
+  previewSeq += 1; // a preview still on its way is dropped
+  $('schedule-form').reset();
+  fill($('sf-preview'));
+  show($('sf-preview-error'), false);
+  clearFieldErrors();
+  editing = null;
+  show($('schedule-form'), false);
+}
+
+/** The fields of the form that differ from the schedule being edited. */
+function changes(v, payload) {
+  const body = {};
+  for (const key of ['name', 'handlerName', 'cronExpression', 'timezone', 'domain']) {
+    if (v[key] !== (editing[key] ?? '')) body[key] = v[key];
+  }
+  if (v.description !== (editing.description ?? '')) body.description = v.description || null;
+  if (JSON.stringify(payload) !== JSON.stringify(editing.payload ?? {})) body.payload = payload;
+  return body;
+}
 
 function formValues() {
   const form = $('schedule-form');
@@ -142,7 +193,7 @@ function schedulePreview() {
   previewTimer = setTimeout(preview, PREVIEW_DELAY_MS);
 }
 
-async function create(event) {
+async function submit(event) {
   event.preventDefault();
   clearFieldErrors();
   const v = formValues();
@@ -155,40 +206,52 @@ async function create(event) {
     markField('payload');
     return;
   }
-  const body = {
-    name: v.name, handlerName: v.handlerName, cronExpression: v.cronExpression,
-    timezone: v.timezone, domain: v.domain, payload,
-  };
-  if (v.description) body.description = v.description;
+  if (!payload || typeof payload !== 'object' || Array.isArray(payload)) {
+    fill($('sf-error'), 'payload: must be a JSON object');
+    show($('sf-error'), true);
+    markField('payload');
+    return;
+  }
+  const job = editing;
+  let message;
   try {
-    await post('/api/admin/scheduled-jobs', body);
+    if (job) {
+      const body = changes(v, payload);
+      if (!Object.keys(body).length) {
+        closeForm();
+        ctxRef.notify('Nothing changed.', 'ok');
+        return;
+      }
+      await patch(`/api/admin/scheduled-jobs/${job.id}`, body);
+      message = 'Schedule saved.';
+    } else {
+      const body = {
+        name: v.name, handlerName: v.handlerName, cronExpression: v.cronExpression,
+        timezone: v.timezone, domain: v.domain, payload,
+      };
+      if (v.description) body.description = v.description;
+      await post('/api/admin/scheduled-jobs', body);
+      message = 'Schedule created.';
+    }
   } catch (err) {
     fill($('sf-error'), err.message);
     show($('sf-error'), true);
     markField(err.field);
     return;
   }
-  $('schedule-form').reset();
-  fill($('sf-preview'));
-  show($('schedule-form'), false);
-  ctxRef.notify('Schedule created.', 'ok');
+  closeForm();
+  ctxRef.notify(message, 'ok');
   await refresh();
 }
 
 function wire() {
   if (wired) return;
   wired = true;
-  $('schedule-new').addEventListener('click', () => {
-    show($('schedule-form'), true);
-    $('sf-name').focus();
-  });
-  $('schedule-cancel').addEventListener('click', () => {
-    show($('schedule-form'), false);
-    clearFieldErrors();
-  });
+  $('schedule-new').addEventListener('click', () => openForm(null));
+  $('schedule-cancel').addEventListener('click', closeForm);
   $('sf-cron').addEventListener('input', schedulePreview);
   $('sf-tz').addEventListener('input', schedulePreview);
-  $('schedule-form').addEventListener('submit', create);
+  $('schedule-form').addEventListener('submit', submit);
 }
 
 export async function enter(ctx) {

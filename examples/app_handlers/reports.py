@@ -29,6 +29,8 @@ async def data_processing_job(job: Job) -> dict[str, Any]:
 def resize_image(job: Job) -> dict[str, Any]:
     """A plain function: the worker runs it in a thread, off the event loop."""
     time.sleep(0.05)  # stands for blocking work
+    job.update_progress_sync(100)  # the *_sync variants hand the call to the worker's loop
+    job.log_sync("resized")
     return {"width": job.data["width"] // 2}
 
 

@@ -371,3 +371,19 @@ async def test_graceful_shutdown_deadline_returns_cut_off_job_to_queue(
         assert info.state in ("waiting", "prioritized")  # back in the queue at once, not lost
     finally:
         await other.graceful_shutdown(0)
+
+
+async def test_sync_handlers_report_progress_and_log(qm: JobQueueManager) -> None:
+    seen: list[Any] = []
+    qm.on("progress", lambda e: seen.append((e.job_id, e.data["progress"])))
+    await qm.start_events()
+    job_id = await qm.add_job("progress_sync")
+    misused = await qm.add_job("progress_sync_misused", attempts=1)
+    await qm.start_worker()
+    await _state(qm, job_id, "completed")
+    await eventually(lambda: _len(seen), until=lambda n: n >= 3)
+    assert [p for j, p in seen if j == job_id] == [25, 50, 100]
+    assert await qm.get_job_logs(job_id) == (["sync steps done"], 1)
+    await _state(qm, misused, "failed")
+    reason = (await qm.get_job(misused)).failed_reason
+    assert "update_progress_sync is for plain (sync) handlers" in reason

@@ -325,3 +325,15 @@ async def test_a_failing_observer_does_not_mask_the_handler_error(
                 await _run(executor, registry, handler, "observed-fail")
     finally:
         executor.close()
+
+
+async def test_sync_reporting_from_a_thread_reaches_the_control() -> None:
+    control = FakeControl()
+    job = _job("plain", control=control)
+    await asyncio.to_thread(job.update_progress_sync, 40)
+    await asyncio.to_thread(job.log_sync, "from a thread")
+    assert control.progress == [40]
+    assert control.lines == ["from a thread"]
+    with pytest.raises(RuntimeError, match=r"await job\.update_progress"):
+        job.update_progress_sync(1)  # on the loop itself: it would deadlock, so it refuses
+    assert control.progress == [40]

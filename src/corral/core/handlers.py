@@ -8,8 +8,9 @@ can hold different handlers.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, overload
 
@@ -25,7 +26,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 class Job:
     """The job a handler receives: its identity and data, and a way to report progress."""
 
-    __slots__ = ("_control", "attempts_made", "data", "id", "name", "timestamp_ms")
+    __slots__ = ("_control", "_loop", "attempts_made", "data", "id", "name", "timestamp_ms")
+
+    #: How long the ``*_sync`` methods wait for the event loop to store what they report.
+    SYNC_CALL_TIMEOUT_S: Final = 30.0
 
     def __init__(
         self,
@@ -43,6 +47,11 @@ class Job:
         self.attempts_made = attempts_made
         self.timestamp_ms = timestamp_ms
         self._control = control
+        # The worker's loop, for the *_sync methods called from a sync handler's thread.
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
 
     async def update_progress(self, progress: int | float | dict[str, Any]) -> None:
         """Report progress (a number, usually 0-100, or a JSON object)."""
@@ -52,8 +61,40 @@ class Job:
         """Append a line to this job's log."""
         await self._control.log(line)
 
+    def update_progress_sync(self, progress: int | float | dict[str, Any]) -> None:
+        """:meth:`update_progress` for a plain (sync) handler, which runs in a thread: hands
+        the call to the worker's event loop and waits until it is stored."""
+        self._from_thread(self._control.update_progress(progress), "update_progress")
+
+    def log_sync(self, line: str) -> None:
+        """:meth:`log` for a plain (sync) handler."""
+        self._from_thread(self._control.log(line), "log")
+
+    def _from_thread(self, call: Awaitable[None], name: str) -> None:
+        coroutine = _as_coroutine(call)
+        loop = self._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or running is not None:
+            coroutine.close()
+            raise RuntimeError(
+                f"{name}_sync is for plain (sync) handlers, which run in a worker thread; "
+                f"an async handler uses `await job.{name}(...)`"
+            )
+        asyncio.run_coroutine_threadsafe(coroutine, loop).result(self.SYNC_CALL_TIMEOUT_S)
+
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, name={self.name!r}, attempts_made={self.attempts_made})"
+
+
+async def _await(call: Awaitable[None]) -> None:
+    await call
+
+
+def _as_coroutine(call: Awaitable[None]) -> Coroutine[Any, Any, None]:
+    return call if inspect.iscoroutine(call) else _await(call)
 
 
 HandlerFunc = Callable[[Job], Awaitable[Any]] | Callable[[Job], Any]

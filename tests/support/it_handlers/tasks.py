@@ -85,3 +85,19 @@ async def chatty(job: Job) -> int:
     for n in range(lines):
         await job.log(f"line {n}")
     return lines
+
+
+@job_handler
+def progress_sync(job: Job) -> str:
+    """A plain handler (it runs in a thread) reporting progress and logging."""
+    for step in (25, 50, 100):
+        job.update_progress_sync(step)
+    job.log_sync("sync steps done")
+    return "done"
+
+
+@job_handler
+async def progress_sync_misused(job: Job) -> str:
+    """An async handler calling the sync variant: a clear error, not a hang."""
+    job.update_progress_sync(50)
+    return "unreachable"

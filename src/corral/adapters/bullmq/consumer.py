@@ -197,6 +197,25 @@ class _CorralWorker(Worker):  # type: ignore[misc]
         super().__init__(consumer.config.queue, None, opts)
         self.consumer = consumer
 
+    async def getNextJob(self, token: str) -> BullJob | None:
+        """Honour the rate limiter's wait. bullmq-python records ``limitUntil`` (the ms until
+        the limiter's window ends) but then blocks for ``drainDelay`` on a marker that a
+        rate-limited queue does not get, stretching every window to a second or more. As
+        BullMQ's Node worker does, sleep until the window ends and fetch again."""
+        limit_ms = int(getattr(self, "limitUntil", 0) or 0)
+        if limit_ms > 0 and not self.closing and not self.paused:
+            wait_s = limit_ms / 1000
+            self.limitUntil = 0
+            await asyncio.sleep(wait_s)
+            if self.closing or self.paused:
+                return None
+            job: BullJob | None = await self.moveToActive(token)
+            if job is not None:
+                self.emit("active", job, "waiting")
+            return job
+        nxt: BullJob | None = await super().getNextJob(token)
+        return nxt
+
     async def processJob(self, job: BullJob, token: str) -> None:
         current: BullJob | None = job
         while current is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -32,6 +33,7 @@ from corral.core.schedules import (
     fire_id,
     plan_fire,
 )
+from corral.core.throttle import LogThrottle, held_note
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +140,8 @@ class SchedulerLoop:
         self._changed = asyncio.Event()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_SETTLES)
         self.loaded = asyncio.Event()
+        self._throttles: dict[str, LogThrottle] = {}
+        self._settle_throttle = LogThrottle()
 
     def nudge(self) -> None:
         """Something changed (a pub/sub message): reload on the next turn."""
@@ -177,26 +181,38 @@ class SchedulerLoop:
             await self.reload()
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self._guarded(self.gate.heartbeat(self.id))
+        await self._guarded(self.gate.heartbeat(self.id), "heartbeat")
         await self.reload()
         next_poll = self.clock() + timedelta(seconds=self.poll_s)
         try:
             while not stop.is_set():
                 now = self.clock()
                 if now >= next_poll or self._changed.is_set():
-                    await self._guarded(self._maybe_reload())
-                    await self._guarded(self.gate.heartbeat(self.id))
+                    await self._guarded(self._maybe_reload(), "reload")
+                    await self._guarded(self.gate.heartbeat(self.id), "heartbeat")
                     next_poll = self.clock() + timedelta(seconds=self.poll_s)
                 await self._fire_due(self.clock())
                 await self._wait(stop, min(self._next_due(), next_poll))
         finally:
-            await self._guarded(self.gate.heartbeat(self.id, stopping=True))
+            await self._guarded(self.gate.heartbeat(self.id, stopping=True), "heartbeat")
 
-    async def _guarded(self, work: Any) -> None:
+    async def _guarded(self, work: Any, step: str) -> None:
+        throttle = self._throttles.setdefault(step, LogThrottle())
         try:
             await work
         except Exception as exc:
-            logger.warning("scheduler step failed: %s", exc, extra={"event": "scheduler.error"})
+            held = throttle.allow(time.monotonic())
+            if held is not None:
+                logger.warning(
+                    "scheduler step failed (%s): %s%s",
+                    step,
+                    exc,
+                    held_note(held),
+                    extra={"event": "scheduler.error"},
+                )
+        else:
+            if throttle.clear():
+                logger.info("scheduler %s works again", step, extra={"event": "scheduler.ok"})
 
     def _next_due(self) -> datetime:
         return self._heap[0][0] if self._heap else self.clock() + timedelta(seconds=self.poll_s)
@@ -237,15 +253,21 @@ class SchedulerLoop:
                 lambda tick: spec_for_schedule(schedule, tick, keep_completed=self.keep_completed),
             )
         except Exception as exc:
-            logger.warning(
-                "could not settle schedule %s: %s",
-                schedule.id,
-                exc,
-                extra={"event": "scheduler.settle_failed", "schedule_id": str(schedule.id)},
-            )
+            # One line for the first failure, then one per 10 s for all schedules together:
+            # during a Redis outage every schedule fails every second.
+            held = self._settle_throttle.allow(time.monotonic())
+            if held is not None:
+                logger.warning(
+                    "could not settle schedule %s: %s%s",
+                    schedule.id,
+                    exc,
+                    held_note(held),
+                    extra={"event": "scheduler.settle_failed", "schedule_id": str(schedule.id)},
+                )
             # retry soon, without a busy loop
             self._push(entry, now + timedelta(seconds=min(self.poll_s, 1.0)))
             return
+        self._settle_throttle.clear()
         self._record(schedule, outcome)
         following = None if outcome.fired is None else self._next_tick(schedule, outcome.fired)
         if following is not None and following <= now:

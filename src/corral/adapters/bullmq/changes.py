@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
 from corral.adapters.bullmq import keys
+from corral.core.throttle import LogThrottle, held_note
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +31,8 @@ async def publish_change(client: aioredis.Redis, *, prefix: str, queue: str, wha
 
 
 class ChangeFeed:
-    """Calls ``on_change`` for each nudge; resubscribes after errors (calling it once then, since
-    nudges may have been missed)."""
+    """Calls ``on_change`` for each nudge; resubscribes after errors (calling it once when back,
+    since nudges may have been missed). An outage logs one line, then one per 10 s."""
 
     def __init__(
         self, client: aioredis.Redis, *, prefix: str, queue: str, on_change: Callable[[], None]
@@ -45,11 +47,21 @@ class ChangeFeed:
 
     async def _run(self) -> None:
         delay = 0.1
+        throttle = LogThrottle()
+        missed = False
         while True:
             try:
                 async with self.client.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
                     delay = 0.1
+                    if missed:  # nudges may have been lost while disconnected
+                        missed = False
+                        self.on_change()
+                        if throttle.clear():
+                            logger.info(
+                                "schedule change feed restored",
+                                extra={"event": "schedules.feed_restored"},
+                            )
                     while True:
                         message = await pubsub.get_message(
                             ignore_subscribe_messages=True, timeout=5.0
@@ -59,10 +71,15 @@ class ChangeFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                logger.warning(
-                    "schedule change feed lost: %s", exc, extra={"event": "schedules.feed_lost"}
-                )
-                self.on_change()
+                missed = True
+                held = throttle.allow(time.monotonic())
+                if held is not None:
+                    logger.warning(
+                        "schedule change feed lost: %s%s",
+                        exc,
+                        held_note(held),
+                        extra={"event": "schedules.feed_lost"},
+                    )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python bench/run.py [--jobs 20000] [--latency-jobs 500] [--repeat 3]
-                                  [--only corral|bullmq] [--uvloop]
+                                  [--only corral|bullmq] [--uvloop] [--no-execution-log]
 
 See bench/README.md for what each figure means. Every run uses its own key prefix
 (``bench-<timestamp>-<pid>``) and deletes exactly those keys at the end (SCAN + DEL).
@@ -247,6 +247,7 @@ class Settings:
     latency_interval_ms: float
     uvloop: bool
     timeout_s: float
+    execution_log: bool = True
 
 
 @dataclass
@@ -301,6 +302,7 @@ async def enqueue_and_drain(r: aioredis.Redis, s: Settings, out: SideResult) -> 
         queue=queue,
         concurrency=s.concurrency,
         uvloop=s.uvloop,
+        execution_log=s.execution_log,
     )
     worker = WorkerProcess(spec)
     try:
@@ -353,6 +355,7 @@ async def latency(r: aioredis.Redis, s: Settings, out: SideResult) -> None:
         queue=queue,
         concurrency=s.concurrency,
         uvloop=s.uvloop,
+        execution_log=s.execution_log,
     )
     worker = WorkerProcess(spec)
     producer = make_producer(side, s.redis_url, s.prefix, queue)
@@ -511,6 +514,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=1, help="repeats per side; medians reported")
     p.add_argument("--only", choices=SIDES, help="run one side only")
     p.add_argument("--uvloop", action="store_true", help="uvloop in producer and workers")
+    p.add_argument(
+        "--no-execution-log",
+        action="store_true",
+        help="Corral's worker without the SQL execution log (default: on, as shipped)",
+    )
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379")
     p.add_argument("--timeout", type=float, default=300.0, help="per-drain timeout, seconds")
     p.add_argument("--output", type=Path, default=HERE / "results" / "latest.json")
@@ -531,6 +539,7 @@ async def main_async(args: argparse.Namespace) -> int:
         latency_interval_ms=args.latency_interval_ms,
         uvloop=args.uvloop,
         timeout_s=args.timeout,
+        execution_log=not args.no_execution_log,
     )
     sides: tuple[Side, ...] = (args.only,) if args.only else SIDES
     r = aioredis.Redis.from_url(s.redis_url, decode_responses=True)
@@ -569,6 +578,7 @@ async def main_async(args: argparse.Namespace) -> int:
             "latency_interval_ms": s.latency_interval_ms,
             "repeat": args.repeat,
             "uvloop": s.uvloop,
+            "corral_execution_log": s.execution_log,
             "bullmq_job_opts": BULLMQ_JOB_OPTS,
             "corral_job_opts": "defaults (priority 5, attempts 3, timeout 30 s, "
             "remove_on_complete count 1000 / age 24 h)",

@@ -41,6 +41,7 @@ class WorkerSpec:
     queue: str
     concurrency: int
     uvloop: bool
+    execution_log: bool = True  # Corral only: write the SQL execution log (the default)
 
 
 class Record:
@@ -106,7 +107,9 @@ async def _start_corral(spec: WorkerSpec, record: Record) -> Callable[[], Awaita
     registry.register(noop, JOB_NAME)
     settings = load_settings(queue=spec.queue, prefix=spec.prefix, redis_url=spec.redis_url)
     manager = JobQueueManager(settings)
-    await manager.start_worker(registry, concurrency=spec.concurrency)
+    await manager.start_worker(
+        registry, concurrency=spec.concurrency, execution_log=spec.execution_log
+    )
 
     async def stop() -> None:
         drained = await manager.graceful_shutdown(SHUTDOWN_TIMEOUT_MS)

@@ -70,8 +70,7 @@ class Job:
         """:meth:`log` for a plain (sync) handler."""
         self._from_thread(self._control.log(line), "log")
 
-    def _from_thread(self, call: Awaitable[None], name: str) -> None:
-        coroutine = _as_coroutine(call)
+    def _from_thread(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         loop = self._loop
         try:
             running = asyncio.get_running_loop()
@@ -87,14 +86,6 @@ class Job:
 
     def __repr__(self) -> str:
         return f"Job(id={self.id!r}, name={self.name!r}, attempts_made={self.attempts_made})"
-
-
-async def _await(call: Awaitable[None]) -> None:
-    await call
-
-
-def _as_coroutine(call: Awaitable[None]) -> Coroutine[Any, Any, None]:
-    return call if inspect.iscoroutine(call) else _await(call)
 
 
 HandlerFunc = Callable[[Job], Awaitable[Any]] | Callable[[Job], Any]

@@ -43,7 +43,7 @@ EXPECTED: dict[str, list[str]] = {
     "priorities_retries.py": [
         "run order: ['CRITICAL', '15', 'HIGH', 'NORMAL', 'LOW']",
         "flaky-task: completed after 2 attempt(s); result={'attempt': 2} "
-        "reason='upstream timed out'",
+        "reason='RuntimeError: upstream timed out'",
         "charge-card: failed after 1 attempt(s); result=None "
         "reason='amount must be a positive integer, got 0'",
         "send-invoice: failed after 1 attempt(s); result=None "

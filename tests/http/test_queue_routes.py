@@ -348,6 +348,38 @@ async def test_job_detail_shows_the_newest_log_lines(
     assert all("logs" not in j for j in listed)
 
 
+async def test_a_failure_names_its_exception_and_keeps_the_traceback(
+    api: httpx.AsyncClient, qm: JobQueueManager, queue_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``KeyError('width')`` reads as ``KeyError: 'width'``, not ``'width'``; the traceback is
+    in the job, in the execution log row and in the worker's log line."""
+    body = {"name": "key_error", "data": {}, "options": {"jobId": "kw", "attempts": 1}}
+    assert (await api.post(f"/api/admin/queues/{queue_name}/jobs", json=body)).is_success
+    with caplog.at_level("WARNING", logger="corral"):
+        await qm.start_worker(execution_log=True)
+        job = await _in_state(api, "kw", "failed")
+    assert job["failedReason"] == "KeyError: 'width'"
+    (trace,) = job["stacktrace"]
+    assert trace.startswith("Traceback (most recent call last):")
+    assert 'sizes["height"] = sizes["width"] * 2' in trace
+    assert trace.rstrip().endswith("KeyError: 'width'")
+
+    rows = await eventually(
+        lambda: api.get("/api/admin/executions", params={"status": "failed"}),
+        until=lambda r: r.json()["total"] == 1,
+    )
+    (row,) = rows.json()["items"]
+    assert row["executionId"] == "kw"
+    assert row["errorMessage"] == "KeyError: 'width'"
+    assert 'sizes["width"]' in row["stacktrace"]
+    assert row["enqueuedAt"] is not None
+
+    (line,) = [r for r in caplog.records if getattr(r, "event", None) == "job.failed"]
+    assert line.getMessage().endswith("failed: KeyError: 'width'")
+    assert line.exc_info is not None
+    assert line.exc_info[0] is KeyError
+
+
 async def test_clean_waiting_removes_prioritized_jobs(
     api: httpx.AsyncClient, queue_name: str
 ) -> None:

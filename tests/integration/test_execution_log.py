@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from corral import JobExecutionStatus, JobQueueManager
 from corral.core.executions import ExecutionRecord
 from corral.core.queries import ExecutionQuery
@@ -74,5 +76,46 @@ async def test_scheduled_runs_are_linked_to_their_schedule(qm: JobQueueManager) 
         await scheduler.close()
         await admin.close()
     assert {r.trigger for r in rows} == {"schedule", "manual"}
+    # The scheduler's "waiting" row and the worker's rows land on one row per run.
+    assert len({r.execution_id for r in rows}) == len(rows)
     assert all(r.job_id == schedule.id for r in rows)
     assert all(r.handler_name == "noop" for r in rows)
+
+
+async def _wipe_queue(qm: JobQueueManager) -> None:
+    """What an empty Redis looks like to this queue: every key gone, its id counter too."""
+    client = aioredis.Redis.from_url(qm.settings.redis_url.get_secret_value())
+    try:
+        keys = [k async for k in client.scan_iter(match=f"corraltest:{qm.settings.queue}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+async def _run_three(qm: JobQueueManager, handler: str, tag: str) -> list[ExecutionRecord]:
+    """Run three jobs; the whole log once they are in it. Shuts ``qm`` down."""
+    ids = [await qm.add_job(handler, {"tag": f"{tag}-{i}"}) for i in range(3)]
+    await qm.start_worker(execution_log=True)
+    try:
+        return await eventually(
+            lambda: _rows(qm),
+            until=lambda rs: (
+                sum(r.handler_name == handler and r.status == "completed" for r in rs) == len(ids)
+            ),
+            timeout_s=15,
+        )
+    finally:
+        await qm.graceful_shutdown(2000)
+
+
+async def test_history_survives_a_redis_that_starts_again_empty(qm: JobQueueManager) -> None:
+    """BullMQ's job ids are a per-queue counter in Redis: after a flush, a failover that lost it
+    or a restored backup, ids 1, 2, 3... come again. Earlier rows must stay as they were."""
+    before = await _run_three(qm, "record", "before")
+    await _wipe_queue(qm)
+    rows = await _run_three(JobQueueManager(qm.settings), "noop", "after")
+    assert len(rows) == 6, [(r.execution_id, r.handler_name) for r in rows]
+    assert sorted(r.handler_name or "" for r in rows) == ["noop"] * 3 + ["record"] * 3
+    earlier = [r for r in rows if r.handler_name == "record"]
+    assert sorted(earlier, key=str) == sorted(before, key=str)

@@ -29,6 +29,7 @@ from corral.adapters.sql.migrate import VERSION_TABLE, alembic_config
 from corral.adapters.sql.tables import metadata
 from corral.core.executions import ExecutionRecord
 from corral.core.jobs import JobExecutionStatus
+from corral.core.queries import ExecutionQuery
 from corral.errors import ConfigurationError, StoreUnavailable
 from tests.integration import sql_conftest
 from tests.integration.sql_conftest import PG_URL, make_job, require_postgres, sqlite_url
@@ -53,7 +54,7 @@ async def test_upgrade_creates_the_schema_on_an_empty_database(sql_engine: Async
     assert await current_revision(sql_engine) is None
     assert await _tables(sql_engine) == set()
     await upgrade(sql_engine)
-    assert await current_revision(sql_engine) == head_revision() == "0001"
+    assert await current_revision(sql_engine) == head_revision() == "0002"
     assert await _tables(sql_engine) == TABLES
 
     def indexes(c: Connection) -> dict[str, set[str]]:
@@ -80,7 +81,7 @@ async def test_second_upgrade_is_a_no_op_and_keeps_data(sql_engine: AsyncEngine)
     job = await store.create(make_job())
     marker = await store.change_marker()
     await upgrade(sql_engine)
-    assert await current_revision(sql_engine) == "0001"
+    assert await current_revision(sql_engine) == head_revision()
     assert await store.get(job.id) == job
     assert await store.change_marker() == marker
 
@@ -97,7 +98,7 @@ async def test_concurrent_upgrades_both_succeed(sql_engine: AsyncEngine) -> None
         await asyncio.gather(upgrade(sql_engine), upgrade(other), upgrade(sql_engine))
     finally:
         await other.dispose()
-    assert await current_revision(sql_engine) == "0001"
+    assert await current_revision(sql_engine) == head_revision()
     assert await _tables(sql_engine) == TABLES
 
 
@@ -137,14 +138,49 @@ async def test_downgrade_to_base_removes_everything(sql_engine: AsyncEngine) -> 
     assert await _tables(sql_engine) == {VERSION_TABLE}
     assert await current_revision(sql_engine) is None
     await upgrade(sql_engine)
-    assert await current_revision(sql_engine) == "0001"
+    assert await current_revision(sql_engine) == head_revision()
+
+
+async def test_rows_from_before_the_execution_key_keep_their_history(
+    sql_engine: AsyncEngine,
+) -> None:
+    """0001 -> 0002: an old row keeps its data under enqueued_ms 0, and a new job that reuses
+    its id (Redis started again) gets a row of its own instead of overwriting it."""
+    async with sql_engine.begin() as conn:
+        await conn.run_sync(lambda c: command.upgrade(alembic_config(c), "0001"))
+        await conn.execute(
+            text(
+                "INSERT INTO system_job_execution_logs (execution_id, status, handler_name) "
+                "VALUES ('2', 'completed', 'dataProcessingJob')"
+            )
+        )
+    await upgrade(sql_engine)
+    log = SqlExecutionLog(sql_engine)
+    await log.upsert_many(
+        [
+            ExecutionRecord(
+                execution_id="2",
+                enqueued_ms=1_764_500_000_000,
+                status=JobExecutionStatus.COMPLETED,
+                handler_name="example-task",
+                error_message="KeyError: 'width'",
+                stacktrace="Traceback (most recent call last):\nKeyError: 'width'",
+            )
+        ]
+    )
+    rows, total = await log.search(ExecutionQuery(limit=10))
+    assert total == 2
+    by_key = {(r.execution_id, r.enqueued_ms): r for r in rows}
+    assert by_key[("2", 0)].handler_name == "dataProcessingJob"
+    assert by_key[("2", 1_764_500_000_000)].handler_name == "example-task"
+    assert (by_key[("2", 1_764_500_000_000)].stacktrace or "").endswith("KeyError: 'width'")
 
 
 async def test_upgrade_from_a_url_string(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path)
     await upgrade(url)
     await upgrade(url)
-    assert await current_revision(url) == "0001"
+    assert await current_revision(url) == head_revision()
 
 
 async def test_sqlite_connections_use_wal_foreign_keys_and_busy_timeout(tmp_path: Path) -> None:

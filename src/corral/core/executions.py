@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -12,14 +12,24 @@ from corral.core.jobs import JobExecutionStatus
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionRecord:
-    """The latest known state of one queue job. Upserted by ``execution_id``: a later record for
-    the same id replaces the earlier one field by field (``None`` keeps the stored value).
+    """The latest known state of one queue job. Upserted by ``(execution_id, enqueued_ms)``: a
+    later record for the same key replaces the earlier one field by field (``None`` keeps the
+    stored value).
+
+    ``execution_id`` is the queue's job id. It alone is not unique for all time: BullMQ numbers
+    jobs from a counter in Redis, which starts again at 1 whenever the Redis data set does (a
+    flush, a restored backup, a failover that lost it), and a caller's own job id may be used
+    again once the earlier job is gone. The job's creation time (``enqueued_ms``, ms since the
+    epoch, kept by BullMQ through every retry) tells those executions apart, so a new job never
+    overwrites an old one's history. Rows written before the column existed carry 0.
 
     ``job_id`` is the schedule the job came from (None for jobs added directly);
-    ``retry_count`` is the number of attempts before the current one.
+    ``retry_count`` is the number of attempts before the current one; ``stacktrace`` is the
+    traceback of the latest failed attempt.
     """
 
     execution_id: str
+    enqueued_ms: int = 0
     status: JobExecutionStatus
     job_id: UUID | None = None
     handler_name: str | None = None
@@ -29,6 +39,27 @@ class ExecutionRecord:
     duration_ms: int | None = None
     result: Any = None
     error_message: str | None = None
+    stacktrace: str | None = None
     retry_count: int = 0
     trigger: str | None = None  # "schedule", "manual" (trigger_now) or None (direct add)
     updated_at: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        """The row this record belongs to."""
+        return (self.execution_id, self.enqueued_ms)
+
+    def over(self, earlier: ExecutionRecord) -> ExecutionRecord:
+        """This record folded over an earlier one for the same row: a ``None`` field keeps the
+        earlier value (a later step does not know, e.g., when the job started)."""
+        return replace(
+            self,
+            **{
+                name: getattr(earlier, name)
+                for name in _FIELDS
+                if getattr(self, name) is None and getattr(earlier, name) is not None
+            },
+        )
+
+
+_FIELDS = tuple(f.name for f in fields(ExecutionRecord))

@@ -95,13 +95,19 @@ class ExecutionLog(Protocol):
 
 class JobLifecycle(Protocol):
     """Told by the worker about each attempt's steps; must only touch memory (it runs on the
-    job path). Implemented by ``services.execution_log.ExecutionLogWriter``."""
+    job path). Implemented by ``services.execution_log.ExecutionLogWriter``.
 
-    def job_active(self, job_id: str, name: str, attempt: int, started_ms: float) -> None: ...
+    A job is named by its id and its creation time in ms (``enqueued_ms``): ids come again
+    when Redis starts empty, the pair does not."""
+
+    def job_active(
+        self, job_id: str, enqueued_ms: int, name: str, attempt: int, started_ms: float
+    ) -> None: ...
 
     def job_finished(
         self,
         job_id: str,
+        enqueued_ms: int,
         name: str,
         attempt: int,
         *,
@@ -109,5 +115,6 @@ class JobLifecycle(Protocol):
         finished_ms: float,
         result: Any = None,
         error: str | None = None,
+        stacktrace: str | None = None,
         retrying: bool = False,
     ) -> None: ...

@@ -7,7 +7,7 @@ types and reject wrong JSON types early.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -65,7 +65,11 @@ class ScheduledJobPatch(Body):
 
 
 class ExecutionOut(Out):
-    execution_id: str
+    execution_id: str = Field(description="the queue's job id")
+    enqueued_at: datetime | None = Field(
+        description="when the job was added; with execution_id it names one execution for all "
+        "time (null on rows from before it was recorded)"
+    )
     job_id: UUID | None
     status: str
     handler_name: str | None
@@ -76,12 +80,16 @@ class ExecutionOut(Out):
     duration_ms: int | None
     result: Any = None
     error_message: str | None
+    stacktrace: str | None = Field(description="the traceback of the latest failed attempt")
     retry_count: int
     updated_at: datetime | None
 
     @classmethod
     def of(cls, record: ExecutionRecord) -> ExecutionOut:
-        return cls(**{name: getattr(record, name) for name in cls.model_fields})
+        fields = {name: getattr(record, name) for name in cls.model_fields if name != "enqueued_at"}
+        enqueued = record.enqueued_ms
+        at = datetime.fromtimestamp(enqueued / 1000, UTC) if enqueued > 0 else None
+        return cls(**fields, enqueued_at=at)
 
 
 class ScheduledJobOut(Out):
@@ -164,6 +172,9 @@ class JobOut(Out):
 class JobDetailOut(JobOut):
     logs: list[str] = Field(description="the newest 100 lines logged with job.log(), oldest first")
     log_count: int = Field(description="how many lines the job logged in all")
+    stacktrace: list[str] = Field(
+        description="the traceback of each failed attempt BullMQ kept, oldest first"
+    )
 
 
 class ThroughputPointOut(Out):

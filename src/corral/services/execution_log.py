@@ -25,6 +25,7 @@ _SCHEDULED_ID: Final = re.compile(
     r"^(?P<kind>sched|manual)-(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-"
 )
 _MAX_ERROR: Final = 8000
+_MAX_STACKTRACE: Final = 16_000  # the innermost frames, where the error was raised, are kept
 
 
 def schedule_of(execution_id: str) -> tuple[UUID | None, str | None]:
@@ -54,7 +55,7 @@ class ExecutionLogWriter:
         self.queue = queue
         self.flush_interval_s = flush_interval_s
         self.max_batch = max_batch
-        self._pending: dict[str, ExecutionRecord] = {}
+        self._pending: dict[tuple[str, int], ExecutionRecord] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.written = 0
@@ -62,23 +63,17 @@ class ExecutionLogWriter:
 
     # -- lifecycle hooks (sync: called on the job path, only touch memory) ---------------------
     def _put(self, record: ExecutionRecord) -> None:
-        previous = self._pending.get(record.execution_id)
-        if previous is not None:
-            record = ExecutionRecord(
-                **{
-                    name: (value if value is not None else getattr(previous, name))
-                    for name, value in _fields(record).items()
-                }
-            )
-        self._pending[record.execution_id] = record
+        previous = self._pending.get(record.key)
+        self._pending[record.key] = record if previous is None else record.over(previous)
         # A full batch flushes early, unless writes are failing: then the backoff decides.
         if len(self._pending) >= self.max_batch and not self.failures:
             self._wake.set()
 
-    def _base(self, job_id: str, name: str, attempt: int) -> dict[str, Any]:
+    def _base(self, job_id: str, enqueued_ms: int, name: str, attempt: int) -> dict[str, Any]:
         schedule_id, trigger = schedule_of(job_id)
         return {
             "execution_id": job_id,
+            "enqueued_ms": enqueued_ms,
             "job_id": schedule_id,
             "trigger": trigger,
             "handler_name": name,
@@ -87,21 +82,28 @@ class ExecutionLogWriter:
             "updated_at": datetime.now(UTC),
         }
 
-    def job_waiting(self, job_id: str, name: str) -> None:
-        self._put(ExecutionRecord(status=JobExecutionStatus.WAITING, **self._base(job_id, name, 1)))
+    def job_waiting(self, job_id: str, enqueued_ms: int, name: str) -> None:
+        self._put(
+            ExecutionRecord(
+                status=JobExecutionStatus.WAITING, **self._base(job_id, enqueued_ms, name, 1)
+            )
+        )
 
-    def job_active(self, job_id: str, name: str, attempt: int, started_ms: float) -> None:
+    def job_active(
+        self, job_id: str, enqueued_ms: int, name: str, attempt: int, started_ms: float
+    ) -> None:
         self._put(
             ExecutionRecord(
                 status=JobExecutionStatus.ACTIVE,
                 started_at=_ms_to_dt(started_ms),
-                **self._base(job_id, name, attempt),
+                **self._base(job_id, enqueued_ms, name, attempt),
             )
         )
 
     def job_finished(
         self,
         job_id: str,
+        enqueued_ms: int,
         name: str,
         attempt: int,
         *,
@@ -109,6 +111,7 @@ class ExecutionLogWriter:
         finished_ms: float,
         result: Any = None,
         error: str | None = None,
+        stacktrace: str | None = None,
         retrying: bool = False,
     ) -> None:
         if error is None:
@@ -123,7 +126,8 @@ class ExecutionLogWriter:
                 duration_ms=round(finished_ms - started_ms),
                 result=result,
                 error_message=None if error is None else error[:_MAX_ERROR],
-                **self._base(job_id, name, attempt),
+                stacktrace=None if stacktrace is None else stacktrace[-_MAX_STACKTRACE:],
+                **self._base(job_id, enqueued_ms, name, attempt),
             )
         )
 
@@ -156,15 +160,8 @@ class ExecutionLogWriter:
         except Exception as exc:
             # Put the batch back under anything reported since (newer state wins).
             for key, record in batch.items():
-                if key in self._pending:
-                    newer = self._pending[key]
-                    merged = {
-                        n: v if v is not None else getattr(record, n)
-                        for n, v in _fields(newer).items()
-                    }
-                    self._pending[key] = ExecutionRecord(**merged)
-                else:
-                    self._pending[key] = record
+                newer = self._pending.get(key)
+                self._pending[key] = record if newer is None else newer.over(record)
             self.failures += 1
             if self.failures == 1 or self.failures % 20 == 0:
                 logger.warning(
@@ -179,18 +176,6 @@ class ExecutionLogWriter:
             logger.info("execution log writes recovered", extra={"event": "execlog.recovered"})
             self.failures = 0
         return True
-
-    def _restore(self, batch: dict[str, ExecutionRecord]) -> None:
-        """Put an unwritten batch back under anything reported since (newer state wins)."""
-        for key, record in batch.items():
-            if key in self._pending:
-                newer = self._pending[key]
-                merged = {
-                    n: v if v is not None else getattr(record, n) for n, v in _fields(newer).items()
-                }
-                self._pending[key] = ExecutionRecord(**merged)
-            else:
-                self._pending[key] = record
 
     @property
     def backlog(self) -> int:
@@ -212,7 +197,3 @@ class ExecutionLogWriter:
                 len(self._pending),
                 extra={"event": "execlog.unwritten"},
             )
-
-
-def _fields(record: ExecutionRecord) -> dict[str, Any]:
-    return {name: getattr(record, name) for name in ExecutionRecord.__dataclass_fields__}

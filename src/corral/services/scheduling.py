@@ -55,6 +55,8 @@ class Outcome(Protocol):
     def lost_race(self) -> bool: ...
     @property
     def enqueued_at(self) -> datetime | None: ...
+    @property
+    def enqueued_ms(self) -> int | None: ...
 
 
 class Gate(Protocol):
@@ -123,7 +125,7 @@ class SchedulerLoop:
         catch_up_ms: int = DEFAULT_CATCH_UP_MS,
         poll_s: float = 1.0,
         keep_completed: Retention = DEFAULT_REMOVE_ON_COMPLETE,
-        on_fired: Callable[[str, str], None] | None = None,
+        on_fired: Callable[[str, int, str], None] | None = None,
     ) -> None:
         self.keep_completed = keep_completed
         self.on_fired = on_fired
@@ -290,8 +292,12 @@ class SchedulerLoop:
         if outcome.fired is not None and outcome.enqueued_at is not None:
             lateness = (outcome.enqueued_at - outcome.fired).total_seconds() * 1000
             self.stats.fired += 1
-            if self.on_fired is not None:
-                self.on_fired(fire_id(schedule.id, outcome.fired), schedule.handler_name)
+            if self.on_fired is not None and outcome.enqueued_ms is not None:
+                self.on_fired(
+                    fire_id(schedule.id, outcome.fired),
+                    outcome.enqueued_ms,
+                    schedule.handler_name,
+                )
             self.stats.lateness_ms_sum += lateness
             self.stats.lateness_ms_max = max(self.stats.lateness_ms_max, lateness)
             logger.info(

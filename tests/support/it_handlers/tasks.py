@@ -65,6 +65,14 @@ async def fail(job: Job) -> None:
 
 
 @job_handler
+async def key_error(job: Job) -> None:
+    """Fails the way real code does: a lookup of a key that is not there."""
+    sizes: dict[str, int] = {}
+    _ledger(job, "start")
+    sizes["height"] = sizes["width"] * 2
+
+
+@job_handler
 async def fail_unrecoverable(job: Job) -> None:
     _ledger(job, "start")
     raise UnrecoverableError("this cannot succeed")

@@ -32,6 +32,7 @@ from bullmq.redis_connection import loadScript
 from corral.adapters.bullmq import keys
 from corral.adapters.bullmq.connection import SOCKET_TIMEOUT_S
 from corral.adapters.bullmq.mapping import timeout_of
+from corral.core.failures import describe, stacktrace
 from corral.core.handlers import Job
 from corral.core.ports import JobLifecycle, JobRunner
 from corral.errors import HandlerNotFound, UnrecoverableError
@@ -236,7 +237,9 @@ class _CorralWorker(Worker):  # type: ignore[misc]
         started = time.perf_counter()
         started_ms = time.time() * 1000
         if lifecycle is not None:
-            lifecycle.job_active(str(job.id), job.name, int(job.attemptsMade) + 1, started_ms)
+            lifecycle.job_active(
+                str(job.id), int(job.timestamp), job.name, int(job.attemptsMade) + 1, started_ms
+            )
         try:
             if job.deferredFailure:
                 raise UnrecoverableError(job.deferredFailure)
@@ -262,6 +265,7 @@ class _CorralWorker(Worker):  # type: ignore[misc]
         if lifecycle is not None:
             lifecycle.job_finished(
                 str(job.id),
+                int(job.timestamp),
                 job.name,
                 int(job.attemptsMade) + 1,
                 started_ms=started_ms,
@@ -277,7 +281,11 @@ class _CorralWorker(Worker):  # type: ignore[misc]
         return None
 
     async def _fail(self, job: BullJob, token: str, err: Exception, started_ms: float) -> None:
-        error: Exception = BullUnrecoverable(str(err)) if isinstance(err, _UNRECOVERABLE) else err
+        # BullMQ stores str(error) as the failure reason: hand it the described error, so the
+        # queue, the API and the log all say "KeyError: 'width'", not "'width'". Called from
+        # the attempt's except block, so BullMQ's own traceback capture sees ``err``.
+        reason = describe(err)
+        error = BullUnrecoverable(reason) if isinstance(err, _UNRECOVERABLE) else _Failed(reason)
         try:
             await job.moveToFailed(error, token)
         except Exception as exc:
@@ -296,11 +304,13 @@ class _CorralWorker(Worker):  # type: ignore[misc]
         if self.consumer.lifecycle is not None:
             self.consumer.lifecycle.job_finished(
                 str(job.id),
+                int(job.timestamp),
                 job.name,
                 int(job.attemptsMade),
                 started_ms=started_ms,
                 finished_ms=time.time() * 1000,
-                error=str(err),
+                error=reason,
+                stacktrace=stacktrace(err),
                 retrying=not final,
             )
         logger.log(
@@ -310,9 +320,15 @@ class _CorralWorker(Worker):  # type: ignore[misc]
             job.name,
             job.attemptsMade,
             "" if final else ", will retry",
-            err,
+            reason,
+            # The traceback once, with the final failure; a retry's one line says enough.
+            exc_info=err if final else None,
             extra={"event": "job.failed" if final else "job.retrying", "job_id": job.id},
         )
+
+
+class _Failed(Exception):
+    """A failed attempt as handed to BullMQ: its text is the described error."""
 
 
 class BullConsumer:

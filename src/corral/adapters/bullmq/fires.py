@@ -42,6 +42,8 @@ class FireOutcome:
     skipped: int
     lost_race: bool
     enqueued_at: datetime | None = None
+    #: The fired job's creation time as BullMQ stores it (the execution log's key with its id).
+    enqueued_ms: int | None = None
 
 
 def _to_dt(ms: str | None) -> datetime | None:
@@ -87,12 +89,14 @@ class FireGate:
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
                         return FireOutcome(fired=None, skipped=0, lost_race=False)
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    enqueued_at = datetime.fromtimestamp(time.time(), UTC)
+                    enqueued_ms = round(time.time() * 1000)
+                    enqueued_at = datetime.fromtimestamp(enqueued_ms / 1000, UTC)
                     if plan.fire is not None:
                         spec = spec_for(plan.fire)
                         job = BullJob(
                             self.queue, spec.name, spec.data, to_bullmq_options(spec.options)
                         )
+                        job.timestamp = enqueued_ms
                         await self.queue.scripts.addJob(job, pipe)
                         pipe.hincrby(stats, "fired", 1)
                         lateness_ms = (enqueued_at - plan.fire).total_seconds() * 1000
@@ -109,6 +113,7 @@ class FireGate:
                         skipped=plan.skipped,
                         lost_race=False,
                         enqueued_at=enqueued_at if plan.fire is not None else None,
+                        enqueued_ms=enqueued_ms if plan.fire is not None else None,
                     )
             return FireOutcome(fired=None, skipped=0, lost_race=True)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

@@ -44,6 +44,7 @@ class JobInfo:
     attempts_made: int
     max_attempts: int
     failed_reason: str | None
+    stacktrace: list[str]
     result: Any
     created_at_ms: int
     processed_at_ms: int | None
@@ -231,6 +232,7 @@ def _job_info(job: Any, state: str) -> JobInfo:
         attempts_made=int(job.attemptsMade),
         max_attempts=int(job.opts.get("attempts") or 1),
         failed_reason=getattr(job, "failedReason", None) or None,
+        stacktrace=[str(t) for t in getattr(job, "stacktrace", None) or ()],
         result=getattr(job, "returnvalue", None),
         created_at_ms=int(job.timestamp),
         processed_at_ms=getattr(job, "processedOn", None),

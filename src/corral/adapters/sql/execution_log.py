@@ -1,6 +1,7 @@
 """``SqlExecutionLog``: the ``ExecutionLog`` port over ``system_job_execution_logs``.
 
-Upserts are by ``execution_id``, in one ``INSERT ... ON CONFLICT (execution_id) DO UPDATE``
+Upserts are by ``(execution_id, enqueued_ms)`` (see ``tables.py`` for why not the id alone), in
+one ``INSERT ... ON CONFLICT (execution_id, enqueued_ms) DO UPDATE``
 per batch (chunks of :data:`CHUNK_ROWS` rows in one transaction, to stay under the drivers'
 bound-parameter limits). An incoming ``None`` keeps the stored value
 (``COALESCE(excluded.x, x)``); ``status``, ``retry_count`` and ``updated_at`` always take the
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -34,7 +34,7 @@ from corral.core.executions import ExecutionRecord
 from corral.core.jobs import JobExecutionStatus
 from corral.core.queries import ExecutionQuery, ExecutionSort
 
-CHUNK_ROWS: Final = 1000  # x 15 columns: below SQLite's 32,766 and asyncpg's 32,767 parameters
+CHUNK_ROWS: Final = 1000  # x 17 columns: below SQLite's 32,766 and asyncpg's 32,767 parameters
 MAX_ERROR_CHARS: Final = 64 * 1024
 _MAX_DEPTH: Final = 32
 #: Fields where an incoming None keeps the stored value.
@@ -47,6 +47,7 @@ KEEP_IF_NONE: Final = (
     "duration_ms",
     "result",
     "error_message",
+    "stacktrace",
     "trigger",
 )
 _SORT_COLUMNS: Final = {
@@ -89,17 +90,12 @@ def storable_json(value: Any, depth: int = 0) -> Any:
     return _text(str(value))
 
 
-def _merge(earlier: ExecutionRecord, later: ExecutionRecord) -> ExecutionRecord:
-    """Two records for one execution in the same batch, folded the way the upsert would."""
-    kept = {f: getattr(earlier, f) for f in (*KEEP_IF_NONE, "updated_at")}
-    return replace(later, **{f: v for f, v in kept.items() if getattr(later, f) is None})
-
-
 def _to_row(record: ExecutionRecord, now: datetime) -> dict[str, Any]:
     updated_at = record.updated_at or now
     duration = record.duration_ms
     return {
         "execution_id": _text(record.execution_id, 255),
+        "enqueued_ms": int(record.enqueued_ms),
         "status": str(JobExecutionStatus(record.status)),
         "job_id": record.job_id,
         "handler_name": _opt_text(record.handler_name, 64),
@@ -109,6 +105,7 @@ def _to_row(record: ExecutionRecord, now: datetime) -> dict[str, Any]:
         "duration_ms": None if duration is None else max(0, min(int(duration), 2**31 - 1)),
         "result": None if record.result is None else storable_json(record.result),
         "error_message": _opt_text(record.error_message, MAX_ERROR_CHARS),
+        "stacktrace": _opt_text(record.stacktrace, MAX_ERROR_CHARS),
         "retry_count": max(0, min(int(record.retry_count), 2**31 - 1)),
         "trigger": _opt_text(record.trigger, 16),
         "created_at": updated_at,
@@ -120,6 +117,7 @@ def _to_record(row: Row[Any]) -> ExecutionRecord:
     m = row._mapping
     return ExecutionRecord(
         execution_id=m["execution_id"],
+        enqueued_ms=m["enqueued_ms"],
         status=JobExecutionStatus(m["status"]),
         job_id=m["job_id"],
         handler_name=m["handler_name"],
@@ -129,6 +127,7 @@ def _to_record(row: Row[Any]) -> ExecutionRecord:
         duration_ms=m["duration_ms"],
         result=m["result"],
         error_message=m["error_message"],
+        stacktrace=m["stacktrace"],
         retry_count=m["retry_count"],
         trigger=m["trigger"],
         updated_at=m["updated_at"],
@@ -151,11 +150,12 @@ class SqlExecutionLog:
     async def upsert_many(self, records: Sequence[ExecutionRecord]) -> None:
         if not records:
             return
-        merged: dict[str, ExecutionRecord] = {}
+        merged: dict[tuple[str, int], ExecutionRecord] = {}
         for record in records:
-            key = _text(record.execution_id, 255)  # the stored id: one row per key per batch
+            # The stored key: ON CONFLICT may touch each row only once per statement.
+            key = (_text(record.execution_id, 255), int(record.enqueued_ms))
             earlier = merged.get(key)
-            merged[key] = record if earlier is None else _merge(earlier, record)
+            merged[key] = record if earlier is None else record.over(earlier)
         now = datetime.now(UTC)
         rows = [_to_row(record, now) for record in merged.values()]
         async with translate_errors(self._url), self._engine.begin() as conn:
@@ -174,7 +174,9 @@ class SqlExecutionLog:
         is_waiting = incoming["status"] == JobExecutionStatus.WAITING.value
         for name in ("status", "retry_count", "updated_at"):
             changes[name] = case((is_waiting, executions.c[name]), else_=incoming[name])
-        return statement.on_conflict_do_update(index_elements=["execution_id"], set_=changes)
+        return statement.on_conflict_do_update(
+            index_elements=["execution_id", "enqueued_ms"], set_=changes
+        )
 
     async def search(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], int]:
         """One page and the total. ``since``/``until`` bound ``updated_at`` (since <= t <

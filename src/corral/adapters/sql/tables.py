@@ -1,15 +1,19 @@
 """The schema as SQLAlchemy Core tables (what the stores query). The migrations in
 ``migrations/versions`` create exactly this; a test compares the two.
 
-Choices, beyond SPEC sections 6 and 8 (whose names, types and defaults are kept exactly):
+Choices, beyond the documented columns (whose names, types and defaults are kept exactly):
 
 * Columns with a SPEC default are NOT NULL (an INSERT that omits them gets the default; a NULL
   status or timezone would mean nothing to the scheduler). ``description`` and the added
   ``catch_up_ms`` stay nullable. ``status`` is checked to be 0, 1 or 2 by the database too, so a
   hand-edited row cannot crash a scheduler.
 * ``system_job_execution_logs.id`` is an auto-increment integer (BIGINT identity on
-  PostgreSQL, the rowid on SQLite): rows are addressed by ``execution_id``, the id only orders
-  and pages them, and a 1,000-row upsert needs no ids from Python.
+  PostgreSQL, the rowid on SQLite): rows are addressed by ``(execution_id, enqueued_ms)``, the
+  id only orders and pages them, and a 1,000-row upsert needs no ids from Python.
+* ``execution_id`` (the queue's job id) alone is not unique for all time: BullMQ's ids come
+  from a counter that starts again when Redis does, and a caller's job id can be reused once
+  the job is gone. ``enqueued_ms``, the job's creation time, tells such executions apart, so
+  history is never overwritten by a newer job (0 on rows written before the column existed).
 * ``system_job_execution_logs.job_id`` has **no foreign key**: the log is history and keeps the
   schedule's id after the schedule is deleted; and the log writer, which may replay rows after a
   database outage, must never have a batch refused because a schedule was deleted meanwhile.
@@ -121,6 +125,8 @@ executions: Final = Table(
     ),
     Column("job_id", Uuid(), nullable=True),
     Column("execution_id", String(255), nullable=False),
+    # The job's creation time in ms: with execution_id, unique for all time (job ids are not).
+    Column("enqueued_ms", BigInteger(), nullable=False, server_default=text("0")),
     Column("status", String(16), nullable=False),
     Column("started_at", UTCDateTime(), nullable=True),
     Column("finished_at", UTCDateTime(), nullable=True),
@@ -128,13 +134,16 @@ executions: Final = Table(
     # none_as_null: a None result is SQL NULL (so COALESCE keeps the stored one), not JSON null.
     Column("result", _json(none_as_null=True), nullable=True),
     Column("error_message", Text(), nullable=True),
+    Column("stacktrace", Text(), nullable=True),
     Column("retry_count", Integer(), nullable=False, server_default=text("0")),
     Column("handler_name", String(64), nullable=True),
     Column("queue", String(64), nullable=True),
     Column("trigger", String(16), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False, server_default=func.now()),
     Column("updated_at", UTCDateTime(), nullable=False, server_default=func.now()),
-    UniqueConstraint("execution_id", name="uq_system_job_execution_logs_execution_id"),
+    UniqueConstraint(
+        "execution_id", "enqueued_ms", name="uq_system_job_execution_logs_execution_id_enqueued_ms"
+    ),
     Index("ix_system_job_execution_logs_job_id", "job_id"),
     Index("ix_system_job_execution_logs_status", "status"),
     Index("ix_system_job_execution_logs_updated_at", "updated_at"),

@@ -68,9 +68,11 @@ def job_out(info: Any) -> JobOut:
 
 
 async def job_detail(qm: JobQueueManager, job_id: str) -> JobDetailOut:
-    out = job_out(await qm.get_job(job_id))
+    info = await qm.get_job(job_id)
     logs, count = await qm.get_job_logs(job_id, limit=DETAIL_LOG_LINES)
-    return JobDetailOut(**out.model_dump(), logs=logs, log_count=count)
+    return JobDetailOut(
+        **job_out(info).model_dump(), logs=logs, log_count=count, stacktrace=info.stacktrace
+    )
 
 
 @router.get("/jobs/{job_id}", response_model=JobDetailOut, response_model_by_alias=True)

@@ -76,11 +76,12 @@ async def test_limiter_keeps_going_past_its_first_window(qm: JobQueueManager) ->
     print(f"20 jobs at 5 per 500 ms took {span:.2f} s")
     # 4 windows: the first 5 at once, the last 5 no earlier than ~1.5 s later
     assert span >= 1.2
-    per_window = [
-        sum(1 for s in starts if starts[0] + w * 0.5 <= s < starts[0] + (w + 1) * 0.5)
-        for w in range(8)
-    ]
-    assert max(per_window) <= 6  # never (much) more than max per window
+    # Never more than 5 per window: the 6th start after any start comes a window later. The
+    # window opens when the limiter admits a job, a little before its handler starts, so
+    # handler starts may bunch by scheduling jitter; 200 ms of it is allowed.
+    ordered = sorted(starts)
+    closest = min(later - earlier for earlier, later in zip(ordered, ordered[5:], strict=False))
+    assert closest >= 0.3, ordered
 
 
 @pytest.fixture

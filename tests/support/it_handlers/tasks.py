@@ -65,6 +65,14 @@ async def fail(job: Job) -> None:
 
 
 @job_handler
+async def poison(job: Job) -> None:
+    """Kills its worker process on every attempt, after its neighbours have started."""
+    _ledger(job, "start")
+    await asyncio.sleep(float(job.data.get("sleep", 0.3)))
+    os._exit(1)
+
+
+@job_handler
 async def key_error(job: Job) -> None:
     """Fails the way real code does: a lookup of a key that is not there."""
     sizes: dict[str, int] = {}

@@ -191,18 +191,54 @@ class StatsReporter:
             )
 
 
+class _Isolation:
+    """Runs a job that was recovered from a dead worker alone on this worker.
+
+    When a worker process dies (a crash, the OOM killer, ``os._exit`` in a handler), every job
+    it was running stalls, and BullMQ fails a job that stalls more than ``maxStalledCount``
+    times. Run side by side again, the job that kills its worker takes its innocent
+    neighbours down with it a second time, and they are failed for a crash they did not cause.
+    So a recovered job (``stc`` > 0) runs with no other job beside it: if its worker dies now,
+    it died alone, and its next stall fails it; a bystander simply completes. Jobs that arrive
+    while a recovered job waits or runs go straight back to the front of the queue, so no job
+    stalls beside it while merely waiting.
+    """
+
+    def __init__(self) -> None:
+        self.running = 0  # ordinary attempts in progress on this worker
+        self.suspect = False  # a recovered job is waiting for the others, or running
+        self._changed = asyncio.Condition()
+
+    async def until_clear(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: not self.suspect)
+
+    async def until_alone(self) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.running == 0)
+
+    async def changed(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+
 class _CorralWorker(Worker):  # type: ignore[misc]
     """bullmq's Worker with Corral's dispatch and the fetch-next fast path."""
 
     def __init__(self, consumer: BullConsumer, opts: dict[str, Any]) -> None:
         super().__init__(consumer.config.queue, None, opts)
         self.consumer = consumer
+        self.isolation = _Isolation()
 
     async def getNextJob(self, token: str) -> BullJob | None:
         """Honour the rate limiter's wait. bullmq-python records ``limitUntil`` (the ms until
         the limiter's window ends) but then blocks for ``drainDelay`` on a marker that a
         rate-limited queue does not get, stretching every window to a second or more. As
-        BullMQ's Node worker does, sleep until the window ends and fetch again."""
+        BullMQ's Node worker does, sleep until the window ends and fetch again.
+
+        While a recovered job runs alone (see :class:`_Isolation`) nothing is fetched."""
+        if self.isolation.suspect:
+            await self.isolation.until_clear()
         limit_ms = int(getattr(self, "limitUntil", 0) or 0)
         if limit_ms > 0 and not self.closing and not self.paused:
             wait_s = limit_ms / 1000
@@ -225,11 +261,42 @@ class _CorralWorker(Worker):  # type: ignore[misc]
     async def _process_one(self, job: BullJob, token: str) -> BullJob | None:
         self.jobs.add((job, token))
         self.lockManager.track_job(job.id, token, int(time.time() * 1000))
+        isolation = self.isolation
         try:
-            return await self._attempt(job, token)
+            if isolation.suspect:
+                await self.consumer.return_to_queue(
+                    self, job, token, "arrived while a job runs alone here", logging.DEBUG
+                )
+                return None
+            if int(job.stalledCounter or 0) > 0 and not job.deferredFailure:
+                return await self._alone(job, token)
+            isolation.running += 1
+            try:
+                return await self._attempt(job, token)
+            finally:
+                isolation.running -= 1
+                if isolation.suspect and not isolation.running:
+                    await isolation.changed()
         finally:
             self.jobs.discard((job, token))
             self.lockManager.untrack_job(job.id)
+
+    async def _alone(self, job: BullJob, token: str) -> BullJob | None:
+        isolation = self.isolation
+        isolation.suspect = True
+        logger.warning(
+            "job %s (%s) was running on a worker that died (%d time(s)); running it alone",
+            job.id,
+            job.name,
+            job.stalledCounter,
+            extra={"event": "job.isolated", "job_id": job.id},
+        )
+        try:
+            await isolation.until_alone()
+            return await self._attempt(job, token)
+        finally:
+            isolation.suspect = False
+            await isolation.changed()
 
     async def _attempt(self, job: BullJob, token: str) -> BullJob | None:
         consumer = self.consumer
@@ -242,11 +309,11 @@ class _CorralWorker(Worker):  # type: ignore[misc]
             )
         try:
             if job.deferredFailure:
-                raise UnrecoverableError(job.deferredFailure)
+                raise UnrecoverableError(_deferred_reason(job))
             result = await consumer.execute(job)
             if self.forceClosing:
                 return None
-            fetch = not self.closing and not self.paused
+            fetch = not self.closing and not self.paused and not self.isolation.suspect
             try:
                 outcome = await self.backend.moveToCompleted(
                     job, result, job.opts.get("removeOnComplete", False), token, fetch_next=fetch
@@ -325,6 +392,20 @@ class _CorralWorker(Worker):  # type: ignore[misc]
             exc_info=err if final else None,
             extra={"event": "job.failed" if final else "job.retrying", "job_id": job.id},
         )
+
+
+def _deferred_reason(job: BullJob) -> str:
+    """BullMQ's reason for a job failed by stalled-job recovery, with what it means here."""
+    reason = str(job.deferredFailure)
+    if reason != _STALLED_TOO_OFTEN:
+        return reason
+    return (
+        f"{reason}: the worker running it stopped (crashed or was killed) "
+        f"{job.stalledCounter} times, the last time with no other job beside it"
+    )
+
+
+_STALLED_TOO_OFTEN = "job stalled more than allowable limit"
 
 
 class _Failed(Exception):
@@ -463,7 +544,7 @@ class BullConsumer:
             worker.forceClosing = True
             cut_off = list(worker.jobs)
             for job, token in cut_off:
-                await self._return_to_queue(worker, job, token)
+                await self.return_to_queue(worker, job, token, "cut off by shutdown")
             worker.cancelProcessing()
             await asyncio.wait({closing}, timeout=SOCKET_TIMEOUT_S)
         await self.stats.stop()
@@ -478,7 +559,11 @@ class BullConsumer:
         )
         return drained
 
-    async def _return_to_queue(self, worker: Worker, job: BullJob, token: str) -> None:
+    async def return_to_queue(
+        self, worker: Worker, job: BullJob, token: str, why: str, level: int = logging.WARNING
+    ) -> None:
+        """Move an active job of ours back to the front of its queue, its lock released, with
+        no stall counted (BullMQ's moveJobFromActiveToWait)."""
         k = worker.scripts.keys
         script_keys = [
             k["active"],
@@ -495,9 +580,11 @@ class BullConsumer:
             await self._requeue(
                 keys=script_keys, args=[job.id, token, worker.scripts.toKey(job.id)]
             )
-            logger.warning(
-                "job %s cut off by shutdown; returned to the queue",
+            logger.log(
+                level,
+                "job %s %s; returned to the queue",
                 job.id,
+                why,
                 extra={"event": "job.requeued", "job_id": job.id},
             )
         except Exception as exc:

@@ -117,7 +117,7 @@ class JobQueueManager:
     async def health_check(self) -> HealthReport:
         try:
             latency = await self._rt.ping()
-            queue = await self._rt.queue()
+            queue = await self._rt.monitor()
             counts, paused, workers, stats, info = await asyncio.gather(
                 queue.counts(),
                 queue.is_paused(),
@@ -220,7 +220,7 @@ class JobQueueManager:
 
     async def live_schedulers(self) -> int | None:
         """Schedulers with a fresh heartbeat; None if no scheduler has ever reported one."""
-        return await (await self._rt.queue()).live_schedulers()
+        return await (await self._rt.monitor()).live_schedulers()
 
     async def ping_database(self) -> float:
         """Database round trip in ms; raises StoreUnavailable (no password in the message)."""

@@ -15,7 +15,7 @@ from corral.core.handlers import HandlerRegistry
 from corral.core.jobs import JobExecutionStatus, build_bulk, build_spec
 from corral.core.queries import MAX_LIMIT
 from corral.core.redaction import mask_payload
-from corral.errors import BrokerUnavailable, ValidationError
+from corral.errors import BrokerPoolExhausted, BrokerUnavailable, ValidationError
 from corral.runtime import Listener, Runtime
 from corral.services.monitoring import (
     MAX_THROUGHPUT_MINUTES,
@@ -133,6 +133,7 @@ class JobQueueManager:
                 workers=None,
                 metrics=None,
                 paused=None,
+                redis_busy=isinstance(exc, BrokerPoolExhausted),
             )
         return evaluate_health(
             redis_error=None,

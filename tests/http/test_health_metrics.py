@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from corral import JobQueueManager
 from corral.http.app import create_app
 from corral.settings import CorralSettings
-from tests.http.conftest import AUTH, admin_settings
+from tests.http.conftest import ADMIN_TOKEN, AUTH, admin_settings
 from tests.support.waiting import eventually
 
 BAD_REDIS = "redis://:CANARY-7f3a@127.0.0.1:1/0"
@@ -178,3 +178,15 @@ async def test_metrics_without_any_token_configured_fail_closed(settings: Corral
             assert (await c.get("/metrics", headers=headers)).status_code == 401
     await app.state.manager.graceful_shutdown(0)
     await app.state.scheduler.close()
+
+
+async def test_ready_details_for_a_dashboard_session(api_app: Any) -> None:
+    """The dashboard's overview polls /health/ready with its session cookie, no bearer token."""
+    transport = httpx.ASGITransport(app=api_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as browser:
+        assert (await browser.get("/health/ready")).json() == {"status": "ready"}
+        login = await browser.post("/dashboard/login", json={"token": ADMIN_TOKEN})
+        assert login.status_code == 200, login.text
+        answer = await browser.get("/health/ready")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["details"]["redis"] == "ok"

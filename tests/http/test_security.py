@@ -134,3 +134,29 @@ async def test_secrets_never_appear_in_answers_or_logs(
     everything = "\n".join(seen) + "\n".join(r.getMessage() for r in caplog.records)
     everything += "\n".join(str(r.__dict__) for r in caplog.records)
     assert "CANARY" not in everything
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("api.example.com", 200),
+        ("API.example.com:8443", 200),
+        ("api.example.com.", 200),
+        ("x.corral.test", 200),
+        ("corral.test", 400),  # *.corral.test is subdomains only
+        ("[::1]:8000", 200),
+        ("evil.example", 400),
+        ("api.example.com.evil.example", 400),
+        ("", 400),
+    ],
+)
+async def test_allowed_hosts(settings: CorralSettings, host: str, status: int) -> None:
+    allowed = "api.example.com,*.corral.test,[::1]"
+    app = create_app(settings.model_copy(update={"allowed_hosts": allowed}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        answer = await c.get("/health", headers={"Host": host})
+    assert answer.status_code == status, answer.text
+    if status == 400:
+        assert answer.json()["error"]["message"].startswith("Host header")
+    await app.state.manager.graceful_shutdown(0)
+    await app.state.scheduler.close()

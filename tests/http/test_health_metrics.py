@@ -3,6 +3,7 @@ readiness answer (its details for the admin only), and no secret in any of them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 
 from corral import JobQueueManager
 from corral.http.app import create_app
+from corral.http.routes.health import Readiness, ReadinessCache
 from corral.settings import CorralSettings
 from tests.http.conftest import ADMIN_TOKEN, AUTH, admin_settings
 from tests.support.waiting import eventually
@@ -190,3 +192,28 @@ async def test_ready_details_for_a_dashboard_session(api_app: Any) -> None:
         answer = await browser.get("/health/ready")
     assert answer.status_code == 200, answer.text
     assert answer.json()["details"]["redis"] == "ok"
+
+
+async def test_concurrent_probes_share_one_readiness_check() -> None:
+    calls = 0
+    release = asyncio.Event()
+
+    async def check() -> Readiness:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return True, {"redis": "ok"}
+
+    cache = ReadinessCache(ttl_s=3600)
+    probes = [asyncio.ensure_future(cache.get(check)) for _ in range(50)]
+    await asyncio.sleep(0)
+    release.set()
+    answers = await asyncio.gather(*probes)
+    assert calls == 1
+    assert answers == [(True, {"redis": "ok"})] * 50
+    assert await cache.get(check) == (True, {"redis": "ok"})
+    assert calls == 1
+    expired = ReadinessCache(ttl_s=0)  # no reuse: each probe checks again
+    await expired.get(check)
+    await expired.get(check)
+    assert calls == 3

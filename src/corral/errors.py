@@ -12,6 +12,7 @@
     │   ├── DuplicateHandler        two handlers claim one name (names both modules)
     │   └── HandlerDiscoveryError   the handlers package (or one module) failed to import
     ├── BrokerUnavailable           Redis cannot be reached (host:port, no password)
+    │   └── BrokerPoolExhausted     every pooled connection stayed busy past the pool timeout
     ├── JobNotFound                 no job with that id in the queue
     ├── ScheduleNotFound            no scheduled job with that id
     ├── StoreUnavailable (ConnectionError)  the database is unreachable (no password shown)
@@ -76,6 +77,13 @@ class HandlerDiscoveryError(HandlerError):
 
 class BrokerUnavailable(CorralError, ConnectionError):
     """Redis is not reachable. The message carries host:port and never the password."""
+
+
+class BrokerPoolExhausted(BrokerUnavailable):
+    """Redis answers, but this process's connection pool had no free connection within its
+    timeout (more concurrent commands than connections, for too long). A subclass of
+    BrokerUnavailable so callers that handle an outage handle this too; the message says what
+    it is, so nobody goes looking for a network problem."""
 
 
 class JobNotFound(CorralError, LookupError):

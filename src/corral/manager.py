@@ -15,7 +15,7 @@ from corral.core.handlers import HandlerRegistry
 from corral.core.jobs import JobExecutionStatus, build_bulk, build_spec
 from corral.core.queries import MAX_LIMIT
 from corral.core.redaction import mask_payload
-from corral.errors import BrokerUnavailable, ValidationError
+from corral.errors import BrokerPoolExhausted, BrokerUnavailable, ValidationError
 from corral.runtime import Listener, Runtime
 from corral.services.monitoring import (
     MAX_THROUGHPUT_MINUTES,
@@ -117,7 +117,7 @@ class JobQueueManager:
     async def health_check(self) -> HealthReport:
         try:
             latency = await self._rt.ping()
-            queue = await self._rt.queue()
+            queue = await self._rt.monitor()
             counts, paused, workers, stats, info = await asyncio.gather(
                 queue.counts(),
                 queue.is_paused(),
@@ -133,6 +133,7 @@ class JobQueueManager:
                 workers=None,
                 metrics=None,
                 paused=None,
+                redis_busy=isinstance(exc, BrokerPoolExhausted),
             )
         return evaluate_health(
             redis_error=None,
@@ -220,7 +221,7 @@ class JobQueueManager:
 
     async def live_schedulers(self) -> int | None:
         """Schedulers with a fresh heartbeat; None if no scheduler has ever reported one."""
-        return await (await self._rt.queue()).live_schedulers()
+        return await (await self._rt.monitor()).live_schedulers()
 
     async def ping_database(self) -> float:
         """Database round trip in ms; raises StoreUnavailable (no password in the message)."""

@@ -35,6 +35,10 @@ from corral.settings import CorralSettings
 
 logger = logging.getLogger(__name__)
 
+#: Connections of the monitoring client (health checks, /metrics): one probe reads about six
+#: figures at once.
+MONITOR_CONNECTIONS = 8
+
 Listener = Callable[[QueueEvent], Any]
 
 
@@ -94,6 +98,7 @@ class Runtime:
         self._url = settings.redis_url.get_secret_value()
         self._stack = AsyncExitStack()
         self._queue: BullQueue | None = None
+        self._monitor: BullQueue | None = None
         self._events: EventStream | None = None
         self.listeners = Listeners()
         self.consumers: list[BullConsumer] = []
@@ -118,9 +123,29 @@ class Runtime:
                     self._queue = queue
         return self._queue
 
+    async def monitor(self) -> BullQueue:
+        """The same queue on a small client of its own, for health checks and metric scrapes:
+        a flood of probes waits on these few connections and never takes one the work needs
+        (adds, admin calls), nor is a probe starved by a burst of adds."""
+        if self._monitor is None:
+            async with self._lock:
+                if self._monitor is None:
+                    client = make_client(
+                        self._url,
+                        max_connections=MONITOR_CONNECTIONS,
+                        pool_timeout_s=self.settings.redis_connect_timeout_s,
+                        connect_timeout_s=self.settings.redis_connect_timeout_s,
+                    )
+                    monitor = BullQueue(
+                        client, self._url, name=self.queue_name, prefix=self.settings.prefix
+                    )
+                    self._stack.push_async_callback(monitor.close)
+                    self._monitor = monitor
+        return self._monitor
+
     async def ping(self) -> float:
-        queue = await self.queue()
-        return await ping(queue.client, self._url, self.settings.redis_connect_timeout_s)
+        monitor = await self.monitor()
+        return await ping(monitor.client, self._url, self.settings.redis_connect_timeout_s)
 
     @property
     def redis_has_password(self) -> bool:
@@ -131,7 +156,7 @@ class Runtime:
         return urlsplit(self._url).hostname
 
     async def redis_info(self) -> dict[str, object]:
-        return await server_info((await self.queue()).client, self._url)
+        return await server_info((await self.monitor()).client, self._url)
 
     # -- SQL ----------------------------------------------------------------------------------
     async def migrate(self) -> None:
@@ -183,7 +208,7 @@ class Runtime:
     async def metric_figures(self) -> dict[str, Any]:
         """The cluster-wide figures ``/metrics`` shows, read from Redis now (see
         ``adapters/prometheus.py`` for their shape)."""
-        queue = await self.queue()
+        queue = await self.monitor()
         stats, counts, paused, workers, scheduler = await asyncio.gather(
             queue.cluster_stats(),
             queue.counts(),
@@ -276,15 +301,20 @@ class Runtime:
             max_connections=config.concurrency + 10,
             connect_timeout_s=s.redis_connect_timeout_s,
         )
+        # bullmq's wait for new jobs (BZPOPMIN) holds a connection for seconds: its own client.
+        blocking = make_client(
+            self._url, max_connections=2, connect_timeout_s=s.redis_connect_timeout_s
+        )
         try:
             await ping(client, self._url, s.redis_connect_timeout_s)
         except BaseException:
             await client.aclose()
+            await blocking.aclose()
             raise
         # Sync handlers get threads of their own; a timed-out one keeps its thread, so allow
         # some headroom above the concurrency.
         executor = Executor(registry, threads=config.concurrency * 2)
-        consumer = BullConsumer(client, config, executor, lifecycle)
+        consumer = BullConsumer(client, config, executor, lifecycle, blocking_client=blocking)
         await consumer.start()
         self.consumers.append(consumer)
         return consumer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -12,6 +13,9 @@ from corral.core.redaction import redact_url
 from corral.errors import ConfigurationError
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
+
+#: An entry of CORRAL_ALLOWED_HOSTS: ``*``, a name (``*.`` for any subdomain) or an IP literal.
+_HOST_PATTERN = re.compile(r"\*|(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\]", re.IGNORECASE)
 
 Environment = Literal["development", "test", "staging", "production"]
 
@@ -31,6 +35,7 @@ class CorralSettings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(default=None, validation_alias="CORRAL_ADMIN_TOKEN")
     metrics_token: SecretStr | None = Field(default=None, validation_alias="CORRAL_METRICS_TOKEN")
+    allowed_hosts: str = Field(default="", validation_alias="CORRAL_ALLOWED_HOSTS")
     api_host: str = Field(default="127.0.0.1", validation_alias="CORRAL_API_HOST")
     api_port: int = Field(default=8000, validation_alias="CORRAL_API_PORT", ge=1, le=65535)
     max_body_bytes: int = Field(
@@ -85,6 +90,17 @@ class CorralSettings(BaseSettings):
         check_redis_url(value.get_secret_value())
         return value
 
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, value: str) -> str:
+        for host in _split(value):
+            if not _HOST_PATTERN.fullmatch(host):
+                raise ValueError(
+                    f"{host!r} is not a host name: use names like api.example.com, "
+                    "*.example.com (any subdomain), 10.0.0.5 or [::1], without scheme or port"
+                )
+        return value
+
     @field_validator("queue", "prefix")
     @classmethod
     def _no_colon(cls, value: str) -> str:
@@ -94,7 +110,12 @@ class CorralSettings(BaseSettings):
 
     @property
     def handler_packages(self) -> list[str]:
-        return [p.strip() for p in self.handlers.split(",") if p.strip()]
+        return _split(self.handlers)
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        """Host names the API answers to (lower case); empty means any."""
+        return [host.lower() for host in _split(self.allowed_hosts)]
 
     @property
     def database_url_redacted(self) -> str:
@@ -103,6 +124,10 @@ class CorralSettings(BaseSettings):
     @property
     def redis_url_redacted(self) -> str:
         return redact_url(self.redis_url.get_secret_value())
+
+
+def _split(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def check_redis_url(url: str) -> None:

@@ -1,8 +1,9 @@
 """``/health``, ``/health/ready`` and ``/metrics``: cluster figures read from Redis, an honest
-readiness answer, and no secret in any of them."""
+readiness answer (its details for the admin only), and no secret in any of them."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,8 +15,9 @@ from pydantic import SecretStr
 
 from corral import JobQueueManager
 from corral.http.app import create_app
+from corral.http.routes.health import Readiness, ReadinessCache
 from corral.settings import CorralSettings
-from tests.http.conftest import admin_settings
+from tests.http.conftest import ADMIN_TOKEN, AUTH, admin_settings
 from tests.support.waiting import eventually
 
 BAD_REDIS = "redis://:CANARY-7f3a@127.0.0.1:1/0"
@@ -48,7 +50,7 @@ def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 async def _metrics(api: httpx.AsyncClient) -> dict[tuple[str, Any], float]:
-    answer = await api.get("/metrics")
+    answer = await api.get("/metrics", headers=AUTH)
     assert answer.status_code == 200, answer.text
     assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
     return _samples(answer.text)
@@ -61,9 +63,8 @@ async def test_liveness_touches_nothing(broken: httpx.AsyncClient) -> None:
 
 
 async def test_ready_reports_redis_database_and_workers(
-    api: httpx.AsyncClient, qm: JobQueueManager, queue_name: str
+    api: httpx.AsyncClient, api_app: Any, qm: JobQueueManager, queue_name: str
 ) -> None:
-    api.headers.pop("Authorization")  # open routes
     answer = await api.get("/health/ready")
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -74,14 +75,23 @@ async def test_ready_reports_redis_database_and_workers(
     assert details["queue"] == queue_name
     assert details["workersAlive"] == 0
     assert details["schedulersAlive"] is None  # no scheduler has reported a heartbeat
+    transport = httpx.ASGITransport(app=api_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as stranger:
+        anonymous = await stranger.get("/health/ready")
+    assert (anonymous.status_code, anonymous.json()) == (200, {"status": "ready"})
     await qm.start_worker(execution_log=False)
-    ready = (await api.get("/health/ready")).json()
-    assert ready["details"]["workersAlive"] == 1
-    assert ready["details"]["health"] == "healthy"
+    # One answer serves every probe for up to a second: wait for a fresh one.
+    ready = await eventually(
+        lambda: api.get("/health/ready"),
+        until=lambda r: r.json()["details"]["workersAlive"] == 1,
+    )
+    assert ready.json()["details"]["health"] == "healthy"
 
 
 async def test_ready_is_503_with_details_and_no_secret(broken: httpx.AsyncClient) -> None:
-    answer = await broken.get("/health/ready")
+    anonymous = await broken.get("/health/ready")
+    assert (anonymous.status_code, anonymous.json()) == (503, {"status": "unready"})
+    answer = await broken.get("/health/ready", headers=AUTH)
     assert answer.status_code == 503, answer.text
     body = answer.json()
     assert body["status"] == "unready"
@@ -89,7 +99,7 @@ async def test_ready_is_503_with_details_and_no_secret(broken: httpx.AsyncClient
     assert "127.0.0.1:1" in body["details"]["redis"]
     assert body["details"]["database"].startswith("unreachable: ")
     assert "CANARY" not in answer.text
-    metrics = await broken.get("/metrics")
+    metrics = await broken.get("/metrics", headers=AUTH)
     assert metrics.status_code == 200
     assert _samples(metrics.text) == {("corral_redis_up", ()): 0.0}
     assert "CANARY" not in metrics.text
@@ -98,19 +108,17 @@ async def test_ready_is_503_with_details_and_no_secret(broken: httpx.AsyncClient
 async def test_metrics_are_the_cluster_counts(
     api: httpx.AsyncClient, qm: JobQueueManager, queue_name: str, redis_url: str
 ) -> None:
-    api.headers.pop("Authorization")
     label = (("queue", queue_name),)
     empty = await _metrics(api)
     assert empty[("corral_jobs_completed_total", label)] == 0
     assert empty[("corral_redis_up", ())] == 1
 
     base = f"/api/admin/queues/{queue_name}/jobs"
-    auth = {"Authorization": "Bearer http-tests-admin-token"}
     jobs = [{"name": "noop"}] * 3 + [{"name": "fail", "options": {"attempts": 1}}] * 2
     for body in jobs:
-        assert (await api.post(base, json=body, headers=auth)).status_code == 201
+        assert (await api.post(base, json=body)).status_code == 201
     delayed = {"name": "noop", "options": {"delay": 3_600_000}}
-    assert (await api.post(base, json=delayed, headers=auth)).status_code == 201
+    assert (await api.post(base, json=delayed)).status_code == 201
     await qm.start_worker(execution_log=False)
 
     figures = await eventually(
@@ -147,7 +155,7 @@ async def test_metrics_are_the_cluster_counts(
     assert figures[("corral_scheduler_fire_lateness_seconds_sum", label)] == pytest.approx(0.02)
 
 
-async def test_metrics_token_when_configured(settings: CorralSettings) -> None:
+async def test_metrics_take_the_metrics_or_the_admin_token(settings: CorralSettings) -> None:
     app = create_app(admin_settings(settings, metrics_token=SecretStr("scrape-me")))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         assert (await c.get("/metrics")).status_code == 401
@@ -155,6 +163,57 @@ async def test_metrics_token_when_configured(settings: CorralSettings) -> None:
         assert wrong.status_code == 401
         good = await c.get("/metrics", headers={"Authorization": "Bearer scrape-me"})
         assert good.status_code == 200
+        assert (await c.get("/metrics", headers=AUTH)).status_code == 200
+        # The scraper's token opens nothing else.
+        scraper = {"Authorization": "Bearer scrape-me"}
+        assert (await c.get("/api/admin/scheduled-jobs", headers=scraper)).status_code == 401
+        assert (await c.get("/health/ready", headers=scraper)).status_code == 401
         assert (await c.get("/health")).status_code == 200
     await app.state.manager.graceful_shutdown(0)
     await app.state.scheduler.close()
+
+
+async def test_metrics_without_any_token_configured_fail_closed(settings: CorralSettings) -> None:
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer x"}):
+            assert (await c.get("/metrics", headers=headers)).status_code == 401
+    await app.state.manager.graceful_shutdown(0)
+    await app.state.scheduler.close()
+
+
+async def test_ready_details_for_a_dashboard_session(api_app: Any) -> None:
+    """The dashboard's overview polls /health/ready with its session cookie, no bearer token."""
+    transport = httpx.ASGITransport(app=api_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as browser:
+        assert (await browser.get("/health/ready")).json() == {"status": "ready"}
+        login = await browser.post("/dashboard/login", json={"token": ADMIN_TOKEN})
+        assert login.status_code == 200, login.text
+        answer = await browser.get("/health/ready")
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["details"]["redis"] == "ok"
+
+
+async def test_concurrent_probes_share_one_readiness_check() -> None:
+    calls = 0
+    release = asyncio.Event()
+
+    async def check() -> Readiness:
+        nonlocal calls
+        calls += 1
+        await release.wait()
+        return True, {"redis": "ok"}
+
+    cache = ReadinessCache(ttl_s=3600)
+    probes = [asyncio.ensure_future(cache.get(check)) for _ in range(50)]
+    await asyncio.sleep(0)
+    release.set()
+    answers = await asyncio.gather(*probes)
+    assert calls == 1
+    assert answers == [(True, {"redis": "ok"})] * 50
+    assert await cache.get(check) == (True, {"redis": "ok"})
+    assert calls == 1
+    expired = ReadinessCache(ttl_s=0)  # no reuse: each probe checks again
+    await expired.get(check)
+    await expired.get(check)
+    assert calls == 3

@@ -16,7 +16,9 @@ from corral.http.app import create_app
 from corral.settings import CorralSettings
 
 TOKEN = "s3cret-admin-token"  # noqa: S105 - a test value
-OPEN_PATHS = {"/health", "/health/ready", "/metrics", "/api/openapi.json"}
+OPEN_PATHS = {"/health", "/health/ready"}  # status only without the token
+#: Routes outside the published schema that need the token as well.
+UNPUBLISHED = [("GET", "/api/openapi.json")]
 SAMPLE = {"id": "00000000-0000-4000-8000-000000000000", "name": "corral", "job_id": "x1"}
 
 
@@ -35,8 +37,9 @@ async def app_client(settings: CorralSettings) -> AsyncIterator[tuple[Any, httpx
 
 
 def _admin_routes(app: Any) -> list[tuple[str, str]]:
-    """Every operation in the app's OpenAPI document (the route table as published)."""
-    routes = []
+    """Every operation in the app's OpenAPI document (the route table as published), and the
+    document itself."""
+    routes = list(UNPUBLISHED)
     for path, operations in app.openapi()["paths"].items():
         if path not in OPEN_PATHS:
             routes += [(method.upper(), path) for method in sorted(operations)]
@@ -50,7 +53,7 @@ async def test_every_admin_route_requires_the_token(
     routes = _admin_routes(app)
     assert len(routes) >= 7
     for method, path in routes:
-        assert path.startswith("/api/admin/"), f"{method} {path} is outside /api/admin"
+        assert path.startswith("/api/") or path == "/metrics", f"{method} {path} is not admin"
         url = _concrete(path)
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
             answer = await client.request(method, url, headers=headers, json={})
@@ -131,3 +134,29 @@ async def test_secrets_never_appear_in_answers_or_logs(
     everything = "\n".join(seen) + "\n".join(r.getMessage() for r in caplog.records)
     everything += "\n".join(str(r.__dict__) for r in caplog.records)
     assert "CANARY" not in everything
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("api.example.com", 200),
+        ("API.example.com:8443", 200),
+        ("api.example.com.", 200),
+        ("x.corral.test", 200),
+        ("corral.test", 400),  # *.corral.test is subdomains only
+        ("[::1]:8000", 200),
+        ("evil.example", 400),
+        ("api.example.com.evil.example", 400),
+        ("", 400),
+    ],
+)
+async def test_allowed_hosts(settings: CorralSettings, host: str, status: int) -> None:
+    allowed = "api.example.com,*.corral.test,[::1]"
+    app = create_app(settings.model_copy(update={"allowed_hosts": allowed}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        answer = await c.get("/health", headers={"Host": host})
+    assert answer.status_code == status, answer.text
+    if status == 400:
+        assert answer.json()["error"]["message"].startswith("Host header")
+    await app.state.manager.graceful_shutdown(0)
+    await app.state.scheduler.close()

@@ -200,3 +200,18 @@ def test_throughput_series_fills_quiet_minutes_and_ends_with_the_current_one() -
     assert throughput_series(now_ms + 1, 1, {1000: (5, 5)}) == [
         ThroughputPoint(1001 * 60_000, 0, 0)
     ]
+
+
+def test_a_busy_redis_is_not_called_unreachable() -> None:
+    report = evaluate_health(
+        redis_error="Redis connection pool exhausted: all 50 connections to r:6379 busy for 10 s",
+        latency_ms=None,
+        counts=None,
+        workers=None,
+        metrics=None,
+        paused=None,
+        redis_busy=True,
+    )
+    assert report.status == "unhealthy"
+    assert report.details["redis"].startswith("busy: Redis connection pool exhausted")
+    assert "unreachable" not in str(report.details)

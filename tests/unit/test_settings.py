@@ -173,3 +173,19 @@ def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.queue = "other"  # type: ignore[misc]
+
+
+def test_allowed_hosts_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().allowed_host_list == []
+    monkeypatch.setenv("CORRAL_ALLOWED_HOSTS", " API.example.com, *.corral.test,10.0.0.5,[::1] ,")
+    hosts = load_settings().allowed_host_list
+    assert hosts == ["api.example.com", "*.corral.test", "10.0.0.5", "[::1]"]
+
+
+@pytest.mark.parametrize(
+    "value", ["https://api.example.com", "api.example.com:8000", "api.*.com", "*example.com", "a/b"]
+)
+def test_bad_allowed_hosts_are_named(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    message = str(_error(monkeypatch, CORRAL_ALLOWED_HOSTS=value))
+    assert message.startswith("CORRAL_ALLOWED_HOSTS: ")
+    assert f"{value!r} is not a host name" in message

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 
@@ -15,6 +16,7 @@ from corral.errors import ConfigurationError
 from corral.http import errors
 from corral.http.auth import require_admin, require_metrics
 from corral.http.dashboard import routes as dashboard
+from corral.http.hosts import AllowedHosts
 from corral.http.middleware import BodyLimit, SecurityHeaders
 from corral.http.routes import cron, executions, health, jobs, metrics, queues, scheduled_jobs
 from corral.manager import JobQueueManager
@@ -51,7 +53,7 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=None,  # served below, behind the admin token
     )
     app.state.settings = settings
     app.state.manager = qm
@@ -60,9 +62,12 @@ def create_app(
     app.state.metrics_token = (
         settings.metrics_token.get_secret_value() if settings.metrics_token else None
     )
+    app.state.readiness = health.ReadinessCache()
     errors.install(app)
     app.add_middleware(SecurityHeaders)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.allowed_host_list:
+        app.add_middleware(AllowedHosts, hosts=settings.allowed_host_list)  # outermost
     admin = [Depends(require_admin)]
     app.include_router(scheduled_jobs.router, prefix="/api/admin", dependencies=admin)
     app.include_router(cron.router, prefix="/api/admin", dependencies=admin)
@@ -72,4 +77,9 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics.router, dependencies=[Depends(require_metrics)])
     dashboard.install(app)  # GET / and /dashboard/...: the web dashboard
+
+    @app.get("/api/openapi.json", include_in_schema=False, dependencies=admin)
+    async def openapi_document() -> dict[str, Any]:
+        return app.openapi()
+
     return app

@@ -96,15 +96,18 @@ def evaluate_health(
     paused: bool | None,
     warnings: Sequence[str] = (),
     thresholds: HealthThresholds = HealthThresholds(),
+    redis_busy: bool = False,
 ) -> HealthReport:
-    """``unhealthy`` when Redis cannot be reached; ``degraded`` (with every reason listed in
-    ``details.problems``) when it can but something needs attention."""
+    """``unhealthy`` when Redis cannot be reached (or, ``redis_busy``, when every connection to
+    it stayed in use); ``degraded`` (with every reason listed in ``details.problems``) when it
+    can but something needs attention."""
     if redis_error is not None:
+        what = "busy" if redis_busy else "unreachable"
         return HealthReport(
             status="unhealthy",
             details={
-                "redis": f"unreachable: {redis_error}",
-                "problems": [f"Redis unreachable: {redis_error}"],
+                "redis": f"{what}: {redis_error}",
+                "problems": [f"Redis {what}: {redis_error}"],
             },
         )
     problems: list[str] = []
@@ -138,7 +141,8 @@ def evaluate_health(
 
 
 def redis_warnings(*, info: Mapping[str, Any], has_password: bool, host: str | None) -> list[str]:
-    """Configuration risks of the connected Redis (RELIABILITY.md section 4, row 8)."""
+    """Configuration risks of the connected Redis: an eviction policy that drops jobs, and no
+    password on a Redis other hosts can reach."""
     found = []
     policy = info.get("maxmemory_policy")
     if policy is not None and policy != "noeviction":

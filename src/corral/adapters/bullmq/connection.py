@@ -1,7 +1,11 @@
-"""Redis clients for Corral, configured around bullmq's traps (ARCHITECTURE.md decision 1).
+"""Redis clients for Corral, configured around bullmq's traps.
 
 * Every client is a *pooled* ``redis.asyncio.Redis`` with ``decode_responses=True`` (bullmq
   needs it; with a single-connection client all concurrent jobs queue on one lock).
+* The pool *waits* for a free connection (up to ``pool_timeout_s``) instead of failing the
+  command: more concurrent callers than connections (a web app enqueuing from a hundred requests
+  at once) is ordinary load, not an error. A pool still busy after the timeout raises
+  :class:`~corral.errors.BrokerPoolExhausted`, which says so rather than "not reachable".
 * A socket timeout above bullmq's longest blocking wait (10 s): a half-open TCP connection is
   noticed, and blocking pops are never cut short (redis-py 8's 5 s default breaks them).
 * Short, bounded retries: a producer call during an outage fails in about a second with
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -22,9 +27,33 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from corral.core.redaction import redact_text
-from corral.errors import BrokerUnavailable
+from corral.errors import BrokerPoolExhausted, BrokerUnavailable
 
 SOCKET_TIMEOUT_S = 15.0  # > bullmq's 10 s maximum block time
+#: How long a command waits for a pooled connection before it fails. Generous: a burst of a
+#: thousand adds on one pool of 50 clears in about a second; ten seconds of every connection
+#: staying busy means Redis (or this process) is overloaded.
+POOL_TIMEOUT_S = 10.0
+
+
+class PoolExhausted(RedisConnectionError):
+    """No pooled connection became free within the pool's timeout (redis-py reports this as a
+    bare "No connection available."; this type lets :func:`unavailable` tell it apart)."""
+
+    def __init__(self, max_connections: int, timeout_s: float) -> None:
+        super().__init__(f"all {max_connections} connections busy for {timeout_s:g} s")
+        self.max_connections = max_connections
+        self.timeout_s = timeout_s
+
+
+class _WaitingPool(aioredis.BlockingConnectionPool):
+    async def get_connection(self) -> Any:  # type: ignore[override]
+        try:
+            return await super().get_connection()  # type: ignore[no-untyped-call]
+        except RedisConnectionError as exc:
+            if isinstance(exc, PoolExhausted) or not isinstance(exc.__cause__, TimeoutError):
+                raise
+            raise PoolExhausted(self.max_connections, self.timeout or 0.0) from None
 
 
 def where(url: str) -> str:
@@ -42,15 +71,18 @@ def make_client(
     url: str,
     *,
     max_connections: int = 50,
+    pool_timeout_s: float = POOL_TIMEOUT_S,
     connect_timeout_s: float = 5.0,
     retries: int = 2,
     client_name: str | None = None,
 ) -> aioredis.Redis:
-    """A pooled client. Nothing connects until the first command."""
-    return aioredis.Redis.from_url(
+    """A pooled client whose callers wait (up to ``pool_timeout_s``) for a free connection.
+    Nothing connects until the first command."""
+    pool = _WaitingPool.from_url(
         url,
         decode_responses=True,
         max_connections=max_connections,
+        timeout=pool_timeout_s,
         socket_timeout=SOCKET_TIMEOUT_S,
         socket_connect_timeout=connect_timeout_s,
         socket_keepalive=True,
@@ -59,9 +91,15 @@ def make_client(
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
         client_name=client_name,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 def unavailable(url: str, exc: BaseException) -> BrokerUnavailable:
+    if isinstance(exc, PoolExhausted):
+        return BrokerPoolExhausted(
+            f"Redis connection pool exhausted: all {exc.max_connections} connections to "
+            f"{where(url)} busy for {exc.timeout_s:g} s"
+        )
     detail = redact_text(str(exc)) or type(exc).__name__
     return BrokerUnavailable(f"Redis not reachable at {where(url)}: {detail}")
 

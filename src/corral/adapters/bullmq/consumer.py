@@ -1,8 +1,10 @@
 """The worker side: one bullmq ``Worker`` per queue, dispatching by job name.
 
-Two changes over stock bullmq make it fast (ARCHITECTURE.md, verified facts):
+Two changes over stock bullmq make it fast:
 
-* a pooled Redis client, so concurrent jobs do not queue on one connection's lock;
+* a pooled Redis client, so concurrent jobs do not queue on one connection's lock, and a client
+  of its own for the blocking pop that waits for new jobs (it holds its connection for seconds;
+  on the shared pool it would compete with the jobs' own commands);
 * completion asks the ``moveToFinished`` script for the next job (``fetch_next``) and runs it in
   the same task: one round trip per job instead of two.
 
@@ -27,7 +29,7 @@ import redis.asyncio as aioredis
 from bullmq import Job as BullJob
 from bullmq import UnrecoverableError as BullUnrecoverable
 from bullmq import Worker
-from bullmq.redis_connection import loadScript
+from bullmq.redis_connection import RedisConnection, loadScript
 
 from corral.adapters.bullmq import keys
 from corral.adapters.bullmq.connection import SOCKET_TIMEOUT_S
@@ -229,6 +231,13 @@ class _CorralWorker(Worker):  # type: ignore[misc]
         super().__init__(consumer.config.queue, None, opts)
         self.consumer = consumer
         self.isolation = _Isolation()
+        if consumer.blocking_client is not None:
+            # bullmq wraps the one client it is given twice; the marker wait (BZPOPMIN) goes
+            # through ``backend.blocking_connection``, which closes with the worker.
+            dedicated = RedisConnection(consumer.blocking_client)
+            self.backend.blocking_connection = dedicated
+            self.blockingRedisConnection = dedicated
+            self.bclient = dedicated.conn
 
     async def getNextJob(self, token: str) -> BullJob | None:
         """Honour the rate limiter's wait. bullmq-python records ``limitUntil`` (the ms until
@@ -413,7 +422,8 @@ class _Failed(Exception):
 
 
 class BullConsumer:
-    """Runs one queue's worker until closed. Owns its Redis client."""
+    """Runs one queue's worker until closed. Owns its Redis clients: ``client`` for the jobs'
+    commands, ``blocking_client`` (if given) for the wait for new jobs."""
 
     def __init__(
         self,
@@ -421,8 +431,11 @@ class BullConsumer:
         config: WorkerConfig,
         executor: JobRunner,
         lifecycle: JobLifecycle | None = None,
+        *,
+        blocking_client: aioredis.Redis | None = None,
     ) -> None:
         self.client = client
+        self.blocking_client = blocking_client
         self.lifecycle = lifecycle
         self.config = config
         self.executor = executor
@@ -550,6 +563,8 @@ class BullConsumer:
         await self.stats.stop()
         await self.wait_closed()
         await self.client.aclose()
+        if self.blocking_client is not None:
+            await self.blocking_client.aclose()
         self.executor.close()
         logger.info(
             "worker %s stopped%s",

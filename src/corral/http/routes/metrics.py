@@ -1,9 +1,11 @@
 """``/metrics``: Prometheus text format, cluster-wide, read from Redis at scrape time.
 
-Open unless ``CORRAL_METRICS_TOKEN`` is set (the app adds ``require_metrics``). Labels carry
-only the queue name and job states: no payloads, no URLs. When Redis does not answer the scrape
-still succeeds with ``corral_redis_up 0`` and nothing else, so the outage is itself a series to
-alert on. The figures and their names are described in ``corral/adapters/prometheus.py``.
+Behind a bearer token, ``CORRAL_METRICS_TOKEN`` or the admin token (the app adds
+``require_metrics``): the figures describe the deployment to anyone who can read them. They
+are read on the monitoring Redis client, away from the connections the work uses. Labels
+carry only the queue name and job states: no payloads, no URLs. When Redis does not answer the
+scrape still succeeds with ``corral_redis_up 0`` and nothing else, so the outage is itself a
+series to alert on. The figures and their names are described in ``corral/adapters/prometheus.py``.
 """
 
 from __future__ import annotations

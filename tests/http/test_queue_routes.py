@@ -166,6 +166,9 @@ BAD_JOBS: list[tuple[Any, str]] = [
     ({"name": "record", "options": {"job_id": "x1"}}, "options.job_id"),
     ({"name": "record", "options": {"jobId": "123"}}, "options.jobId"),
     ({"name": "record", "options": {"jobId": "a:b"}}, "options.jobId"),
+    ({"name": "record", "options": {"jobId": "wait"}}, "options.jobId"),
+    ({"name": "record", "options": {"jobId": "meta"}}, "options.jobId"),
+    ({"name": "record", "options": {"jobId": "stalled-check"}}, "options.jobId"),
     ({"name": "record", "options": {"category": ""}}, "options.category"),
     ({"name": "record", "options": {"backoff": {"type": "linear"}}}, "options.backoff.type"),
     (
@@ -209,11 +212,32 @@ async def test_nan_in_data_is_422(api: httpx.AsyncClient, queue_name: str) -> No
 
 
 @pytest.mark.parametrize(
-    "job_id", ["x" * 129, "a%01b", "a%7Fb", "a:b", "x:events", "%C2%A0"], ids=repr
+    "job_id",
+    [
+        "x" * 129,
+        "a%01b",
+        "a%7Fb",
+        "a:b",
+        "x:events",
+        "%C2%A0",
+        "a%E2%80%AEb",
+        "meta",
+        "id",
+        "events",
+        "stalled-check",
+        "wait",
+        "paused",
+        "prioritized",
+        "corral",
+    ],
+    ids=repr,
 )
-async def test_malformed_job_id_is_422(
-    api: httpx.AsyncClient, queue_keys: Any, job_id: str
+async def test_a_job_id_that_can_never_exist_is_404_and_touches_nothing(
+    api: httpx.AsyncClient, queue_name: str, queue_keys: Any, job_id: str
 ) -> None:
+    assert (
+        await api.post(f"/api/admin/queues/{queue_name}/jobs", json={"name": "noop"})
+    ).is_success
     before = queue_keys()
     for method, path in [
         ("GET", f"/api/admin/jobs/{job_id}"),
@@ -221,8 +245,22 @@ async def test_malformed_job_id_is_422(
         ("DELETE", f"/api/admin/jobs/{job_id}"),
     ]:
         answer = await api.request(method, path)
-        assert answer.status_code == 422, (method, path, answer.text)
-        assert answer.json()["error"]["field"] == "id"
+        assert answer.status_code == 404, (method, path, answer.text)
+        assert "not found" in answer.json()["error"]["message"]
+    assert queue_keys() == before
+
+
+async def test_deleting_job_meta_leaves_a_paused_queue_paused(
+    api: httpx.AsyncClient, queue_name: str, queue_keys: Any
+) -> None:
+    base = f"/api/admin/queues/{queue_name}"
+    assert (await api.post(f"{base}/jobs", json={"name": "noop"})).status_code == 201
+    assert (await api.post(f"{base}/pause")).json()["paused"] is True
+    before = queue_keys()
+    assert (await api.delete("/api/admin/jobs/meta")).status_code == 404
+    added = await api.post(f"{base}/jobs", json={"name": "noop", "options": {"jobId": "meta"}})
+    assert added.status_code == 422
+    assert (await api.get(base)).json()["paused"] is True
     assert queue_keys() == before
 
 

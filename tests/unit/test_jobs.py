@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +22,7 @@ from corral.core.jobs import (
     Retention,
     build_bulk,
     build_spec,
+    is_job_id,
     parse_options,
     validate_data,
     validate_name,
@@ -223,6 +226,83 @@ def test_bad_job_id_is_rejected(value: object, problem: str) -> None:
 @pytest.mark.parametrize("value", ["order-123", "a1", "x" * 128, "订单-7"])
 def test_good_job_id_is_accepted(value: str) -> None:
     assert parse_options({"job_id": value}).job_id == value
+
+
+#: Every name BullMQ 3.4.4 (or Corral) keeps right under ``prefix:queue:``: a job with such an
+#: id would write its hash over the queue's own list, set or stream.
+KEY_NAMES = [
+    "wait",
+    "paused",
+    "active",
+    "prioritized",
+    "delayed",
+    "completed",
+    "failed",
+    "stalled",
+    "stalled-check",
+    "limiter",
+    "meta",
+    "events",
+    "id",
+    "marker",
+    "pc",
+    "de",
+    "dn",
+    "repeat",
+    "metrics",
+    "waiting-children",
+    "priority",
+    "delay",
+    "corral",
+]
+
+
+@pytest.mark.parametrize("value", KEY_NAMES)
+def test_a_queue_key_name_is_not_a_job_id(value: str) -> None:
+    error = _option_rejected("job_id", value)
+    assert "reserved" in str(error)
+    assert not is_job_id(value)
+    with pytest.raises(InvalidJobOptions):
+        build_bulk([{"name": "task", "options": {"job_id": value}}])
+
+
+@pytest.mark.parametrize("value", ["Wait", "meta-1", "events2", "waiting"])
+def test_names_near_the_key_names_are_job_ids(value: str) -> None:
+    assert parse_options({"job_id": value}).job_id == value
+    assert is_job_id(value)
+
+
+@pytest.mark.parametrize("value", ["", "x" * 129, "a:b", "a\nb", "a\u202eb", "\u0661", 7, None])
+def test_is_job_id_applies_the_add_rule(value: object) -> None:
+    assert not is_job_id(value)
+
+
+@pytest.mark.parametrize("value", ["1", "123456", "order-7"])
+def test_counted_and_chosen_ids_can_be_looked_up(value: str) -> None:
+    assert is_job_id(value)
+
+
+def _bullmq_key_names() -> set[str]:
+    """The first segment of every key name the installed bullmq builds on a queue's prefix."""
+    import bullmq
+    from bullmq.queue_keys import QueueKeys
+
+    root = Path(bullmq.__file__).parent
+    names = {name for name in QueueKeys().getKeys("q") if name}
+    concat = re.compile(r"\b(?:prefix|parentPrefix|prefixKey|baseKey) *\.\. *[\"']([a-z][a-z-]*)")
+    to_key = re.compile(r"toKey\([\"']([a-z][a-z-]*)")
+    for script in (root / "commands").glob("*.lua"):
+        names.update(concat.findall(script.read_text()))
+    for source in root.rglob("*.py"):
+        names.update(to_key.findall(source.read_text()))
+    return names
+
+
+def test_every_key_name_of_the_installed_bullmq_is_reserved() -> None:
+    found = _bullmq_key_names()
+    assert {"wait", "meta", "stalled-check", "metrics", "priority"} <= found  # the scan works
+    assert found <= set(KEY_NAMES)
+    assert not any(is_job_id(name) for name in found)
 
 
 # -- backoff -----------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,9 @@ import httpx
 import pytest
 
 from corral import JobQueueManager
+from corral.http.app import create_app
+from corral.settings import CorralSettings
+from tests.http.conftest import AUTH, admin_settings
 from tests.support.waiting import eventually
 
 
@@ -181,7 +185,7 @@ BAD_JOBS: list[tuple[Any, str]] = [
     ({"data": {}}, "name"),
     ({"name": "record", "data": [1]}, "data"),
     ({"name": "record", "data": {"s": "a\u0000b"}}, "data.s"),
-    ({"name": "record", "data": {"deep": {"x": "y" * 300_000}}}, "data"),
+    ({"name": "record", "data": {"deep": {"x": "y" * 600_000}}}, "data"),
     ({"name": "record", "extra": 1}, "extra"),
     ({"name": "record", "options": []}, "options"),
 ]
@@ -199,6 +203,43 @@ async def test_bad_job_is_422_naming_the_field_and_nothing_is_enqueued(
     assert error["field"] == field, error
     assert error["message"].startswith(field) or field in error["message"]
     assert queue_keys() == before
+
+
+async def test_the_job_data_limit_is_the_setting(
+    settings: CorralSettings, queue_name: str, queue_keys: Any
+) -> None:
+    app = create_app(admin_settings(settings, max_job_data_bytes=2048))
+    await app.state.scheduler._rt.migrate()
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=AUTH) as api:
+            base = f"/api/admin/queues/{queue_name}/jobs"
+            fits = {"blob": "x" * 2000}
+            assert (await api.post(base, json={"name": "noop", "data": fits})).status_code == 201
+            before = queue_keys()
+            data = {"blob": "x" * 3000}
+            answer = await api.post(base, json={"name": "noop", "data": data})
+            assert answer.status_code == 422, answer.text
+            size = len(json.dumps(data, separators=(",", ":")))
+            assert answer.json()["error"] == {
+                "field": "data",
+                "message": f"data: is {size} bytes serialized; the limit is 2048 bytes",
+            }
+            schedule = {
+                "name": "big",
+                "handlerName": "noop",
+                "cronExpression": "0 0 2 * * *",
+                "domain": "ops",
+                "payload": data,
+            }
+            answer = await api.post("/api/admin/scheduled-jobs", json=schedule)
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["error"]["field"] == "payload"
+            assert "the limit is 2048 bytes" in answer.json()["error"]["message"]
+            assert queue_keys() == before
+    finally:
+        await app.state.manager.graceful_shutdown(0)
+        await app.state.scheduler.close()
 
 
 async def test_nan_in_data_is_422(api: httpx.AsyncClient, queue_name: str) -> None:

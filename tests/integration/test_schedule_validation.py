@@ -85,7 +85,7 @@ BAD_ROWS: list[tuple[str, Any]] = [
     ("payload", {"x": float("inf")}),
     ("payload", {"x": "a\u0000"}),
     ("payload", {"x": "\udc00"}),
-    ("payload", {"x": "y" * (256 * 1024)}),
+    ("payload", {"x": "y" * (512 * 1024)}),
     ("retry_attempts", -1),
     ("retry_attempts", 1.5),
     ("retry_attempts", "3"),

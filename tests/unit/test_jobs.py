@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from corral.core.jobs import (
+    DEFAULT_MAX_DATA_BYTES,
     DEFAULT_REMOVE_ON_COMPLETE,
     DEFAULT_REMOVE_ON_FAIL,
     MAX_BULK_JOBS,
-    MAX_DATA_BYTES,
     Backoff,
     JobExecutionStatus,
     JobOptions,
@@ -446,18 +446,57 @@ def test_data_at_the_depth_cap_is_accepted() -> None:
     assert validate_data({"root": inner}) == {"root": inner}
 
 
-def test_data_over_256_kib_is_rejected() -> None:
-    error = _rejects("data", build_spec, "task", {"blob": "x" * MAX_DATA_BYTES}, {})
-    assert str(MAX_DATA_BYTES) in str(error)
+def test_data_over_the_default_512_kib_is_rejected() -> None:
+    error = _rejects("data", build_spec, "task", {"blob": "x" * DEFAULT_MAX_DATA_BYTES}, {})
+    assert f"the limit is {DEFAULT_MAX_DATA_BYTES} bytes" in str(error)
+    under = {"blob": "x" * (DEFAULT_MAX_DATA_BYTES - 100)}
+    assert build_spec("task", under, {}).data is under
+
+
+def _serialized(data: object) -> int:
+    return len(json.dumps(data, separators=(",", ":"), allow_nan=False))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"deep": {"x": "y" * 3000}},
+        {"blob": "中" * 500},
+        {"l": [1.5, None, True, "é", {"k": -3}] * 400},
+        {"\u00e9" * 700: 1},
+    ],
+    ids=["ascii", "cjk", "mixed", "key"],
+)
+def test_the_size_error_gives_the_exact_serialized_size_and_the_limit(data: Any) -> None:
+    size = _serialized(data)
+    error = _rejects("data", validate_data, data, max_bytes=size - 1)
+    assert str(error) == f"data: is {size} bytes serialized; the limit is {size - 1} bytes"
+    assert validate_data(data, max_bytes=size) is data  # the limit itself is allowed
+
+
+def test_the_size_error_figure_is_not_the_walks_estimate() -> None:
+    # 600,000 ASCII characters are 600,014 bytes stored; an estimate counting every character
+    # as 12 bytes said "about 7,200,000".
+    data = {"deep": {"x": "y" * 600_000}}
+    error = _rejects("data", validate_data, data)
+    assert f"is {_serialized(data)} bytes serialized" in str(error)
+
+
+def test_the_limit_is_an_argument() -> None:
+    data = {"blob": "x" * 2000}
+    assert validate_data(data) is data
+    _rejects("data", validate_data, data, max_bytes=1024)
+    _rejects("data", build_spec, "task", data, {}, max_data_bytes=1024)
+    _rejects("jobs[0].data", build_bulk, [{"name": "task", "data": data}], max_data_bytes=1024)
 
 
 def test_the_size_cap_is_on_the_serialized_form() -> None:
-    # 150 KiB of ASCII serializes to ~150 KiB: under the cap, so accepted.
+    # 150 KiB of ASCII serializes to ~150 KiB: under a 256 KiB cap, so accepted.
     ascii_data = {"blob": "x" * (150 * 1024)}
-    assert validate_data(ascii_data) is ascii_data
+    assert validate_data(ascii_data, max_bytes=256 * 1024) is ascii_data
     # 100 K CJK characters serialize (as BullMQ stores them, \\uXXXX) to ~600 KiB: rejected.
     cjk = {"blob": "中" * (100 * 1024)}
-    assert len(json.dumps(cjk, separators=(",", ":"))) > MAX_DATA_BYTES
+    assert _serialized(cjk) > DEFAULT_MAX_DATA_BYTES
     _rejects("data", validate_data, cjk)
     # Many short floats: small when serialized.
     floats = {"f": [0.5] * 50_000}
@@ -466,7 +505,8 @@ def test_the_size_cap_is_on_the_serialized_form() -> None:
 
 def test_huge_data_is_rejected_without_serializing_it_all() -> None:
     data = {f"k{i}": "v" * 1000 for i in range(5000)}  # ~5 MB
-    _rejects("data", validate_data, data)
+    error = _rejects("data", validate_data, data)
+    assert "is at least" in str(error)  # the walk stopped once past the limit
 
 
 def test_good_data_is_kept_as_is() -> None:

@@ -25,7 +25,9 @@ MAX_DURATION_MS: Final = 24 * 60 * 60 * 1000  # 24 h cap on timeout, delay and b
 MAX_DELAY_MS: Final = 365 * 24 * 60 * 60 * 1000  # a job may be delayed up to a year
 MAX_CATEGORY_LENGTH: Final = 64
 MAX_JOB_ID_LENGTH: Final = 128
-MAX_DATA_BYTES: Final = 256 * 1024
+#: The default cap on a job's data as BullMQ stores it (compact JSON, ASCII escapes); the
+#: runtime passes CORRAL_MAX_JOB_DATA_BYTES instead.
+DEFAULT_MAX_DATA_BYTES: Final = 512 * 1024
 MAX_DATA_DEPTH: Final = 32
 MAX_BULK_JOBS: Final = 1000
 
@@ -141,9 +143,6 @@ class JobSpec:
 
 
 _DEFAULT_OPTIONS: Final = JobOptions()
-# The size walk over-counts by at most 12x (every character escaped as a surrogate pair), so
-# past this figure the data is certainly over the cap and the walk can stop.
-_CUTOFF: Final = MAX_DATA_BYTES * 12
 
 OPTION_NAMES: Final = frozenset(
     {
@@ -303,68 +302,107 @@ def validate_name(name: object, path: str = "name") -> str:
     return name
 
 
-def validate_data(data: object, path: str = "data") -> dict[str, Any]:
-    """Job data must be a JSON object of plain JSON values, at most 32 levels deep.
+def validate_data(
+    data: object, path: str = "data", *, max_bytes: int = DEFAULT_MAX_DATA_BYTES
+) -> dict[str, Any]:
+    """Job data must be a JSON object of plain JSON values, at most 32 levels deep and at most
+    ``max_bytes`` serialized as BullMQ stores it (compact, ASCII escapes).
 
-    Checked by walking the value, not by serialising it, so the error can name the exact path
-    (``data.items[3].when``) and a 10,000-deep structure fails fast instead of recursing.
+    Checked by walking the value, not by serialising it whole, so the error can name the exact
+    path (``data.items[3].when``), a 10,000-deep structure fails fast instead of recursing, and
+    a 50 MB value is refused once the walk has counted past the limit.
     """
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise _fail(path, f"must be a JSON object (dict), got {type(data).__name__}")
-    size = _check_json(data, path, 0)
-    if MAX_DATA_BYTES < size <= _CUTOFF:
-        # The walk's figure is an upper bound (a character may take 12 bytes escaped); when it
-        # is over the cap, measure exactly as BullMQ will store it: compact, ASCII escapes.
-        size = len(json.dumps(data, separators=(",", ":"), allow_nan=False))
-    if size > MAX_DATA_BYTES:
-        raise _fail(path, f"is about {size} bytes serialized; the limit is {MAX_DATA_BYTES}")
+    meter = _Meter(max_bytes)
+    meter.walk(data, path, 0)
+    if meter.over:
+        raise _fail(path, f"is at least {meter.total} bytes serialized; {meter.limit_text}")
+    if meter.total > max_bytes:
+        raise _fail(path, f"is {meter.total} bytes serialized; {meter.limit_text}")
     return data
 
 
-def _check_json(value: object, path: str, depth: int) -> int:
-    """Return an upper-bound estimate of the serialized size; raise on non-JSON values."""
-    if depth > MAX_DATA_DEPTH:
-        raise _fail(path, f"nested deeper than {MAX_DATA_DEPTH} levels")
-    if isinstance(value, dict):
-        return _check_object(value, path, depth)
-    if isinstance(value, list | tuple):
-        total = 2
-        for index, item in enumerate(value):
-            total += 1 + _check_json(item, f"{path}[{index}]", depth + 1)
-            if total > _CUTOFF:
-                break
-        return total
-    return _check_scalar(value, path)
+class _Over(Exception):
+    """The walk has counted past the limit; the rest need not be looked at."""
 
 
-def _check_object(value: dict[Any, Any], path: str, depth: int) -> int:
-    total = 2
-    for key, item in value.items():
-        if not isinstance(key, str):
-            raise _fail(path, f"has a non-string key {key!r}")
-        _check_text(key, path)
-        total += len(key) * 12 + 4 + _check_json(item, f"{path}.{key}", depth + 1)
-        if total > _CUTOFF:
-            break
-    return total
+class _Meter:
+    """Sums the exact size of the compact JSON form while checking each value.
+
+    The walk goes on to twice the limit, so data a little over it gets its exact size in the
+    error; past that it stops and the error gives the size counted so far ("at least").
+    """
+
+    __slots__ = ("limit", "over", "stop_at", "total")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.stop_at = 2 * limit
+        self.total = 0
+        self.over = False
+
+    @property
+    def limit_text(self) -> str:
+        return f"the limit is {self.limit} bytes"
+
+    def add(self, size: int) -> None:
+        self.total += size
+        if self.total > self.stop_at:
+            raise _Over
+
+    def walk(self, value: object, path: str, depth: int) -> None:
+        try:
+            self._value(value, path, depth)
+        except _Over:
+            self.over = True
+
+    def _value(self, value: object, path: str, depth: int) -> None:
+        if depth > MAX_DATA_DEPTH:
+            raise _fail(path, f"nested deeper than {MAX_DATA_DEPTH} levels")
+        if isinstance(value, dict):
+            self._object(value, path, depth)
+        elif isinstance(value, list | tuple):
+            self.add(2 + max(len(value) - 1, 0))  # brackets and commas
+            for index, item in enumerate(value):
+                self._value(item, f"{path}[{index}]", depth + 1)
+        elif isinstance(value, str):
+            self._text(value, path)
+        else:
+            self.add(_scalar_size(value, path))
+
+    def _object(self, value: dict[Any, Any], path: str, depth: int) -> None:
+        self.add(2 + max(len(value) - 1, 0))  # braces and commas
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _fail(path, f"has a non-string key {key!r}")
+            self._text(key, path)
+            self.add(1)  # the colon
+            self._value(item, f"{path}.{key}", depth + 1)
+
+    def _text(self, text: str, path: str) -> None:
+        _check_text(text, path)
+        if self.total + len(text) + 2 > self.stop_at:
+            # Certainly past the stop without escaping a (maybe huge) string to measure it.
+            self.add(len(text) + 2)
+        self.add(len(json.dumps(text)))  # the exact stored form, at C speed
 
 
-def _check_scalar(value: object, path: str) -> int:
-    if value is None or isinstance(value, bool):
-        return 5
+def _scalar_size(value: object, path: str) -> int:
+    if value is None:
+        return 4
+    if isinstance(value, bool):
+        return 4 if value else 5
     if isinstance(value, int):
         if abs(value) >= 10**30:
             raise _fail(path, "integer too large")
-        return len(str(value))
+        return len(int.__repr__(value))
     if isinstance(value, float):
         if not math.isfinite(value):
             raise _fail(path, "NaN and Infinity are not valid JSON")
-        return len(repr(value))
-    if isinstance(value, str):
-        _check_text(value, path)
-        return len(value) * 12 + 2  # upper bound: a non-BMP char escapes to 12 bytes
+        return len(float.__repr__(value))
     raise _fail(path, f"{type(value).__name__} is not JSON-serializable")
 
 
@@ -384,16 +422,22 @@ def build_spec(
     *,
     defaults: JobOptions | None = None,
     path: str = "",
+    max_data_bytes: int = DEFAULT_MAX_DATA_BYTES,
 ) -> JobSpec:
     """Validate one job; ``path`` prefixes field names (``jobs[3].``) for bulk errors."""
     return JobSpec(
         name=validate_name(name, f"{path}name"),
-        data=validate_data(data, f"{path}data"),
+        data=validate_data(data, f"{path}data", max_bytes=max_data_bytes),
         options=parse_options(options, defaults=defaults, path=f"{path}options"),
     )
 
 
-def build_bulk(items: object, *, defaults: JobOptions | None = None) -> list[JobSpec]:
+def build_bulk(
+    items: object,
+    *,
+    defaults: JobOptions | None = None,
+    max_data_bytes: int = DEFAULT_MAX_DATA_BYTES,
+) -> list[JobSpec]:
     """Validate a whole batch before anything is enqueued: one bad item rejects all."""
     if not isinstance(items, list | tuple):
         raise _fail("jobs", "must be a list of {'name', 'data', 'options'} objects")
@@ -414,7 +458,12 @@ def build_bulk(items: object, *, defaults: JobOptions | None = None) -> list[Job
             raise _fail(f"{prefix}options", "must be an object")
         specs.append(
             build_spec(
-                item.get("name"), item.get("data"), raw_options, defaults=defaults, path=prefix
+                item.get("name"),
+                item.get("data"),
+                raw_options,
+                defaults=defaults,
+                path=prefix,
+                max_data_bytes=max_data_bytes,
             )
         )
     return specs

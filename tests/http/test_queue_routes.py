@@ -174,6 +174,7 @@ BAD_JOBS: list[tuple[Any, str]] = [
     ({"name": "record", "options": {"jobId": "meta"}}, "options.jobId"),
     ({"name": "record", "options": {"jobId": "stalled-check"}}, "options.jobId"),
     ({"name": "record", "options": {"category": ""}}, "options.category"),
+    ({"name": "record", "options": {"category": "bill\u202eing"}}, "options.category"),
     ({"name": "record", "options": {"backoff": {"type": "linear"}}}, "options.backoff.type"),
     (
         {"name": "record", "options": {"removeOnComplete": {"count": -1}}},

@@ -194,6 +194,19 @@ def test_bad_category_is_rejected(value: object) -> None:
     _option_rejected("category", value)
 
 
+@pytest.mark.parametrize(
+    "value", ["pay\u202emnets", "\u200bbilling", "\ufeffbilling", "a\u2066b\u2069", "a\nb"]
+)
+def test_category_with_invisible_or_bidi_characters_is_rejected(value: str) -> None:
+    error = _option_rejected("category", value)
+    assert "invisible" in str(error) or "control" in str(error)
+
+
+@pytest.mark.parametrize("value", ["billing", "账单", "facturación", "a b"])
+def test_good_category_is_accepted(value: str) -> None:
+    assert parse_options({"category": value}).category == value
+
+
 # -- unknown options ---------------------------------------------------------------------------
 
 

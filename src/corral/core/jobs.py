@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Final, Literal
 
+from corral.core.text import name_problem
 from corral.errors import InvalidJobOptions
 
 MIN_PRIORITY: Final = 1
@@ -257,6 +258,9 @@ def _category(value: object, path: str) -> str | None:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_CATEGORY_LENGTH:
         raise _fail(path, f"must be a string of 1-{MAX_CATEGORY_LENGTH} characters")
+    problem = name_problem(value)  # shown in the dashboard and in logs
+    if problem is not None:
+        raise _fail(path, problem)
     return value
 
 

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from corral.core.cron import CronExpression, parse_timezone
 from corral.core.jobs import DEFAULT_MAX_DATA_BYTES, NAME_RE, NAME_RULE, validate_data
+from corral.core.text import name_problem
 from corral.errors import InvalidCronExpression, ValidationError
 
 DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
@@ -126,8 +127,9 @@ def _text(value: object, path: str, *, max_len: int, blank_ok: bool = False) -> 
 
 
 def _single_line(value: str, path: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValidationError(path, "must not contain control characters or newlines")
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValidationError(path, problem)
     return value
 
 

@@ -474,3 +474,67 @@ async def test_clean_waiting_removes_prioritized_jobs(
     counts = (await api.get(base)).json()["counts"]
     assert counts["prioritized"] == 0
     assert counts["waiting"] == 0
+
+
+async def test_a_job_list_leaves_out_large_data_and_results_and_says_so(
+    api: httpx.AsyncClient, qm: JobQueueManager, queue_name: str
+) -> None:
+    base = f"/api/admin/queues/{queue_name}"
+    big = {"blob": "x" * 100_000}
+    for n in range(8):
+        body = {"name": "echo", "data": big, "options": {"jobId": f"big-{n}"}}
+        assert (await api.post(f"{base}/jobs", json=body)).status_code == 201
+    small = {"name": "echo", "data": {"tag": "s"}, "options": {"jobId": "small"}}
+    assert (await api.post(f"{base}/jobs", json=small)).status_code == 201
+
+    listed = await api.get(f"{base}/jobs", params={"state": "prioritized", "limit": 50})
+    assert listed.status_code == 200, listed.text
+    assert len(listed.content) < 9 * 8 * 1024  # not 8 x 100 KB
+    items = {job["id"]: job for job in listed.json()["items"]}
+    assert len(items) == 9
+    for n in range(8):
+        assert items[f"big-{n}"]["data"] is None
+        assert items[f"big-{n}"]["truncated"] == ["data"]
+    assert items["small"]["data"] == {"tag": "s"}
+    assert items["small"]["truncated"] == []
+
+    whole = await _job(api, "big-0")
+    assert whole["data"] == big
+    assert whole["truncated"] == []
+
+    await qm.start_worker(execution_log=False)
+    await eventually(lambda: api.get(base), until=lambda a: a.json()["counts"]["completed"] == 9)
+    done = await api.get(f"{base}/jobs", params={"state": "completed"})
+    assert len(done.content) < 9 * 8 * 1024
+    finished = {job["id"]: job for job in done.json()["items"]}
+    assert finished["big-3"]["result"] is None
+    assert finished["big-3"]["truncated"] == ["data", "result"]
+    assert finished["small"]["result"] == {"tag": "s"}
+    assert (await _job(api, "big-3"))["result"] == big
+
+
+def test_a_list_item_cuts_a_long_failure_reason_and_leaves_out_large_progress() -> None:
+    from corral.http.routes.queues import LIST_TEXT_MAX_CHARS, list_item
+    from corral.http.schemas import JobOut
+
+    job = JobOut(
+        id="j",
+        name="fail",
+        data={"a": 1},
+        state="failed",
+        priority=5,
+        progress={"steps": ["x" * 100] * 100},
+        attempts_made=1,
+        max_attempts=1,
+        failed_reason="E" * 50_000,
+        result=None,
+        created_at=datetime.now(UTC),
+        processed_at=None,
+        finished_at=None,
+        options={},
+    )
+    item = list_item(job)
+    assert item.truncated == ["progress", "failedReason"]
+    assert item.progress is None
+    assert item.failed_reason == "E" * LIST_TEXT_MAX_CHARS + "…"
+    assert item.data == {"a": 1}

@@ -169,6 +169,12 @@ class JobOut(Out):
     processed_at: datetime | None
     finished_at: datetime | None
     options: dict[str, Any]
+    truncated: list[str] = Field(
+        default_factory=list,
+        description="in a list, the fields left out because they are large: 'data', 'result' "
+        "or 'progress' (null here) and 'failedReason' (cut short); "
+        "GET /api/admin/jobs/{id} returns them whole",
+    )
 
 
 class JobDetailOut(JobOut):

@@ -73,7 +73,12 @@ class JobQueueManager:
     ) -> str:
         """Validate and enqueue one job; returns its id. Raises InvalidJobOptions naming the
         option (nothing is enqueued) or BrokerUnavailable."""
-        spec = build_spec(name, dict(data) if isinstance(data, Mapping) else data, options)
+        spec = build_spec(
+            name,
+            dict(data) if isinstance(data, Mapping) else data,
+            options,
+            max_data_bytes=self.settings.max_job_data_bytes,
+        )
         job_id = await (await self._rt.queue()).add(spec)
         logger.info(
             "job %s (%s) added", job_id, name, extra={"event": "job.added", "job_id": job_id}
@@ -85,7 +90,7 @@ class JobQueueManager:
     async def add_bulk_jobs(self, jobs: Sequence[Mapping[str, Any]]) -> list[str]:
         """Validate every job first, then add them in one transaction: one bad item rejects
         the whole batch, naming it (``jobs[3].options.priority``)."""
-        specs = build_bulk(list(jobs))
+        specs = build_bulk(list(jobs), max_data_bytes=self.settings.max_job_data_bytes)
         ids = await (await self._rt.queue()).add_bulk(specs)
         logger.info("%d jobs added in bulk", len(ids), extra={"event": "job.bulk_added"})
         return ids

@@ -168,7 +168,9 @@ class TaskScheduler:
         return await (await self._rt.queue()).known_handlers()
 
     async def create(self, **fields: Any) -> ScheduledJob:
-        clean = validate_changes(fields, creating=True)
+        clean = validate_changes(
+            fields, creating=True, max_payload_bytes=self.settings.max_job_data_bytes
+        )
         await self._check_handler(clean)
         job = await self._rt.store().create(new_schedule(uuid4(), clean, self.clock()))
         await self._rt.publish_change(str(job.id))
@@ -181,7 +183,9 @@ class TaskScheduler:
         return job
 
     async def update(self, schedule_id: UUID, **fields: Any) -> ScheduledJob:
-        clean = validate_changes(fields, creating=False)
+        clean = validate_changes(
+            fields, creating=False, max_payload_bytes=self.settings.max_job_data_bytes
+        )
         await self._check_handler(clean)
         job = await self._rt.store().update(schedule_id, clean, self.clock())
         await self._rt.publish_change(str(schedule_id))

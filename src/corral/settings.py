@@ -41,6 +41,12 @@ class CorralSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, validation_alias="CORRAL_MAX_BODY_BYTES", ge=1024, le=64 * 1024 * 1024
     )
+    max_job_data_bytes: int = Field(
+        default=512 * 1024,
+        validation_alias="CORRAL_MAX_JOB_DATA_BYTES",
+        ge=1024,
+        le=64 * 1024 * 1024,
+    )
     log_level: str = Field(default="info", validation_alias="LOG_LEVEL")
     environment: Environment = Field(default="development", validation_alias="CORRAL_ENV")
     queue: str = Field(

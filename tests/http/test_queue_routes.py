@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,9 @@ import httpx
 import pytest
 
 from corral import JobQueueManager
+from corral.http.app import create_app
+from corral.settings import CorralSettings
+from tests.http.conftest import AUTH, admin_settings
 from tests.support.waiting import eventually
 
 
@@ -166,7 +170,11 @@ BAD_JOBS: list[tuple[Any, str]] = [
     ({"name": "record", "options": {"job_id": "x1"}}, "options.job_id"),
     ({"name": "record", "options": {"jobId": "123"}}, "options.jobId"),
     ({"name": "record", "options": {"jobId": "a:b"}}, "options.jobId"),
+    ({"name": "record", "options": {"jobId": "wait"}}, "options.jobId"),
+    ({"name": "record", "options": {"jobId": "meta"}}, "options.jobId"),
+    ({"name": "record", "options": {"jobId": "stalled-check"}}, "options.jobId"),
     ({"name": "record", "options": {"category": ""}}, "options.category"),
+    ({"name": "record", "options": {"category": "bill\u202eing"}}, "options.category"),
     ({"name": "record", "options": {"backoff": {"type": "linear"}}}, "options.backoff.type"),
     (
         {"name": "record", "options": {"removeOnComplete": {"count": -1}}},
@@ -178,7 +186,7 @@ BAD_JOBS: list[tuple[Any, str]] = [
     ({"data": {}}, "name"),
     ({"name": "record", "data": [1]}, "data"),
     ({"name": "record", "data": {"s": "a\u0000b"}}, "data.s"),
-    ({"name": "record", "data": {"deep": {"x": "y" * 300_000}}}, "data"),
+    ({"name": "record", "data": {"deep": {"x": "y" * 600_000}}}, "data"),
     ({"name": "record", "extra": 1}, "extra"),
     ({"name": "record", "options": []}, "options"),
 ]
@@ -198,6 +206,43 @@ async def test_bad_job_is_422_naming_the_field_and_nothing_is_enqueued(
     assert queue_keys() == before
 
 
+async def test_the_job_data_limit_is_the_setting(
+    settings: CorralSettings, queue_name: str, queue_keys: Any
+) -> None:
+    app = create_app(admin_settings(settings, max_job_data_bytes=2048))
+    await app.state.scheduler._rt.migrate()
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=AUTH) as api:
+            base = f"/api/admin/queues/{queue_name}/jobs"
+            fits = {"blob": "x" * 2000}
+            assert (await api.post(base, json={"name": "noop", "data": fits})).status_code == 201
+            before = queue_keys()
+            data = {"blob": "x" * 3000}
+            answer = await api.post(base, json={"name": "noop", "data": data})
+            assert answer.status_code == 422, answer.text
+            size = len(json.dumps(data, separators=(",", ":")))
+            assert answer.json()["error"] == {
+                "field": "data",
+                "message": f"data: is {size} bytes serialized; the limit is 2048 bytes",
+            }
+            schedule = {
+                "name": "big",
+                "handlerName": "noop",
+                "cronExpression": "0 0 2 * * *",
+                "domain": "ops",
+                "payload": data,
+            }
+            answer = await api.post("/api/admin/scheduled-jobs", json=schedule)
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["error"]["field"] == "payload"
+            assert "the limit is 2048 bytes" in answer.json()["error"]["message"]
+            assert queue_keys() == before
+    finally:
+        await app.state.manager.graceful_shutdown(0)
+        await app.state.scheduler.close()
+
+
 async def test_nan_in_data_is_422(api: httpx.AsyncClient, queue_name: str) -> None:
     answer = await api.post(
         f"/api/admin/queues/{queue_name}/jobs",
@@ -209,11 +254,32 @@ async def test_nan_in_data_is_422(api: httpx.AsyncClient, queue_name: str) -> No
 
 
 @pytest.mark.parametrize(
-    "job_id", ["x" * 129, "a%01b", "a%7Fb", "a:b", "x:events", "%C2%A0"], ids=repr
+    "job_id",
+    [
+        "x" * 129,
+        "a%01b",
+        "a%7Fb",
+        "a:b",
+        "x:events",
+        "%C2%A0",
+        "a%E2%80%AEb",
+        "meta",
+        "id",
+        "events",
+        "stalled-check",
+        "wait",
+        "paused",
+        "prioritized",
+        "corral",
+    ],
+    ids=repr,
 )
-async def test_malformed_job_id_is_422(
-    api: httpx.AsyncClient, queue_keys: Any, job_id: str
+async def test_a_job_id_that_can_never_exist_is_404_and_touches_nothing(
+    api: httpx.AsyncClient, queue_name: str, queue_keys: Any, job_id: str
 ) -> None:
+    assert (
+        await api.post(f"/api/admin/queues/{queue_name}/jobs", json={"name": "noop"})
+    ).is_success
     before = queue_keys()
     for method, path in [
         ("GET", f"/api/admin/jobs/{job_id}"),
@@ -221,8 +287,22 @@ async def test_malformed_job_id_is_422(
         ("DELETE", f"/api/admin/jobs/{job_id}"),
     ]:
         answer = await api.request(method, path)
-        assert answer.status_code == 422, (method, path, answer.text)
-        assert answer.json()["error"]["field"] == "id"
+        assert answer.status_code == 404, (method, path, answer.text)
+        assert "not found" in answer.json()["error"]["message"]
+    assert queue_keys() == before
+
+
+async def test_deleting_job_meta_leaves_a_paused_queue_paused(
+    api: httpx.AsyncClient, queue_name: str, queue_keys: Any
+) -> None:
+    base = f"/api/admin/queues/{queue_name}"
+    assert (await api.post(f"{base}/jobs", json={"name": "noop"})).status_code == 201
+    assert (await api.post(f"{base}/pause")).json()["paused"] is True
+    before = queue_keys()
+    assert (await api.delete("/api/admin/jobs/meta")).status_code == 404
+    added = await api.post(f"{base}/jobs", json={"name": "noop", "options": {"jobId": "meta"}})
+    assert added.status_code == 422
+    assert (await api.get(base)).json()["paused"] is True
     assert queue_keys() == before
 
 
@@ -394,3 +474,67 @@ async def test_clean_waiting_removes_prioritized_jobs(
     counts = (await api.get(base)).json()["counts"]
     assert counts["prioritized"] == 0
     assert counts["waiting"] == 0
+
+
+async def test_a_job_list_leaves_out_large_data_and_results_and_says_so(
+    api: httpx.AsyncClient, qm: JobQueueManager, queue_name: str
+) -> None:
+    base = f"/api/admin/queues/{queue_name}"
+    big = {"blob": "x" * 100_000}
+    for n in range(8):
+        body = {"name": "echo", "data": big, "options": {"jobId": f"big-{n}"}}
+        assert (await api.post(f"{base}/jobs", json=body)).status_code == 201
+    small = {"name": "echo", "data": {"tag": "s"}, "options": {"jobId": "small"}}
+    assert (await api.post(f"{base}/jobs", json=small)).status_code == 201
+
+    listed = await api.get(f"{base}/jobs", params={"state": "prioritized", "limit": 50})
+    assert listed.status_code == 200, listed.text
+    assert len(listed.content) < 9 * 8 * 1024  # not 8 x 100 KB
+    items = {job["id"]: job for job in listed.json()["items"]}
+    assert len(items) == 9
+    for n in range(8):
+        assert items[f"big-{n}"]["data"] is None
+        assert items[f"big-{n}"]["truncated"] == ["data"]
+    assert items["small"]["data"] == {"tag": "s"}
+    assert items["small"]["truncated"] == []
+
+    whole = await _job(api, "big-0")
+    assert whole["data"] == big
+    assert whole["truncated"] == []
+
+    await qm.start_worker(execution_log=False)
+    await eventually(lambda: api.get(base), until=lambda a: a.json()["counts"]["completed"] == 9)
+    done = await api.get(f"{base}/jobs", params={"state": "completed"})
+    assert len(done.content) < 9 * 8 * 1024
+    finished = {job["id"]: job for job in done.json()["items"]}
+    assert finished["big-3"]["result"] is None
+    assert finished["big-3"]["truncated"] == ["data", "result"]
+    assert finished["small"]["result"] == {"tag": "s"}
+    assert (await _job(api, "big-3"))["result"] == big
+
+
+def test_a_list_item_cuts_a_long_failure_reason_and_leaves_out_large_progress() -> None:
+    from corral.http.routes.queues import LIST_TEXT_MAX_CHARS, list_item
+    from corral.http.schemas import JobOut
+
+    job = JobOut(
+        id="j",
+        name="fail",
+        data={"a": 1},
+        state="failed",
+        priority=5,
+        progress={"steps": ["x" * 100] * 100},
+        attempts_made=1,
+        max_attempts=1,
+        failed_reason="E" * 50_000,
+        result=None,
+        created_at=datetime.now(UTC),
+        processed_at=None,
+        finished_at=None,
+        options={},
+    )
+    item = list_item(job)
+    assert item.truncated == ["progress", "failedReason"]
+    assert item.progress is None
+    assert item.failed_reason == "E" * LIST_TEXT_MAX_CHARS + "…"
+    assert item.data == {"a": 1}

@@ -35,6 +35,11 @@ BAD_ROWS: list[tuple[str, Any]] = [
     ("name", "a\u0000b"),
     ("name", "\ud800"),
     ("name", "a\nb"),
+    ("name", "invoice\u202efdp.exe"),
+    ("name", "\u200bDaily backup"),
+    ("name", "\ufeffDaily backup"),
+    ("name", "a\u2066b\u2069"),
+    ("name", "a\u2028b"),
     ("description", "x" * (64 * 1024 + 1)),
     ("description", "a\u0000b"),
     ("description", 5),
@@ -85,7 +90,7 @@ BAD_ROWS: list[tuple[str, Any]] = [
     ("payload", {"x": float("inf")}),
     ("payload", {"x": "a\u0000"}),
     ("payload", {"x": "\udc00"}),
-    ("payload", {"x": "y" * (256 * 1024)}),
+    ("payload", {"x": "y" * (512 * 1024)}),
     ("retry_attempts", -1),
     ("retry_attempts", 1.5),
     ("retry_attempts", "3"),
@@ -104,6 +109,10 @@ BAD_ROWS: list[tuple[str, Any]] = [
     ("domain", None),
     ("domain", ""),
     ("domain", "d" * 65),
+    ("domain", "o\u202eps"),
+    ("domain", "ops\u200d"),
+    ("handler_name", "rec\u202eord"),
+    ("handler_name", "\ufeffrecord"),
     ("handlerName", "record"),
     ("cronExpresion", "* * * * *"),
     ("id", "x"),
@@ -165,6 +174,32 @@ async def test_bad_field_is_rejected_naming_it_and_nothing_is_stored(
         await admin.create(**fields)
     assert err.value.path.split(".")[0].split("[")[0] == field
     assert (await admin.list())[1] == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "char"),
+    [
+        ("name", "invoice\u202efdp.exe", "U+202E"),
+        ("name", "\u200bDaily", "U+200B"),
+        ("domain", "\ufeffops", "U+FEFF"),
+        ("domain", "o\u2067ps", "U+2067"),
+    ],
+)
+async def test_invisible_characters_in_a_name_are_named(
+    admin: TaskScheduler, field: str, value: str, char: str
+) -> None:
+    with pytest.raises(ValidationError) as err:
+        await admin.create(**{**VALID, field: value})
+    assert err.value.path == field
+    assert str(err.value) == (
+        f"{field}: must not contain invisible or bidirectional control characters ({char})"
+    )
+    assert (await admin.list())[1] == 0
+
+
+async def test_names_in_any_script_are_accepted(admin: TaskScheduler) -> None:
+    job = await admin.create(**{**VALID, "name": "每日备份 نسخة", "domain": "운영"})
+    assert (job.name, job.domain) == ("每日备份 نسخة", "운영")
 
 
 async def test_deep_payload_is_rejected_without_recursion_error(admin: TaskScheduler) -> None:

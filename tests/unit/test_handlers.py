@@ -84,6 +84,9 @@ def test_decorating_registers_nothing_globally() -> None:
         "a b",
         "tâche",
         "x\n",
+        "rec\u202eord",
+        "\ufeffrecord",
+        "re\u200bcord",
     ],
 )
 def test_invalid_names_are_rejected(name: str) -> None:

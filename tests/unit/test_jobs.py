@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from corral.core.jobs import (
+    DEFAULT_MAX_DATA_BYTES,
     DEFAULT_REMOVE_ON_COMPLETE,
     DEFAULT_REMOVE_ON_FAIL,
     MAX_BULK_JOBS,
-    MAX_DATA_BYTES,
     Backoff,
     JobExecutionStatus,
     JobOptions,
@@ -20,6 +22,7 @@ from corral.core.jobs import (
     Retention,
     build_bulk,
     build_spec,
+    is_job_id,
     parse_options,
     validate_data,
     validate_name,
@@ -191,6 +194,19 @@ def test_bad_category_is_rejected(value: object) -> None:
     _option_rejected("category", value)
 
 
+@pytest.mark.parametrize(
+    "value", ["pay\u202emnets", "\u200bbilling", "\ufeffbilling", "a\u2066b\u2069", "a\nb"]
+)
+def test_category_with_invisible_or_bidi_characters_is_rejected(value: str) -> None:
+    error = _option_rejected("category", value)
+    assert "invisible" in str(error) or "control" in str(error)
+
+
+@pytest.mark.parametrize("value", ["billing", "账单", "facturación", "a b"])
+def test_good_category_is_accepted(value: str) -> None:
+    assert parse_options({"category": value}).category == value
+
+
 # -- unknown options ---------------------------------------------------------------------------
 
 
@@ -223,6 +239,83 @@ def test_bad_job_id_is_rejected(value: object, problem: str) -> None:
 @pytest.mark.parametrize("value", ["order-123", "a1", "x" * 128, "订单-7"])
 def test_good_job_id_is_accepted(value: str) -> None:
     assert parse_options({"job_id": value}).job_id == value
+
+
+#: Every name BullMQ 3.4.4 (or Corral) keeps right under ``prefix:queue:``: a job with such an
+#: id would write its hash over the queue's own list, set or stream.
+KEY_NAMES = [
+    "wait",
+    "paused",
+    "active",
+    "prioritized",
+    "delayed",
+    "completed",
+    "failed",
+    "stalled",
+    "stalled-check",
+    "limiter",
+    "meta",
+    "events",
+    "id",
+    "marker",
+    "pc",
+    "de",
+    "dn",
+    "repeat",
+    "metrics",
+    "waiting-children",
+    "priority",
+    "delay",
+    "corral",
+]
+
+
+@pytest.mark.parametrize("value", KEY_NAMES)
+def test_a_queue_key_name_is_not_a_job_id(value: str) -> None:
+    error = _option_rejected("job_id", value)
+    assert "reserved" in str(error)
+    assert not is_job_id(value)
+    with pytest.raises(InvalidJobOptions):
+        build_bulk([{"name": "task", "options": {"job_id": value}}])
+
+
+@pytest.mark.parametrize("value", ["Wait", "meta-1", "events2", "waiting"])
+def test_names_near_the_key_names_are_job_ids(value: str) -> None:
+    assert parse_options({"job_id": value}).job_id == value
+    assert is_job_id(value)
+
+
+@pytest.mark.parametrize("value", ["", "x" * 129, "a:b", "a\nb", "a\u202eb", "\u0661", 7, None])
+def test_is_job_id_applies_the_add_rule(value: object) -> None:
+    assert not is_job_id(value)
+
+
+@pytest.mark.parametrize("value", ["1", "123456", "order-7"])
+def test_counted_and_chosen_ids_can_be_looked_up(value: str) -> None:
+    assert is_job_id(value)
+
+
+def _bullmq_key_names() -> set[str]:
+    """The first segment of every key name the installed bullmq builds on a queue's prefix."""
+    import bullmq
+    from bullmq.queue_keys import QueueKeys
+
+    root = Path(bullmq.__file__).parent
+    names = {name for name in QueueKeys().getKeys("q") if name}
+    concat = re.compile(r"\b(?:prefix|parentPrefix|prefixKey|baseKey) *\.\. *[\"']([a-z][a-z-]*)")
+    to_key = re.compile(r"toKey\([\"']([a-z][a-z-]*)")
+    for script in (root / "commands").glob("*.lua"):
+        names.update(concat.findall(script.read_text()))
+    for source in root.rglob("*.py"):
+        names.update(to_key.findall(source.read_text()))
+    return names
+
+
+def test_every_key_name_of_the_installed_bullmq_is_reserved() -> None:
+    found = _bullmq_key_names()
+    assert {"wait", "meta", "stalled-check", "metrics", "priority"} <= found  # the scan works
+    assert found <= set(KEY_NAMES)
+    assert not any(is_job_id(name) for name in found)
 
 
 # -- backoff -----------------------------------------------------------------------------------
@@ -366,18 +459,57 @@ def test_data_at_the_depth_cap_is_accepted() -> None:
     assert validate_data({"root": inner}) == {"root": inner}
 
 
-def test_data_over_256_kib_is_rejected() -> None:
-    error = _rejects("data", build_spec, "task", {"blob": "x" * MAX_DATA_BYTES}, {})
-    assert str(MAX_DATA_BYTES) in str(error)
+def test_data_over_the_default_512_kib_is_rejected() -> None:
+    error = _rejects("data", build_spec, "task", {"blob": "x" * DEFAULT_MAX_DATA_BYTES}, {})
+    assert f"the limit is {DEFAULT_MAX_DATA_BYTES} bytes" in str(error)
+    under = {"blob": "x" * (DEFAULT_MAX_DATA_BYTES - 100)}
+    assert build_spec("task", under, {}).data is under
+
+
+def _serialized(data: object) -> int:
+    return len(json.dumps(data, separators=(",", ":"), allow_nan=False))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"deep": {"x": "y" * 3000}},
+        {"blob": "中" * 500},
+        {"l": [1.5, None, True, "é", {"k": -3}] * 400},
+        {"\u00e9" * 700: 1},
+    ],
+    ids=["ascii", "cjk", "mixed", "key"],
+)
+def test_the_size_error_gives_the_exact_serialized_size_and_the_limit(data: Any) -> None:
+    size = _serialized(data)
+    error = _rejects("data", validate_data, data, max_bytes=size - 1)
+    assert str(error) == f"data: is {size} bytes serialized; the limit is {size - 1} bytes"
+    assert validate_data(data, max_bytes=size) is data  # the limit itself is allowed
+
+
+def test_the_size_error_figure_is_not_the_walks_estimate() -> None:
+    # 600,000 ASCII characters are 600,014 bytes stored; an estimate counting every character
+    # as 12 bytes said "about 7,200,000".
+    data = {"deep": {"x": "y" * 600_000}}
+    error = _rejects("data", validate_data, data)
+    assert f"is {_serialized(data)} bytes serialized" in str(error)
+
+
+def test_the_limit_is_an_argument() -> None:
+    data = {"blob": "x" * 2000}
+    assert validate_data(data) is data
+    _rejects("data", validate_data, data, max_bytes=1024)
+    _rejects("data", build_spec, "task", data, {}, max_data_bytes=1024)
+    _rejects("jobs[0].data", build_bulk, [{"name": "task", "data": data}], max_data_bytes=1024)
 
 
 def test_the_size_cap_is_on_the_serialized_form() -> None:
-    # 150 KiB of ASCII serializes to ~150 KiB: under the cap, so accepted.
+    # 150 KiB of ASCII serializes to ~150 KiB: under a 256 KiB cap, so accepted.
     ascii_data = {"blob": "x" * (150 * 1024)}
-    assert validate_data(ascii_data) is ascii_data
+    assert validate_data(ascii_data, max_bytes=256 * 1024) is ascii_data
     # 100 K CJK characters serialize (as BullMQ stores them, \\uXXXX) to ~600 KiB: rejected.
     cjk = {"blob": "中" * (100 * 1024)}
-    assert len(json.dumps(cjk, separators=(",", ":"))) > MAX_DATA_BYTES
+    assert _serialized(cjk) > DEFAULT_MAX_DATA_BYTES
     _rejects("data", validate_data, cjk)
     # Many short floats: small when serialized.
     floats = {"f": [0.5] * 50_000}
@@ -386,7 +518,8 @@ def test_the_size_cap_is_on_the_serialized_form() -> None:
 
 def test_huge_data_is_rejected_without_serializing_it_all() -> None:
     data = {f"k{i}": "v" * 1000 for i in range(5000)}  # ~5 MB
-    _rejects("data", validate_data, data)
+    error = _rejects("data", validate_data, data)
+    assert "is at least" in str(error)  # the walk stopped once past the limit
 
 
 def test_good_data_is_kept_as_is() -> None:

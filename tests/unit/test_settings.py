@@ -38,6 +38,7 @@ def test_defaults() -> None:
     assert settings.handler_packages == []
     assert settings.concurrency == 10
     assert settings.redis_connect_timeout_s <= 5
+    assert settings.max_job_data_bytes == 512 * 1024
 
 
 def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,6 +51,11 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.log_level == "debug"
     assert settings.environment == "production"
     assert settings.handler_packages == ["app.jobs.handlers", "other.handlers"]
+
+
+def test_max_job_data_bytes_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORRAL_MAX_JOB_DATA_BYTES", "2048")
+    assert load_settings().max_job_data_bytes == 2048
 
 
 def test_overrides_win(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,6 +167,9 @@ def test_bad_corral_env(monkeypatch: pytest.MonkeyPatch, env: str) -> None:
         ("CORRAL_QUEUE", "a:b"),
         ("CORRAL_PREFIX", ""),
         ("CORRAL_REDIS_CONNECT_TIMEOUT", "0"),
+        ("CORRAL_MAX_JOB_DATA_BYTES", "1023"),
+        ("CORRAL_MAX_JOB_DATA_BYTES", str(64 * 1024 * 1024 + 1)),
+        ("CORRAL_MAX_JOB_DATA_BYTES", "1MB"),
     ],
 )
 def test_other_bad_variables_are_named(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Final, Literal
 
+from corral.core.text import name_problem
 from corral.errors import InvalidJobOptions
 
 MIN_PRIORITY: Final = 1
@@ -25,9 +26,45 @@ MAX_DURATION_MS: Final = 24 * 60 * 60 * 1000  # 24 h cap on timeout, delay and b
 MAX_DELAY_MS: Final = 365 * 24 * 60 * 60 * 1000  # a job may be delayed up to a year
 MAX_CATEGORY_LENGTH: Final = 64
 MAX_JOB_ID_LENGTH: Final = 128
-MAX_DATA_BYTES: Final = 256 * 1024
+#: The default cap on a job's data as BullMQ stores it (compact JSON, ASCII escapes); the
+#: runtime passes CORRAL_MAX_JOB_DATA_BYTES instead.
+DEFAULT_MAX_DATA_BYTES: Final = 512 * 1024
 MAX_DATA_DEPTH: Final = 32
 MAX_BULK_JOBS: Final = 1000
+
+# BullMQ stores a job's hash at ``prefix:queue:<id>``, beside the queue's own keys at
+# ``prefix:queue:<name>``: a job id equal to one of those names would overwrite (or, on removal,
+# delete) the queue's wait list, meta hash, event stream... An id with ':' cannot reach any other
+# key, so these single names are all there is to refuse: every first segment of a key name the
+# pinned bullmq builds under the queue (QueueKeys and its Lua scripts; a unit test re-reads them
+# from the installed package), and Corral's own namespace there (adapters/bullmq/keys.py).
+RESERVED_JOB_IDS: Final = frozenset(
+    {
+        "active",
+        "completed",
+        "de",
+        "delay",
+        "delayed",
+        "dn",
+        "events",
+        "failed",
+        "id",
+        "limiter",
+        "marker",
+        "meta",
+        "metrics",
+        "paused",
+        "pc",
+        "prioritized",
+        "priority",
+        "repeat",
+        "stalled",
+        "stalled-check",
+        "wait",
+        "waiting-children",
+        "corral",
+    }
+)
 
 # A job's name is the name of its handler: letters, digits, '_' and '-', at most 64. No dots,
 # slashes or colons, so no name can be mistaken for an import path.
@@ -107,9 +144,6 @@ class JobSpec:
 
 
 _DEFAULT_OPTIONS: Final = JobOptions()
-# The size walk over-counts by at most 12x (every character escaped as a surrogate pair), so
-# past this figure the data is certainly over the cap and the walk can stop.
-_CUTOFF: Final = MAX_DATA_BYTES * 12
 
 OPTION_NAMES: Final = frozenset(
     {
@@ -184,17 +218,39 @@ def _retention(value: object, path: str) -> Retention:
     raise _fail(path, "must be a bool, a count, or {'count': n, 'age': seconds}")
 
 
-def _job_id(value: object, path: str) -> str:
+def job_id_problem(value: object) -> str | None:
+    """What is wrong with ``value`` as a caller-chosen job id, or None if nothing is.
+
+    The one job-id rule: ``add_job`` refuses such an id (422), and a lookup by such an id
+    answers "not found" without reading Redis, since no job can have it.
+    """
     if not isinstance(value, str):
-        raise _fail(path, f"must be a string, got {type(value).__name__}")
+        return f"must be a string, got {type(value).__name__}"
     if not value or len(value) > MAX_JOB_ID_LENGTH:
-        raise _fail(path, f"must be 1-{MAX_JOB_ID_LENGTH} characters")
+        return f"must be 1-{MAX_JOB_ID_LENGTH} characters"
     if value.isdigit():
         # BullMQ reserves all-digit ids for its own counter.
-        raise _fail(path, "must not consist of digits only")
+        return "must not consist of digits only"
     if ":" in value or not value.isprintable():
-        raise _fail(path, "must not contain ':' or control characters")
-    return value
+        return "must not contain ':' or control characters"
+    if value in RESERVED_JOB_IDS:
+        return f"{value!r} is reserved: the queue keeps its own Redis key under that name"
+    return None
+
+
+def is_job_id(value: object) -> bool:
+    """Could a job have this id: one BullMQ counted out (all ASCII digits), or one a caller
+    may choose (see :func:`job_id_problem`)?"""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return len(value) <= MAX_JOB_ID_LENGTH
+    return job_id_problem(value) is None
+
+
+def _job_id(value: object, path: str) -> str:
+    problem = job_id_problem(value)
+    if problem is not None:
+        raise _fail(path, problem)
+    return str(value)
 
 
 def _category(value: object, path: str) -> str | None:
@@ -202,6 +258,9 @@ def _category(value: object, path: str) -> str | None:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_CATEGORY_LENGTH:
         raise _fail(path, f"must be a string of 1-{MAX_CATEGORY_LENGTH} characters")
+    problem = name_problem(value)  # shown in the dashboard and in logs
+    if problem is not None:
+        raise _fail(path, problem)
     return value
 
 
@@ -247,68 +306,107 @@ def validate_name(name: object, path: str = "name") -> str:
     return name
 
 
-def validate_data(data: object, path: str = "data") -> dict[str, Any]:
-    """Job data must be a JSON object of plain JSON values, at most 32 levels deep.
+def validate_data(
+    data: object, path: str = "data", *, max_bytes: int = DEFAULT_MAX_DATA_BYTES
+) -> dict[str, Any]:
+    """Job data must be a JSON object of plain JSON values, at most 32 levels deep and at most
+    ``max_bytes`` serialized as BullMQ stores it (compact, ASCII escapes).
 
-    Checked by walking the value, not by serialising it, so the error can name the exact path
-    (``data.items[3].when``) and a 10,000-deep structure fails fast instead of recursing.
+    Checked by walking the value, not by serialising it whole, so the error can name the exact
+    path (``data.items[3].when``), a 10,000-deep structure fails fast instead of recursing, and
+    a 50 MB value is refused once the walk has counted past the limit.
     """
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise _fail(path, f"must be a JSON object (dict), got {type(data).__name__}")
-    size = _check_json(data, path, 0)
-    if MAX_DATA_BYTES < size <= _CUTOFF:
-        # The walk's figure is an upper bound (a character may take 12 bytes escaped); when it
-        # is over the cap, measure exactly as BullMQ will store it: compact, ASCII escapes.
-        size = len(json.dumps(data, separators=(",", ":"), allow_nan=False))
-    if size > MAX_DATA_BYTES:
-        raise _fail(path, f"is about {size} bytes serialized; the limit is {MAX_DATA_BYTES}")
+    meter = _Meter(max_bytes)
+    meter.walk(data, path, 0)
+    if meter.over:
+        raise _fail(path, f"is at least {meter.total} bytes serialized; {meter.limit_text}")
+    if meter.total > max_bytes:
+        raise _fail(path, f"is {meter.total} bytes serialized; {meter.limit_text}")
     return data
 
 
-def _check_json(value: object, path: str, depth: int) -> int:
-    """Return an upper-bound estimate of the serialized size; raise on non-JSON values."""
-    if depth > MAX_DATA_DEPTH:
-        raise _fail(path, f"nested deeper than {MAX_DATA_DEPTH} levels")
-    if isinstance(value, dict):
-        return _check_object(value, path, depth)
-    if isinstance(value, list | tuple):
-        total = 2
-        for index, item in enumerate(value):
-            total += 1 + _check_json(item, f"{path}[{index}]", depth + 1)
-            if total > _CUTOFF:
-                break
-        return total
-    return _check_scalar(value, path)
+class _Over(Exception):
+    """The walk has counted past the limit; the rest need not be looked at."""
 
 
-def _check_object(value: dict[Any, Any], path: str, depth: int) -> int:
-    total = 2
-    for key, item in value.items():
-        if not isinstance(key, str):
-            raise _fail(path, f"has a non-string key {key!r}")
-        _check_text(key, path)
-        total += len(key) * 12 + 4 + _check_json(item, f"{path}.{key}", depth + 1)
-        if total > _CUTOFF:
-            break
-    return total
+class _Meter:
+    """Sums the exact size of the compact JSON form while checking each value.
+
+    The walk goes on to twice the limit, so data a little over it gets its exact size in the
+    error; past that it stops and the error gives the size counted so far ("at least").
+    """
+
+    __slots__ = ("limit", "over", "stop_at", "total")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.stop_at = 2 * limit
+        self.total = 0
+        self.over = False
+
+    @property
+    def limit_text(self) -> str:
+        return f"the limit is {self.limit} bytes"
+
+    def add(self, size: int) -> None:
+        self.total += size
+        if self.total > self.stop_at:
+            raise _Over
+
+    def walk(self, value: object, path: str, depth: int) -> None:
+        try:
+            self._value(value, path, depth)
+        except _Over:
+            self.over = True
+
+    def _value(self, value: object, path: str, depth: int) -> None:
+        if depth > MAX_DATA_DEPTH:
+            raise _fail(path, f"nested deeper than {MAX_DATA_DEPTH} levels")
+        if isinstance(value, dict):
+            self._object(value, path, depth)
+        elif isinstance(value, list | tuple):
+            self.add(2 + max(len(value) - 1, 0))  # brackets and commas
+            for index, item in enumerate(value):
+                self._value(item, f"{path}[{index}]", depth + 1)
+        elif isinstance(value, str):
+            self._text(value, path)
+        else:
+            self.add(_scalar_size(value, path))
+
+    def _object(self, value: dict[Any, Any], path: str, depth: int) -> None:
+        self.add(2 + max(len(value) - 1, 0))  # braces and commas
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _fail(path, f"has a non-string key {key!r}")
+            self._text(key, path)
+            self.add(1)  # the colon
+            self._value(item, f"{path}.{key}", depth + 1)
+
+    def _text(self, text: str, path: str) -> None:
+        _check_text(text, path)
+        if self.total + len(text) + 2 > self.stop_at:
+            # Certainly past the stop without escaping a (maybe huge) string to measure it.
+            self.add(len(text) + 2)
+        self.add(len(json.dumps(text)))  # the exact stored form, at C speed
 
 
-def _check_scalar(value: object, path: str) -> int:
-    if value is None or isinstance(value, bool):
-        return 5
+def _scalar_size(value: object, path: str) -> int:
+    if value is None:
+        return 4
+    if isinstance(value, bool):
+        return 4 if value else 5
     if isinstance(value, int):
         if abs(value) >= 10**30:
             raise _fail(path, "integer too large")
-        return len(str(value))
+        return len(int.__repr__(value))
     if isinstance(value, float):
         if not math.isfinite(value):
             raise _fail(path, "NaN and Infinity are not valid JSON")
-        return len(repr(value))
-    if isinstance(value, str):
-        _check_text(value, path)
-        return len(value) * 12 + 2  # upper bound: a non-BMP char escapes to 12 bytes
+        return len(float.__repr__(value))
     raise _fail(path, f"{type(value).__name__} is not JSON-serializable")
 
 
@@ -328,16 +426,22 @@ def build_spec(
     *,
     defaults: JobOptions | None = None,
     path: str = "",
+    max_data_bytes: int = DEFAULT_MAX_DATA_BYTES,
 ) -> JobSpec:
     """Validate one job; ``path`` prefixes field names (``jobs[3].``) for bulk errors."""
     return JobSpec(
         name=validate_name(name, f"{path}name"),
-        data=validate_data(data, f"{path}data"),
+        data=validate_data(data, f"{path}data", max_bytes=max_data_bytes),
         options=parse_options(options, defaults=defaults, path=f"{path}options"),
     )
 
 
-def build_bulk(items: object, *, defaults: JobOptions | None = None) -> list[JobSpec]:
+def build_bulk(
+    items: object,
+    *,
+    defaults: JobOptions | None = None,
+    max_data_bytes: int = DEFAULT_MAX_DATA_BYTES,
+) -> list[JobSpec]:
     """Validate a whole batch before anything is enqueued: one bad item rejects all."""
     if not isinstance(items, list | tuple):
         raise _fail("jobs", "must be a list of {'name', 'data', 'options'} objects")
@@ -358,7 +462,12 @@ def build_bulk(items: object, *, defaults: JobOptions | None = None) -> list[Job
             raise _fail(f"{prefix}options", "must be an object")
         specs.append(
             build_spec(
-                item.get("name"), item.get("data"), raw_options, defaults=defaults, path=prefix
+                item.get("name"),
+                item.get("data"),
+                raw_options,
+                defaults=defaults,
+                path=prefix,
+                max_data_bytes=max_data_bytes,
             )
         )
     return specs

@@ -18,7 +18,8 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from corral.core.cron import CronExpression, parse_timezone
-from corral.core.jobs import NAME_RE, NAME_RULE, validate_data
+from corral.core.jobs import DEFAULT_MAX_DATA_BYTES, NAME_RE, NAME_RULE, validate_data
+from corral.core.text import name_problem
 from corral.errors import InvalidCronExpression, ValidationError
 
 DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
@@ -126,18 +127,19 @@ def _text(value: object, path: str, *, max_len: int, blank_ok: bool = False) -> 
 
 
 def _single_line(value: str, path: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValidationError(path, "must not contain control characters or newlines")
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValidationError(path, problem)
     return value
 
 
-def _payload(value: object, path: str) -> dict[str, Any]:
+def _payload(value: object, path: str, max_bytes: int = DEFAULT_MAX_DATA_BYTES) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise ValidationError(path, f"must be a JSON object, got {type(value).__name__}")
     try:
-        return validate_data(value, path)
+        return validate_data(value, path, max_bytes=max_bytes)
     except ValidationError as exc:
         raise ValidationError(exc.path, exc.problem) from None
 
@@ -207,15 +209,25 @@ _VALIDATORS: Final[dict[str, Callable[[object], Any]]] = {
 }
 
 
-def validate_field(name: str, value: object) -> Any:
-    """Validate one writable field; raise ValidationError(path=name, problem)."""
+def validate_field(
+    name: str, value: object, *, max_payload_bytes: int = DEFAULT_MAX_DATA_BYTES
+) -> Any:
+    """Validate one writable field; raise ValidationError(path=name, problem). The payload is
+    the data of every job the schedule fires, so it has the job data cap."""
+    if name == "payload":
+        return _payload(value, "payload", max_payload_bytes)
     validator = _VALIDATORS.get(name)
     if validator is None:
         raise ValidationError(name, "unknown field")
     return validator(value)
 
 
-def validate_changes(changes: Mapping[str, object], *, creating: bool) -> dict[str, Any]:
+def validate_changes(
+    changes: Mapping[str, object],
+    *,
+    creating: bool,
+    max_payload_bytes: int = DEFAULT_MAX_DATA_BYTES,
+) -> dict[str, Any]:
     """Validate a create (all required fields present) or an update (at least one field)."""
     unknown = [k for k in changes if k not in WRITABLE]
     if unknown:
@@ -230,7 +242,7 @@ def validate_changes(changes: Mapping[str, object], *, creating: bool) -> dict[s
     for name, value in changes.items():
         if value is None and name not in ("description", "catch_up_ms", "payload"):
             raise ValidationError(name, "must not be null")
-        clean[name] = validate_field(name, value)
+        clean[name] = validate_field(name, value, max_payload_bytes=max_payload_bytes)
     return clean
 
 

@@ -82,13 +82,40 @@ async def _corral_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(redact_text(str(exc))), status_code=status)
 
 
+def _is_json(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` type, parameters ignored (as FastAPI decides)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _not_json(request: Request, errors: list[dict[str, Any]]) -> JSONResponse | None:
+    """415 when the body was refused because its declared Content-Type is not JSON: FastAPI
+    then hands the raw bytes to validation, whose "not an object" would name no field."""
+    content_type = request.headers.get("content-type")
+    if content_type is None or _is_json(content_type):
+        return None
+    if not any(tuple(e.get("loc", ()))[:1] == ("body",) for e in errors):
+        return None
+    shown = content_type[:100]
+    return JSONResponse(
+        error_body(f"Content-Type must be application/json, got {shown!r}"), status_code=415
+    )
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     if not isinstance(exc, RequestValidationError):  # pragma: no cover
         raise exc
+    unsupported = _not_json(request, list(exc.errors()))
+    if unsupported is not None:
+        return unsupported
     # An unknown field explains the rest ("handler_name" sent instead of "handlerName"): first.
     errors = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
     first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": ""}
     where = first.get("loc", ())
+    if tuple(where) == ("body",) and first.get("type") == "missing":
+        return JSONResponse(error_body("body: required", "body"), status_code=422)
     loc = [str(part) for part in where if part not in ("body", "query", "path")]
     if where and where[0] == "path":
         loc = [PATH_NAMES.get(loc[0], loc[0])] if loc else loc

@@ -36,10 +36,6 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def _declared_length(scope: Scope) -> int:
     for name, value in scope.get("headers", []):
         if name == b"content-length":
@@ -51,7 +47,12 @@ def _declared_length(scope: Scope) -> int:
 
 
 class BodyLimit:
-    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while streaming."""
+    """Refuse bodies over ``max_bytes`` with 413, by Content-Length or while streaming.
+
+    A streamed body (no Content-Length) is cut off where it passes the limit: the 413 is sent
+    then, and the app is told the client went away, so it stops reading and whatever it answers
+    is dropped (rather than the app turning the cut-off into a 400 "error parsing the body").
+    """
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -61,38 +62,43 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if _declared_length(scope) > self.max_bytes:
-            await self._reject(send)
+        declared = _declared_length(scope)
+        if declared > self.max_bytes:
+            await self._reject(send, f"request body is {declared} bytes")
             return
         seen = 0
         started = False
+        cut_off = False
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, cut_off
+            if cut_off:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    cut_off = True
+                    if not started:
+                        await self._reject(send, f"request body is at least {seen} bytes")
+                    return {"type": "http.disconnect"}
             return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if cut_off:
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._reject(send)
+        await self.app(scope, limited_receive, tracking_send)
 
-    async def _reject(self, send: Send) -> None:
+    async def _reject(self, send: Send, what: str) -> None:
         body: dict[str, Any] = {
-            "error": {"field": None, "message": f"request body over {self.max_bytes} bytes"}
+            "error": {"field": None, "message": f"{what}; the limit is {self.max_bytes} bytes"}
         }
-        data = json.dumps(body).encode()
+        data = json.dumps(body, separators=(",", ":")).encode()
         await send(
             {
                 "type": "http.response.start",

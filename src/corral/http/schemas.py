@@ -140,7 +140,9 @@ class CronPreviewOut(Out):
 # -- queues, jobs and health (routes/queues.py, jobs.py, health.py) ---------------------------
 class JobCreate(Body):
     name: StrictStr = Field(description="the handler's name")
-    data: dict[str, Any] | None = Field(default=None, description="a JSON object, <= 256 KiB")
+    data: dict[str, Any] | None = Field(
+        default=None, description="a JSON object, at most CORRAL_MAX_JOB_DATA_BYTES serialized"
+    )
     options: dict[str, Any] | None = Field(
         default=None,
         description="priority, category, timeout, delay, attempts, backoff, jobId, "
@@ -167,6 +169,12 @@ class JobOut(Out):
     processed_at: datetime | None
     finished_at: datetime | None
     options: dict[str, Any]
+    truncated: list[str] = Field(
+        default_factory=list,
+        description="in a list, the fields left out because they are large: 'data', 'result' "
+        "or 'progress' (null here) and 'failedReason' (cut short); "
+        "GET /api/admin/jobs/{id} returns them whole",
+    )
 
 
 class JobDetailOut(JobOut):

@@ -117,3 +117,9 @@ async def progress_sync_misused(job: Job) -> str:
     """An async handler calling the sync variant: a clear error, not a hang."""
     job.update_progress_sync(50)
     return "unreachable"
+
+
+@job_handler
+async def echo(job: Job) -> dict[str, Any]:
+    """Return the job's data as its result."""
+    return dict(job.data)

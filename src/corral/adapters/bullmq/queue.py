@@ -18,7 +18,7 @@ from corral.adapters.bullmq import keys
 from corral.adapters.bullmq.connection import unavailable
 from corral.adapters.bullmq.fires import FireGate
 from corral.adapters.bullmq.mapping import from_bullmq_priority, to_bullmq_options
-from corral.core.jobs import JobSpec
+from corral.core.jobs import JobSpec, is_job_id
 from corral.errors import CorralError, JobNotFound
 
 STATES = (
@@ -113,6 +113,7 @@ class BullQueue:
         return len(removed)
 
     async def get_job(self, job_id: str) -> JobInfo:
+        _known(job_id)
         async with self._guard():
             # State first: the finishing script updates the hash and the state atomically, so a
             # hash read after a "failed" state is guaranteed to carry the failure.
@@ -123,6 +124,7 @@ class BullQueue:
         return _job_info(job, str(state))
 
     async def retry_job(self, job_id: str) -> None:
+        _known(job_id)
         async with self._guard():
             job = await self._queue.getJob(job_id)
             if job is None:
@@ -130,6 +132,7 @@ class BullQueue:
             await job.retry("failed")
 
     async def remove_job(self, job_id: str) -> None:
+        _known(job_id)
         async with self._guard():
             removed = await self._queue.remove(job_id)
         if not removed:
@@ -160,6 +163,7 @@ class BullQueue:
     async def job_logs(self, job_id: str, *, limit: int) -> tuple[list[str], int]:
         """The newest ``limit`` lines a job's handler logged (oldest first) and how many it
         logged in all (BullMQ keeps them in a list beside the job hash)."""
+        _known(job_id)
         key = f"{self.prefix}:{self.name}:{job_id}:logs"
         async with self._guard():
             async with self.client.pipeline(transaction=False) as pipe:
@@ -219,6 +223,13 @@ class BullQueue:
 
     async def close(self) -> None:
         await self._queue.close()
+
+
+def _known(job_id: str) -> None:
+    """Refuse, before any Redis call, an id no job can have: BullMQ builds key names from ids,
+    so ``meta`` or ``x:events`` would read (or remove) one of the queue's own keys."""
+    if not is_job_id(job_id):
+        raise JobNotFound(job_id if len(job_id) <= 130 else job_id[:128] + "...")
 
 
 def _job_info(job: Any, state: str) -> JobInfo:

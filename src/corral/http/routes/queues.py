@@ -9,6 +9,7 @@ and its errors name them so (``options.removeOnComplete.count``).
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final
@@ -40,6 +41,11 @@ from corral.services.monitoring import MAX_THROUGHPUT_MINUTES
 
 router = APIRouter(tags=["queues"])
 Manager = Annotated[JobQueueManager, Depends(get_manager)]
+
+#: In a job list, a job's data, result or progress larger than this (as JSON) is left out.
+LIST_VALUE_MAX_BYTES: Final = 4096
+#: In a job list, a longer failure reason is cut to this many characters.
+LIST_TEXT_MAX_CHARS: Final = 1000
 
 #: camelCase option name (JSON) -> add_job keyword.
 OPTION_KEYS: Final = {to_camel(name): name for name in sorted(OPTION_NAMES)}
@@ -145,7 +151,33 @@ async def list_jobs(
 ) -> Page[JobOut]:
     """Finished jobs newest first; the others in the order they will run."""
     jobs, total = await qm.list_jobs(state.value, limit=limit, offset=offset)
-    return Page[JobOut](items=[job_out(j) for j in jobs], total=total, limit=limit, offset=offset)
+    items = [list_item(job_out(j)) for j in jobs]
+    return Page[JobOut](items=items, total=total, limit=limit, offset=offset)
+
+
+def _json_bytes(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode())
+
+
+def list_item(job: JobOut) -> JobOut:
+    """``job`` as a list shows it: each of data, result and progress over
+    :data:`LIST_VALUE_MAX_BYTES` is null, and the failure reason is cut to
+    :data:`LIST_TEXT_MAX_CHARS`; ``truncated`` names what was left out. A page of 500 jobs
+    with megabytes of data each stays a few MB; the job's own route returns it whole."""
+    changes: dict[str, Any] = {}
+    truncated = []
+    for name in ("data", "result", "progress"):
+        value = getattr(job, name)
+        if value is not None and _json_bytes(value) > LIST_VALUE_MAX_BYTES:
+            changes[name] = None
+            truncated.append(name)
+    reason = job.failed_reason
+    if reason is not None and len(reason) > LIST_TEXT_MAX_CHARS:
+        changes["failed_reason"] = reason[:LIST_TEXT_MAX_CHARS] + "…"
+        truncated.append("failedReason")
+    if not truncated:
+        return job
+    return job.model_copy(update={**changes, "truncated": truncated})
 
 
 def _camel_path(path: str) -> str:

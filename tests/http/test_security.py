@@ -16,6 +16,7 @@ from corral.http.app import create_app
 from corral.settings import CorralSettings
 
 TOKEN = "s3cret-admin-token"  # noqa: S105 - a test value
+LONG_TOKEN = "l0ng-admin-token-for-production-0123456789"  # noqa: S105 - a test value
 OPEN_PATHS = {"/health", "/health/ready", "/metrics", "/api/openapi.json"}
 SAMPLE = {"id": "00000000-0000-4000-8000-000000000000", "name": "corral", "job_id": "x1"}
 
@@ -79,6 +80,25 @@ async def test_no_token_configured_fails_closed(settings: CorralSettings) -> Non
 def test_production_without_a_token_refuses_to_start(settings: CorralSettings) -> None:
     with pytest.raises(ConfigurationError, match="CORRAL_ADMIN_TOKEN"):
         create_app(settings.model_copy(update={"environment": "production"}))
+
+
+@pytest.mark.parametrize("environment", ["test", "staging", "production"])
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"admin_token": SecretStr("CANARY-short")},
+        {"admin_token": SecretStr(" " * 40)},
+        {"admin_token": SecretStr(LONG_TOKEN), "metrics_token": SecretStr("CANARY-short")},
+    ],
+)
+def test_weak_token_outside_development_refuses_to_start(
+    settings: CorralSettings, environment: str, update: dict[str, Any]
+) -> None:
+    """Settings built in code (not read from the environment) get the same check."""
+    weak = settings.model_copy(update={"environment": environment, **update})
+    with pytest.raises(ConfigurationError, match="at least 32 characters") as info:
+        create_app(weak)
+    assert "CANARY" not in str(info.value)
 
 
 async def test_security_headers_and_json(app_client: tuple[Any, httpx.AsyncClient]) -> None:

@@ -66,11 +66,12 @@ async def test_login_sets_a_strict_httponly_cookie(browser: httpx.AsyncClient) -
     assert session.json() == {"csrfToken": answer.json()["csrfToken"]}
 
 
-async def test_production_cookie_is_secure(settings: Any) -> None:
+@pytest.mark.parametrize("environment", ["test", "staging", "production"])
+async def test_cookie_is_secure_outside_development(settings: Any, environment: str) -> None:
     from corral.http.app import create_app
     from tests.http.conftest import admin_settings
 
-    app = create_app(admin_settings(settings, environment="production"))
+    app = create_app(admin_settings(settings, environment=environment))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         answer = await c.post("/dashboard/login", json={"token": ADMIN_TOKEN})
         assert "Secure" in answer.headers["set-cookie"]

@@ -62,7 +62,7 @@ async def login(body: LoginIn, request: Request) -> JSONResponse:
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.app.state.settings.environment == "production",
+        secure=sessions.cookie_secure(request),
     )
     return answer
 
@@ -81,7 +81,13 @@ async def logout(request: Request) -> Response:
         sessions.authenticate(request)  # a live session is ended only with its CSRF token
         sessions.store_of(request).delete(request.cookies.get(sessions.COOKIE))
     answer = Response(status_code=204, headers=NO_STORE)
-    answer.delete_cookie(sessions.COOKIE, path="/", httponly=True, samesite="strict")
+    answer.delete_cookie(
+        sessions.COOKIE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=sessions.cookie_secure(request),
+    )
     return answer
 
 

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from corral.http.app import create_app
 from corral.settings import CorralSettings
 
-ADMIN_TOKEN = "http-tests-admin-token-long-enough-for-prod"  # noqa: S105 - a test value
+ADMIN_TOKEN = "http-tests-admin-token"  # noqa: S105 - a test value
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 

@@ -27,7 +27,10 @@ def _concrete(path: str) -> str:
 
 @pytest.fixture
 async def app_client(settings: CorralSettings) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    app = create_app(settings.model_copy(update={"admin_token": SecretStr(TOKEN)}))
+    # Every route gets a wrong token from one address here; the lockout that would answer 429
+    # after a few has its own tests (tests/http/test_hardening_processes.py).
+    update = {"admin_token": SecretStr(TOKEN), "auth_max_failures": 10_000}
+    app = create_app(settings.model_copy(update=update))
     await app.state.scheduler._rt.migrate()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         yield app, c

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -176,7 +177,7 @@ def impatient_api(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
     """One server for the slow-client tests: a 0.5 s read timeout, 1 KiB of headers at most."""
     with api_process(
         redis_url,
-        "impatient",
+        f"t{uuid.uuid4().hex[:12]}",  # nothing is enqueued: no keys to clean up
         tmp_path_factory.mktemp("impatient"),
         CORRAL_API_READ_TIMEOUT="0.5",
         CORRAL_API_MAX_HEADER_BYTES="1024",

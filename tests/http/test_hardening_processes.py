@@ -174,13 +174,15 @@ def _cut_off(sock: socket.socket) -> bytes:
 
 @pytest.fixture(scope="module")
 def impatient_api(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    """One server for the slow-client tests: a 0.5 s read timeout, 1 KiB of headers at most."""
+    """One server for the slow-client tests: a 0.5 s read timeout, 1 KiB of headers at most,
+    and a keep-alive timeout long enough that it cannot be what closes a connection."""
     with api_process(
         redis_url,
         f"t{uuid.uuid4().hex[:12]}",  # nothing is enqueued: no keys to clean up
         tmp_path_factory.mktemp("impatient"),
         CORRAL_API_READ_TIMEOUT="0.5",
         CORRAL_API_MAX_HEADER_BYTES="1024",
+        CORRAL_API_KEEPALIVE_TIMEOUT="60",
     ) as api:
         yield api
 
@@ -219,6 +221,14 @@ def test_half_sent_body_is_cut_off(impatient_api: Api) -> None:
         sock.sendall(head + b'{"token": "')
         answer = _cut_off(sock)
     assert answer == b"" or answer.startswith(b"HTTP/1.1 408 "), answer
+
+
+def test_half_sent_pipelined_request_is_cut_off(impatient_api: Api) -> None:
+    with _connect(impatient_api.port) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HT")
+        answer = _cut_off(sock)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert answer.count(b"HTTP/1.1 ") == 1 or b"HTTP/1.1 408 " in answer
 
 
 def test_complete_requests_are_served(impatient_api: Api) -> None:

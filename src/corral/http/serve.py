@@ -74,10 +74,11 @@ class _ReadDeadlineProtocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]:
+        idle = self.conn.their_state is h11.IDLE and not self.conn.trailing_data[0]
+        if idle or self.conn.their_state not in _READING:
             self._disarm()  # idle between requests: uvicorn's keep-alive timeout applies
-        elif self.conn.their_state not in _READING:
-            self._disarm()
+        else:
+            self._arm()  # part of a pipelined request, or the rest of a body, is on its way
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

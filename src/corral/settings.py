@@ -6,7 +6,7 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from corral.core.redaction import redact_url
@@ -18,6 +18,10 @@ LEVELS = ("debug", "info", "warning", "error", "critical")
 _HOST_PATTERN = re.compile(r"\*|(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\]", re.IGNORECASE)
 
 Environment = Literal["development", "test", "staging", "production"]
+
+#: Outside development a bearer token shorter than this is refused at start-up: it must not be
+#: guessable online, even at the rate the failed-authentication limit allows.
+MIN_TOKEN_CHARS = 32
 
 
 class CorralSettings(BaseSettings):
@@ -81,6 +85,24 @@ class CorralSettings(BaseSettings):
     shutdown_timeout_ms: int = Field(
         default=30_000, validation_alias="CORRAL_SHUTDOWN_TIMEOUT_MS", ge=0, le=3_600_000
     )
+    auth_max_failures: int = Field(
+        default=10, validation_alias="CORRAL_AUTH_MAX_FAILURES", ge=1, le=100_000
+    )
+    auth_failure_window_s: int = Field(
+        default=300, validation_alias="CORRAL_AUTH_FAILURE_WINDOW", ge=1, le=86_400
+    )
+    api_read_timeout_s: float = Field(
+        default=15.0, validation_alias="CORRAL_API_READ_TIMEOUT", ge=0.1, le=600
+    )
+    api_keepalive_timeout_s: int = Field(
+        default=5, validation_alias="CORRAL_API_KEEPALIVE_TIMEOUT", ge=1, le=600
+    )
+    api_max_connections: int = Field(
+        default=200, validation_alias="CORRAL_API_MAX_CONNECTIONS", ge=1, le=100_000
+    )
+    api_max_header_bytes: int = Field(
+        default=16 * 1024, validation_alias="CORRAL_API_MAX_HEADER_BYTES", ge=1024, le=1024 * 1024
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -113,6 +135,13 @@ class CorralSettings(BaseSettings):
         if ":" in value or not value.isprintable() or value != value.strip():
             raise ValueError("must not contain ':', spaces at the ends or control characters")
         return value
+
+    @model_validator(mode="after")
+    def _strong_tokens(self) -> CorralSettings:
+        problem = token_problem(self)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
 
     @property
     def handler_packages(self) -> list[str]:
@@ -155,6 +184,25 @@ def check_redis_url(url: str) -> None:
         raise ValueError(f"database must be a number 0-15, got {db!r}")
 
 
+def token_problem(settings: CorralSettings) -> str | None:
+    """Why the bearer tokens are unfit for ``settings.environment`` ("VARIABLE: problem", never
+    the value), or None. Outside development a token must be long and not padded with spaces (a
+    padded token is usually a copy-paste accident, and the server strips what clients send)."""
+    if settings.environment == "development":
+        return None
+    for variable, secret in (
+        ("CORRAL_ADMIN_TOKEN", settings.admin_token),
+        ("CORRAL_METRICS_TOKEN", settings.metrics_token),
+    ):
+        token = secret.get_secret_value() if secret is not None else ""
+        if token and (len(token) < MIN_TOKEN_CHARS or token != token.strip()):
+            return (
+                f"{variable}: must be at least {MIN_TOKEN_CHARS} characters without spaces at "
+                f"the ends when CORRAL_ENV={settings.environment} (e.g. openssl rand -hex 32)"
+            )
+    return None
+
+
 _ALIASES = {
     name: (field.validation_alias if isinstance(field.validation_alias, str) else name)
     for name, field in CorralSettings.model_fields.items()
@@ -167,7 +215,9 @@ def load_settings(**overrides: object) -> CorralSettings:
         return CorralSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
-        loc = str(error["loc"][0]) if error["loc"] else "?"
-        variable = _ALIASES.get(loc, loc)
         message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:  # a check across fields; its message names the variable
+            raise ConfigurationError(message) from None
+        loc = str(error["loc"][0])
+        variable = _ALIASES.get(loc, loc)
         raise ConfigurationError(f"{variable}: {message}") from None

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from corral.settings import MIN_TOKEN_CHARS
 from tests.support.processes import free_port
 
 CORRAL = str(Path(sys.executable).parent / "corral")
@@ -71,6 +72,7 @@ def test_dev_runs_everything_and_stops_cleanly(tmp_path: Path) -> None:
                     token = match.group(1)
             time.sleep(0.1)
         assert token, "".join(lines)
+        assert len(token) >= MIN_TOKEN_CHARS  # the generated token would pass outside development
         redis_children = [
             p
             for p in _children(proc.pid)

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from corral.http.dashboard import routes as dashboard_routes
 from tests.http.conftest import ADMIN_TOKEN
@@ -66,13 +67,17 @@ async def test_login_sets_a_strict_httponly_cookie(browser: httpx.AsyncClient) -
     assert session.json() == {"csrfToken": answer.json()["csrfToken"]}
 
 
-async def test_production_cookie_is_secure(settings: Any) -> None:
+@pytest.mark.parametrize("environment", ["test", "staging", "production"])
+async def test_cookie_is_secure_outside_development(settings: Any, environment: str) -> None:
     from corral.http.app import create_app
     from tests.http.conftest import admin_settings
 
-    app = create_app(admin_settings(settings, environment="production"))
+    token = "a-token-long-enough-outside-development"  # noqa: S105 - a test value
+    app = create_app(
+        admin_settings(settings, environment=environment, admin_token=SecretStr(token))
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        answer = await c.post("/dashboard/login", json={"token": ADMIN_TOKEN})
+        answer = await c.post("/dashboard/login", json={"token": token})
         assert "Secure" in answer.headers["set-cookie"]
     await app.state.manager.graceful_shutdown(0)
     await app.state.scheduler.close()

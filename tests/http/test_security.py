@@ -19,6 +19,7 @@ TOKEN = "s3cret-admin-token"  # noqa: S105 - a test value
 OPEN_PATHS = {"/health", "/health/ready"}  # status only without the token
 #: Routes outside the published schema that need the token as well.
 UNPUBLISHED = [("GET", "/api/openapi.json")]
+LONG_TOKEN = "l0ng-admin-token-for-production-0123456789"  # noqa: S105 - a test value
 SAMPLE = {"id": "00000000-0000-4000-8000-000000000000", "name": "corral", "job_id": "x1"}
 
 
@@ -28,7 +29,10 @@ def _concrete(path: str) -> str:
 
 @pytest.fixture
 async def app_client(settings: CorralSettings) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    app = create_app(settings.model_copy(update={"admin_token": SecretStr(TOKEN)}))
+    # Every route gets a wrong token from one address here; the lockout that would answer 429
+    # after a few has its own tests (tests/http/test_hardening_processes.py).
+    update = {"admin_token": SecretStr(TOKEN), "auth_max_failures": 10_000}
+    app = create_app(settings.model_copy(update=update))
     await app.state.scheduler._rt.migrate()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         yield app, c
@@ -82,6 +86,25 @@ async def test_no_token_configured_fails_closed(settings: CorralSettings) -> Non
 def test_production_without_a_token_refuses_to_start(settings: CorralSettings) -> None:
     with pytest.raises(ConfigurationError, match="CORRAL_ADMIN_TOKEN"):
         create_app(settings.model_copy(update={"environment": "production"}))
+
+
+@pytest.mark.parametrize("environment", ["test", "staging", "production"])
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"admin_token": SecretStr("CANARY-short")},
+        {"admin_token": SecretStr(" " * 40)},
+        {"admin_token": SecretStr(LONG_TOKEN), "metrics_token": SecretStr("CANARY-short")},
+    ],
+)
+def test_weak_token_outside_development_refuses_to_start(
+    settings: CorralSettings, environment: str, update: dict[str, Any]
+) -> None:
+    """Settings built in code (not read from the environment) get the same check."""
+    weak = settings.model_copy(update={"environment": environment, **update})
+    with pytest.raises(ConfigurationError, match="at least 32 characters") as info:
+        create_app(weak)
+    assert "CANARY" not in str(info.value)
 
 
 async def test_security_headers_and_json(app_client: tuple[Any, httpx.AsyncClient]) -> None:

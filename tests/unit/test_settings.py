@@ -198,3 +198,41 @@ def test_bad_allowed_hosts_are_named(monkeypatch: pytest.MonkeyPatch, value: str
     message = str(_error(monkeypatch, CORRAL_ALLOWED_HOSTS=value))
     assert message.startswith("CORRAL_ALLOWED_HOSTS: ")
     assert f"{value!r} is not a host name" in message
+
+
+LONG = "L" * 32
+
+
+@pytest.mark.parametrize("env", ["test", "staging", "production"])
+@pytest.mark.parametrize("variable", ["CORRAL_ADMIN_TOKEN", "CORRAL_METRICS_TOKEN"])
+@pytest.mark.parametrize(
+    "value",
+    ["x", " ", " " * 40, "CANARY-short", "C" * 31, f" {CANARY}{LONG}", f"{CANARY}{LONG}\n"],
+)
+def test_weak_tokens_are_refused_outside_development(
+    monkeypatch: pytest.MonkeyPatch, env: str, variable: str, value: str
+) -> None:
+    others = {"CORRAL_ADMIN_TOKEN": LONG} if variable != "CORRAL_ADMIN_TOKEN" else {}
+    error = _error(monkeypatch, CORRAL_ENV=env, **others, **{variable: value})
+    assert str(error).startswith(f"{variable}: ")
+    assert "32 characters" in str(error)
+    assert "\n" not in str(error)
+    assert "CANARY" not in str(error)
+    assert "C" * 31 not in str(error)
+    assert error.__cause__ is None
+
+
+@pytest.mark.parametrize("value", ["x", " padded-dev-token "])
+def test_development_accepts_any_token(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("CORRAL_ADMIN_TOKEN", value)
+    monkeypatch.setenv("CORRAL_METRICS_TOKEN", value)
+    assert load_settings().environment == "development"
+
+
+def test_long_tokens_are_accepted_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CORRAL_ENV", "production")
+    monkeypatch.setenv("CORRAL_ADMIN_TOKEN", LONG)
+    monkeypatch.setenv("CORRAL_METRICS_TOKEN", "m" * 64)
+    settings = load_settings()
+    assert settings.admin_token is not None
+    assert settings.admin_token.get_secret_value() == LONG

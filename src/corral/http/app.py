@@ -21,7 +21,7 @@ from corral.http.middleware import BodyLimit, SecurityHeaders
 from corral.http.routes import cron, executions, health, jobs, metrics, queues, scheduled_jobs
 from corral.manager import JobQueueManager
 from corral.scheduler import TaskScheduler
-from corral.settings import CorralSettings, load_settings
+from corral.settings import CorralSettings, load_settings, token_problem
 
 
 def create_app(
@@ -31,11 +31,15 @@ def create_app(
     scheduler: TaskScheduler | None = None,
 ) -> FastAPI:
     """Build the app. In production (CORRAL_ENV=production) a missing CORRAL_ADMIN_TOKEN is a
-    start-up error; elsewhere the admin API answers 401 to everything until one is set."""
+    start-up error; elsewhere the admin API answers 401 to everything until one is set. Outside
+    development a token under 32 characters or padded with spaces is a start-up error."""
     settings = settings or load_settings()
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
     if settings.environment == "production" and not token:
         raise ConfigurationError("CORRAL_ADMIN_TOKEN: required when CORRAL_ENV=production")
+    problem = token_problem(settings)  # again: settings built in code skip their validators
+    if problem is not None:
+        raise ConfigurationError(problem)
     qm = manager or JobQueueManager(settings)
     ts = scheduler or TaskScheduler(settings)
 

@@ -21,7 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, StrictStr
 from starlette.exceptions import HTTPException
 
-from corral.http.auth import require_admin
+from corral.http.auth import record_failure, refuse_if_locked_out, require_admin
 from corral.http.dashboard import session as sessions
 
 STATIC: Final = Path(__file__).resolve().parent / "static"
@@ -43,6 +43,7 @@ async def index() -> FileResponse:
 @router.post("/dashboard/login")
 async def login(body: LoginIn, request: Request) -> JSONResponse:
     sessions.check_origin(request)
+    refuse_if_locked_out(request)
     expected: str | None = request.app.state.admin_token
     presented = body.token.strip()
     if (
@@ -50,6 +51,7 @@ async def login(body: LoginIn, request: Request) -> JSONResponse:
         or not presented
         or not hmac.compare_digest(presented.encode(), expected.encode())
     ):
+        record_failure(request, "invalid dashboard login")
         raise HTTPException(401, "invalid token")
     store = sessions.store_of(request)
     store.delete(request.cookies.get(sessions.COOKIE))  # no session fixation
@@ -62,7 +64,7 @@ async def login(body: LoginIn, request: Request) -> JSONResponse:
         path="/",
         httponly=True,
         samesite="strict",
-        secure=request.app.state.settings.environment == "production",
+        secure=sessions.cookie_secure(request),
     )
     return answer
 
@@ -81,7 +83,13 @@ async def logout(request: Request) -> Response:
         sessions.authenticate(request)  # a live session is ended only with its CSRF token
         sessions.store_of(request).delete(request.cookies.get(sessions.COOKIE))
     answer = Response(status_code=204, headers=NO_STORE)
-    answer.delete_cookie(sessions.COOKIE, path="/", httponly=True, samesite="strict")
+    answer.delete_cookie(
+        sessions.COOKIE,
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=sessions.cookie_secure(request),
+    )
     return answer
 
 

@@ -91,6 +91,12 @@ def current(request: Request) -> Session | None:
     return store_of(request).get(request.cookies.get(COOKIE))
 
 
+def cookie_secure(request: Request) -> bool:
+    """The session cookie is ``Secure`` everywhere but in development: outside a developer's
+    machine it must never travel over plain HTTP (browsers accept Secure on http://localhost)."""
+    return bool(request.app.state.settings.environment != "development")
+
+
 def own_origin(request: Request) -> str:
     return f"{request.url.scheme}://{request.url.netloc}"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from importlib.metadata import version as package_version
 from typing import Annotated, NoReturn
 
 import click
@@ -23,6 +24,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click itself suggests the closest command; typer's own suggestion would repeat it.
+    suggest_commands=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -102,8 +107,10 @@ def worker(
 def scheduler(
     queue: Annotated[str | None, typer.Option(help="Queue name (default CORRAL_QUEUE).")] = None,
 ) -> None:
-    """Fire the scheduled jobs of the database until SIGTERM/SIGINT. Run several for HA: each
-    tick is enqueued exactly once whichever replica fires it."""
+    """Fire the scheduled jobs of the database until SIGTERM/SIGINT.
+
+    Run several for HA: each tick is enqueued exactly once whichever replica fires it.
+    """
     settings = _settings()
     from corral.scheduler import TaskScheduler
     from corral.worker import StopSignal
@@ -182,8 +189,11 @@ def dev(
         str, typer.Option(help="Where the private Redis keeps its files.")
     ] = ".corral",
 ) -> None:
-    """Run Corral all-in-one for development: a private Redis (unless REDIS_URL is set), a
-    worker with the example handlers, and the seed's example jobs."""
+    """Run Corral all-in-one for development, keeping its state under .corral/.
+
+    A private Redis (unless REDIS_URL is set), a scheduler, a worker with the example handlers,
+    the API and dashboard, and the seed's example jobs.
+    """
     import os
     from pathlib import Path
 
@@ -198,10 +208,35 @@ def dev(
         _die(str(exc))
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        typer.echo(f"corral {package_version('corral')}")
+        ctx.exit(0)
+
+
+def _with_version(command: click.Command) -> click.Command:
+    """``--version`` on the top level and on every command (typer offers it on none)."""
+    command.params.append(
+        click.Option(
+            ["--version"],
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_print_version,
+            help="Show the version and exit.",
+        )
+    )
+    if isinstance(command, click.Group):
+        for child in command.commands.values():
+            _with_version(child)
+    return command
+
+
 def main() -> None:
     """Entry point. Usage errors are one line on stderr and exit code 2."""
+    cli = _with_version(typer.main.get_command(app))
     try:
-        code = app(standalone_mode=False)
+        code = cli.main(prog_name="corral", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError:
         sys.exit(2)  # click has printed the help
     except click.UsageError as exc:

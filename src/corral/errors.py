@@ -12,6 +12,7 @@
     │   ├── DuplicateHandler        two handlers claim one name (names both modules)
     │   └── HandlerDiscoveryError   the handlers package (or one module) failed to import
     ├── BrokerUnavailable           Redis cannot be reached (host:port, no password)
+    │   └── BrokerAuthenticationFailed  Redis refused the password (also a ConfigurationError)
     ├── JobNotFound                 no job with that id in the queue
     ├── ScheduleNotFound            no scheduled job with that id
     ├── StoreUnavailable (ConnectionError)  the database is unreachable (no password shown)
@@ -76,6 +77,11 @@ class HandlerDiscoveryError(HandlerError):
 
 class BrokerUnavailable(CorralError, ConnectionError):
     """Redis is not reachable. The message carries host:port and never the password."""
+
+
+class BrokerAuthenticationFailed(BrokerUnavailable, ConfigurationError):
+    """Redis refused the password (or wants one): waiting will not help, so processes stop at
+    start-up. Still a BrokerUnavailable for code that serves requests meanwhile."""
 
 
 class JobNotFound(CorralError, LookupError):

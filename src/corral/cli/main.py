@@ -145,16 +145,18 @@ def api(
     from corral.http.app import create_app
     from corral.http.serve import serve_until_signal
 
-    try:
+    async def run() -> None:
         application = create_app(settings)
-        asyncio.run(
-            serve_until_signal(
-                application,
-                host=host or settings.api_host,
-                port=port or settings.api_port,
-                log_level=settings.log_level,
-            )
+        await application.state.manager.check_redis_password()
+        await serve_until_signal(
+            application,
+            host=host or settings.api_host,
+            port=port or settings.api_port,
+            log_level=settings.log_level,
         )
+
+    try:
+        asyncio.run(run())
     except CorralError as exc:
         _die(str(exc))
 

@@ -17,12 +17,12 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from corral.core.redaction import redact_text
-from corral.errors import BrokerUnavailable
+from corral.errors import BrokerAuthenticationFailed, BrokerUnavailable
 
 SOCKET_TIMEOUT_S = 15.0  # > bullmq's 10 s maximum block time
 
@@ -61,7 +61,16 @@ def make_client(
     )
 
 
+def refused_password(exc: BaseException) -> bool:
+    """Redis answered, but not to us: a wrong or missing password (WRONGPASS, NOAUTH)."""
+    return isinstance(exc, AuthenticationError) or (
+        isinstance(exc, ResponseError) and str(exc).startswith(("WRONGPASS", "NOAUTH"))
+    )
+
+
 def unavailable(url: str, exc: BaseException) -> BrokerUnavailable:
+    if refused_password(exc):
+        return BrokerAuthenticationFailed(f"Redis refused the password for {where(url)}")
     detail = redact_text(str(exc)) or type(exc).__name__
     return BrokerUnavailable(f"Redis not reachable at {where(url)}: {detail}")
 

@@ -6,6 +6,7 @@ the ``corral scheduler`` processes' job) and closes them on shutdown.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -21,6 +22,8 @@ from corral.manager import JobQueueManager
 from corral.scheduler import TaskScheduler
 from corral.settings import CorralSettings, load_settings
 
+logger = logging.getLogger(__name__)
+
 
 def create_app(
     settings: CorralSettings | None = None,
@@ -34,6 +37,12 @@ def create_app(
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
     if settings.environment == "production" and not token:
         raise ConfigurationError("CORRAL_ADMIN_TOKEN: required when CORRAL_ENV=production")
+    if not token:
+        logger.warning(
+            "CORRAL_ADMIN_TOKEN is not set: the admin API and dashboard refuse every request "
+            "until it is",
+            extra={"event": "api.no_admin_token"},
+        )
     qm = manager or JobQueueManager(settings)
     ts = scheduler or TaskScheduler(settings)
 

@@ -16,6 +16,10 @@ from starlette.exceptions import HTTPException
 from corral.http.dashboard import session as dashboard_session
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+#: The 401 of a server started without a token: no token can pass, so say what to fix.
+UNCONFIGURED_MESSAGE = (
+    "this server has no admin token configured: set CORRAL_ADMIN_TOKEN and restart it"
+)
 
 
 def _presented(request: Request) -> str | None:
@@ -27,12 +31,14 @@ def _presented(request: Request) -> str | None:
 
 
 def check_token(request: Request, expected: str | None) -> None:
+    if not expected:
+        raise HTTPException(401, UNCONFIGURED_MESSAGE, headers=_CHALLENGE)
     token = _presented(request)
     if token is None:
         raise HTTPException(
             401, "authentication required: send 'Authorization: Bearer <token>'", headers=_CHALLENGE
         )
-    if not expected or not hmac.compare_digest(token.encode(), expected.encode()):
+    if not hmac.compare_digest(token.encode(), expected.encode()):
         raise HTTPException(401, "invalid token", headers=_CHALLENGE)
 
 

@@ -6,6 +6,7 @@ Errors are one line on stderr naming the flag or variable, with exit code 2 (usa
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from importlib.metadata import version as package_version
 from typing import Annotated, NoReturn
@@ -39,6 +40,15 @@ def _root() -> None:
 def _die(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"corral: {redact_text(message)}", err=True)
     raise typer.Exit(code)
+
+
+def _import_from_here() -> None:
+    """Let ``--handlers shop`` find ``./shop`` without PYTHONPATH, as Celery, RQ and arq do (a
+    console script's sys.path holds its own folder, not the current one). Appended, so a
+    folder named like an installed package never shadows it."""
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.append(here)
 
 
 def _settings() -> CorralSettings:
@@ -77,6 +87,7 @@ def worker(
     _positive("--limiter-duration", limiter_duration, 86_400_000)
     if (limiter_max is None) != (limiter_duration is None):
         _die("--limiter-max and --limiter-duration must be given together", 2)
+    _import_from_here()
     settings = _settings()
     packages = (
         [p.strip() for p in handlers.split(",") if p.strip()]
@@ -111,6 +122,7 @@ def scheduler(
 
     Run several for HA: each tick is enqueued exactly once whichever replica fires it.
     """
+    _import_from_here()
     settings = _settings()
     from corral.scheduler import TaskScheduler
     from corral.worker import StopSignal
@@ -141,6 +153,7 @@ def api(
     """Serve the admin REST API, /health and /metrics."""
     if port is not None and not 1 <= port <= 65535:
         _die(f"--port: must be between 1 and 65535, got {port}", 2)
+    _import_from_here()
     settings = _settings()
     from corral.http.app import create_app
     from corral.http.serve import serve_until_signal
@@ -201,6 +214,7 @@ def dev(
 
     from corral.dev import run_dev
 
+    _import_from_here()
     settings = _settings()
     try:
         asyncio.run(

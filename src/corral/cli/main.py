@@ -60,6 +60,10 @@ def _settings() -> CorralSettings:
     return settings
 
 
+def _packages(flag: str) -> list[str]:
+    return [p.strip() for p in flag.split(",") if p.strip()]
+
+
 def _positive(name: str, value: int | None, high: int) -> None:
     if value is not None and not 1 <= value <= high:
         _die(f"{name}: must be between 1 and {high}, got {value}", 2)
@@ -89,11 +93,7 @@ def worker(
         _die("--limiter-max and --limiter-duration must be given together", 2)
     _import_from_here()
     settings = _settings()
-    packages = (
-        [p.strip() for p in handlers.split(",") if p.strip()]
-        if handlers is not None
-        else settings.handler_packages
-    )
+    packages = _packages(handlers) if handlers is not None else settings.handler_packages
     if not packages:
         _die("--handlers: no handlers package given (set CORRAL_HANDLERS or pass --handlers)", 2)
     from corral.worker import run_worker
@@ -200,26 +200,57 @@ def db_upgrade() -> None:
 
 @app.command()
 def dev(
+    handlers: Annotated[
+        str | None,
+        typer.Option(
+            help="Your handlers package(s), comma-separated (default CORRAL_HANDLERS; "
+            "without either, the examples)."
+        ),
+    ] = None,
+    examples: Annotated[
+        bool,
+        typer.Option(
+            help="Add the example jobs and schedules (only when their handlers are registered: "
+            "by default, or with corral.examples.handlers in --handlers)."
+        ),
+    ] = True,
+    host: Annotated[
+        str | None, typer.Option(help="API bind address (default CORRAL_API_HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="API port (default CORRAL_API_PORT).")] = None,
     folder: Annotated[
-        str, typer.Option(help="Where the private Redis keeps its files.")
+        str,
+        typer.Option(
+            help="State folder: the private Redis's data and password, and the SQLite "
+            "database unless DATABASE_URL is set."
+        ),
     ] = ".corral",
 ) -> None:
     """Run Corral all-in-one for development, keeping its state under .corral/.
 
-    A private Redis (unless REDIS_URL is set), a scheduler, a worker with the example handlers,
-    the API and dashboard, and the seed's example jobs.
+    A private Redis (unless REDIS_URL is set), a scheduler, a worker with your handlers (or the
+    examples), the API and dashboard. A restart in the same folder keeps jobs, job ids and
+    schedules, and fires no tick twice. It prints the REDIS_URL your scripts and a second
+    `corral worker` join with.
     """
-    import os
+    if port is not None and not 1 <= port <= 65535:
+        _die(f"--port: must be between 1 and 65535, got {port}", 2)
     from pathlib import Path
 
-    from corral.dev import run_dev
+    from corral.dev import DevOptions, run_dev
 
     _import_from_here()
     settings = _settings()
+    api = {"api_host": host or settings.api_host, "api_port": port or settings.api_port}
+    options = DevOptions(
+        folder=Path(folder),
+        handlers=_packages(handlers) if handlers is not None else settings.handler_packages,
+        examples=examples,
+        redis_from_env="redis_url" in settings.model_fields_set,
+        database_from_env="database_url" in settings.model_fields_set,
+    )
     try:
-        asyncio.run(
-            run_dev(settings, redis_from_env="REDIS_URL" in os.environ, folder=Path(folder))
-        )
+        asyncio.run(run_dev(settings.model_copy(update=api), options))
     except CorralError as exc:
         _die(str(exc))
 

@@ -1,8 +1,11 @@
-"""``corral dev``: everything in one process on embedded defaults, for trying Corral out.
+"""``corral dev``: everything in one process on embedded defaults, for trying Corral out and
+for developing your handlers.
 
-It runs a private Redis (unless REDIS_URL is set), migrates the SQLite database, starts a
-scheduler (creating the example schedules once) and a worker with the example handlers, adds
-the seed's example jobs, and prints what ran. The API and dashboard join it when they land.
+It runs a private Redis (unless REDIS_URL is set) and an SQLite database (unless DATABASE_URL
+is set), both under the state folder (``.corral/``) so a restart keeps jobs, job ids and the
+scheduler's watermarks (no tick fires twice); a scheduler, a worker with your handlers (or the
+examples), the API and dashboard; and, when their handlers are registered, the example
+schedules and the seed's example jobs.
 """
 
 from __future__ import annotations
@@ -10,18 +13,22 @@ from __future__ import annotations
 import logging
 import secrets
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from corral.adapters.embedded import EmbeddedRedis
+from corral.core.handlers import HandlerRegistry
 from corral.core.jobs import JobPriority
 from corral.core.queries import ScheduleQuery
+from corral.core.schedules import ScheduleStatus
 from corral.errors import ConfigurationError
 from corral.http.app import create_app
 from corral.http.serve import EmbeddedServer
 from corral.manager import JobQueueManager
 from corral.scheduler import TaskScheduler
+from corral.services.discovery import discover
 from corral.settings import CorralSettings
 from corral.worker import StopSignal
 
@@ -35,6 +42,8 @@ def _say(message: str) -> None:
 
 
 EXAMPLE_HANDLERS = "corral.examples.handlers"
+#: The handlers the seed's jobs and the example schedules need.
+EXAMPLE_HANDLER_NAMES = frozenset({"example-task", "dataProcessingJob", "batch-task"})
 
 
 async def add_seed_examples(qm: JobQueueManager) -> list[str]:
@@ -57,20 +66,6 @@ async def add_seed_examples(qm: JobQueueManager) -> list[str]:
         ]
     )
     return ids
-
-
-async def run_dev(settings: CorralSettings, *, redis_from_env: bool, folder: Path) -> None:
-    stop = StopSignal()
-    stop.install()
-    if redis_from_env:
-        await _serve(settings, stop)
-        return
-    async with EmbeddedRedis(folder / "redis") as redis:
-        _say(f"corral dev: private Redis on 127.0.0.1:{redis.port} (password-protected)")
-        dev_settings = settings.model_copy(
-            update={"redis_url": type(settings.redis_url)(redis.url)}
-        )
-        await _serve(dev_settings, stop)
 
 
 EXAMPLE_SCHEDULES: list[dict[str, object]] = [
@@ -97,6 +92,19 @@ EXAMPLE_SCHEDULES: list[dict[str, object]] = [
 ]
 
 
+async def pause_example_schedules(scheduler: TaskScheduler) -> int:
+    """Pause the enabled example schedules an earlier run created (they would fail with
+    "handler not registered" once your handlers replace the examples); returns how many."""
+    existing, _ = await scheduler.list(ScheduleQuery(domain="examples", limit=500))
+    names = {fields["name"] for fields in EXAMPLE_SCHEDULES}
+    paused = 0
+    for job in existing:
+        if job.name in names and job.status == ScheduleStatus.ENABLED:
+            await scheduler.set_status(job.id, ScheduleStatus.PAUSED)
+            paused += 1
+    return paused
+
+
 async def ensure_example_schedules(scheduler: TaskScheduler) -> int:
     """Create the example schedules unless schedules with their names exist; returns how many
     were created."""
@@ -110,28 +118,84 @@ async def ensure_example_schedules(scheduler: TaskScheduler) -> int:
     return created
 
 
-async def _serve(settings: CorralSettings, stop: StopSignal) -> None:
-    handlers = settings.handler_packages or [EXAMPLE_HANDLERS]
-    await _run_scheduler_beside(settings, handlers, stop)
+@dataclass(frozen=True, slots=True)
+class DevOptions:
+    """What ``corral dev`` was asked for (the CLI's flags, resolved against the settings)."""
+
+    folder: Path
+    handlers: list[str] = field(default_factory=list)  # empty: the examples
+    examples: bool = True
+    redis_from_env: bool = False
+    database_from_env: bool = False
+
+
+def _database_in(folder: Path) -> str:
+    """The dev SQLite database, in the state folder (created owner-only)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if Path("corral.db").is_file() and not (folder / "corral.db").exists():
+        _say(
+            f"corral dev: the database is now {folder / 'corral.db'}; ./corral.db of an "
+            "earlier version is not used (move it there to keep its schedules)"
+        )
+    return f"sqlite+aiosqlite:///{folder / 'corral.db'}"
+
+
+async def run_dev(settings: CorralSettings, options: DevOptions) -> None:
+    folder = options.folder.resolve()
+    if not options.database_from_env:
+        database = SecretStr(_database_in(folder))
+        settings = settings.model_copy(update={"database_url": database})
+    stop = StopSignal()
+    stop.install()
+    registry = discover(options.handlers or [EXAMPLE_HANDLERS])
+    examples = options.examples and EXAMPLE_HANDLER_NAMES <= set(registry)
+    if options.examples and not examples:
+        _say(
+            "corral dev: no example jobs or schedules: their handlers are not registered "
+            f"(add {EXAMPLE_HANDLERS} to --handlers to have them)"
+        )
+    if options.redis_from_env:
+        await _run_scheduler_beside(settings, registry, examples, stop)
+        return
+    async with EmbeddedRedis(folder / "redis", state=folder / "redis.json") as redis:
+        _say(f"corral dev: private Redis on 127.0.0.1:{redis.port}, data in {folder / 'redis'}")
+        settings = settings.model_copy(update={"redis_url": SecretStr(redis.url)})
+        _say_how_to_join(settings, options)
+        await _run_scheduler_beside(settings, registry, examples, stop)
+
+
+def _say_how_to_join(settings: CorralSettings, options: DevOptions) -> None:
+    """The URLs another shell needs to add jobs or run a second worker. The password is shown:
+    this Redis listens on loopback only and holds development data."""
+    _say("corral dev: your scripts and other workers join with")
+    _say(f"  REDIS_URL={settings.redis_url.get_secret_value()}")
+    if not options.database_from_env:
+        _say(f"  DATABASE_URL={settings.database_url.get_secret_value()}")
 
 
 async def _run_scheduler_beside(
-    settings: CorralSettings, handlers: list[str], stop: StopSignal
+    settings: CorralSettings, registry: HandlerRegistry, examples: bool, stop: StopSignal
 ) -> None:
-    scheduler = TaskScheduler(settings, handlers=handlers)
+    scheduler = TaskScheduler(settings, handlers=registry)
     try:
         await scheduler.initialize(migrate=True)
-        if handlers == [EXAMPLE_HANDLERS]:
+        if examples:
             created = await ensure_example_schedules(scheduler)
             if created:
                 _say(f"corral dev: created {created} example schedules")
+        else:
+            paused = await pause_example_schedules(scheduler)
+            if paused:
+                _say(f"corral dev: paused {paused} example schedules (examples are off)")
         _say(f"corral dev: scheduler running; database {settings.database_url_redacted}")
-        await _run_worker(settings, handlers, stop)
+        await _run_worker(settings, registry, examples, stop)
     finally:
         await scheduler.close()
 
 
-async def _run_worker(settings: CorralSettings, handlers: list[str], stop: StopSignal) -> None:
+async def _run_worker(
+    settings: CorralSettings, registry: HandlerRegistry, examples: bool, stop: StopSignal
+) -> None:
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
     if not token:
         token = secrets.token_urlsafe(24)
@@ -144,27 +208,29 @@ async def _run_worker(settings: CorralSettings, handlers: list[str], stop: StopS
     except OSError as exc:
         raise ConfigurationError(
             f"CORRAL_API_PORT: cannot listen on {settings.api_host}:{settings.api_port} "
-            f"({exc}); set CORRAL_API_PORT to a free port"
+            f"({exc}); set CORRAL_API_PORT or --port to a free port"
         ) from None
     url = f"http://{settings.api_host}:{settings.api_port}/"
     _say(f"corral dev: API and dashboard at {url}  admin token: {token}")
     try:
-        await _work(settings, handlers, stop)
+        await _work(settings, registry, examples, stop)
     finally:
         await server.stop()
 
 
-async def _work(settings: CorralSettings, handlers: list[str], stop: StopSignal) -> None:
+async def _work(
+    settings: CorralSettings, registry: HandlerRegistry, examples: bool, stop: StopSignal
+) -> None:
     qm = JobQueueManager(settings)
     qm.on("completed", lambda e: _say(f"  completed {e.job_id}: {e.data.get('result')}"))
     qm.on("failed", lambda e: _say(f"  failed    {e.job_id}: {e.data.get('error')}"))
     try:
         await qm.start_events()
-        await qm.start_worker(handlers)
-        ids = await add_seed_examples(qm)
+        await qm.start_worker(registry)
+        added = f"; added {len(await add_seed_examples(qm))} example jobs" if examples else ""
         _say(
-            f"corral dev: worker running on queue {qm.queue_name!r}; added {len(ids)} example "
-            "jobs. Ctrl-C to stop."
+            f"corral dev: worker running on queue {qm.queue_name!r} with handlers "
+            f"{', '.join(sorted(registry))}{added}. Ctrl-C to stop."
         )
         await stop.stop.wait()
     finally:

@@ -13,6 +13,7 @@
     │   └── HandlerDiscoveryError   the handlers package (or one module) failed to import
     ├── BrokerUnavailable           Redis cannot be reached (host:port, no password)
     │   └── BrokerPoolExhausted     every pooled connection stayed busy past the pool timeout
+    │   └── BrokerAuthenticationFailed  Redis refused the password (also a ConfigurationError)
     ├── JobNotFound                 no job with that id in the queue
     ├── ScheduleNotFound            no scheduled job with that id
     ├── StoreUnavailable (ConnectionError)  the database is unreachable (no password shown)
@@ -84,6 +85,11 @@ class BrokerPoolExhausted(BrokerUnavailable):
     timeout (more concurrent commands than connections, for too long). A subclass of
     BrokerUnavailable so callers that handle an outage handle this too; the message says what
     it is, so nobody goes looking for a network problem."""
+
+
+class BrokerAuthenticationFailed(BrokerUnavailable, ConfigurationError):
+    """Redis refused the password (or wants one): waiting will not help, so processes stop at
+    start-up. Still a BrokerUnavailable for code that serves requests meanwhile."""
 
 
 class JobNotFound(CorralError, LookupError):

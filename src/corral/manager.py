@@ -119,6 +119,11 @@ class JobQueueManager:
         counts = await (await self._rt.queue()).minute_counts(current - minutes + 1, current)
         return throughput_series(now_ms, minutes, counts)
 
+    async def check_redis_password(self) -> None:
+        """Raise BrokerAuthenticationFailed if Redis refuses the password (an unreachable
+        Redis is not an error here)."""
+        await self._rt.check_redis_password()
+
     async def health_check(self) -> HealthReport:
         try:
             latency = await self._rt.ping()

@@ -27,7 +27,7 @@ from corral.adapters.sql.schedule_store import SqlScheduleStore
 from corral.core.events import EVENT_NAMES, QueueEvent
 from corral.core.handlers import HandlerRegistry
 from corral.core.ports import JobLifecycle
-from corral.errors import StoreUnavailable
+from corral.errors import BrokerAuthenticationFailed, BrokerUnavailable, StoreUnavailable
 from corral.services.discovery import discover
 from corral.services.execution import Executor
 from corral.services.execution_log import ExecutionLogWriter
@@ -146,6 +146,16 @@ class Runtime:
     async def ping(self) -> float:
         monitor = await self.monitor()
         return await ping(monitor.client, self._url, self.settings.redis_connect_timeout_s)
+
+    async def check_redis_password(self) -> None:
+        """Raise BrokerAuthenticationFailed if Redis refuses the password. An unreachable Redis
+        passes: processes wait for it, but no wait fixes a wrong password."""
+        try:
+            await self.ping()
+        except BrokerAuthenticationFailed:
+            raise
+        except BrokerUnavailable:
+            return
 
     @property
     def redis_has_password(self) -> bool:

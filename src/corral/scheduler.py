@@ -83,6 +83,7 @@ class TaskScheduler:
     # -- running ------------------------------------------------------------------------------
     async def initialize(self, *, migrate: bool = False) -> None:
         """Load the enabled schedules and start firing them in the background."""
+        await self._rt.check_redis_password()
         if migrate:
             await self._rt.migrate()
         gate = await self._rt.fire_gate()

@@ -14,7 +14,7 @@ import signal
 from collections.abc import Iterable
 
 from corral.core.handlers import HandlerRegistry
-from corral.errors import BrokerUnavailable
+from corral.errors import BrokerAuthenticationFailed, BrokerUnavailable
 from corral.runtime import Runtime
 from corral.settings import CorralSettings
 
@@ -80,6 +80,8 @@ async def run_worker(
                     lifecycle=writer,
                 )
                 break
+            except BrokerAuthenticationFailed:
+                raise
             except BrokerUnavailable as exc:
                 # Redis may simply not be up yet (a deploy that starts everything at once):
                 # wait and try again rather than exit, until told to stop.

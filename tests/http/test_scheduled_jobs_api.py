@@ -156,6 +156,13 @@ async def test_transport_errors(client: httpx.AsyncClient) -> None:
     assert await _count(client) == 0
 
 
+async def test_create_paused_by_name(client: httpx.AsyncClient) -> None:
+    created = await client.post("/api/admin/scheduled-jobs", json={**VALID, "status": "paused"})
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == 2
+    assert created.json()["nextFires"] == []
+
+
 async def test_create_read_patch_run_delete(client: httpx.AsyncClient) -> None:
     created = await client.post("/api/admin/scheduled-jobs", json=VALID)
     assert created.status_code == 201, created.text
@@ -174,6 +181,19 @@ async def test_create_read_patch_run_delete(client: httpx.AsyncClient) -> None:
     for bad in ({}, {"status": None}, {"status": 3}, {"createdAt": "x"}, {"id": job_id}):
         answer = await client.patch(f"/api/admin/scheduled-jobs/{job_id}", json=bad)
         assert answer.status_code == 422, (bad, answer.text)
+    for name, number in (("enabled", 1), ("paused", 2)):
+        named = await client.patch(f"/api/admin/scheduled-jobs/{job_id}", json={"status": name})
+        assert named.status_code == 200, named.text
+        assert named.json()["status"] == number
+    for bad_status in ("sometimes", 1.0, True):
+        answer = await client.patch(
+            f"/api/admin/scheduled-jobs/{job_id}", json={"status": bad_status}
+        )
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["error"]["field"] == "status"
+        message = answer.json()["error"]["message"]
+        assert message.startswith("status: must be"), message
+        assert "'paused' (2)" in message, message
     run = await client.post(f"/api/admin/scheduled-jobs/{job_id}/run")
     assert run.status_code == 202
     assert run.json()["executionId"].startswith(f"manual-{job_id}-")

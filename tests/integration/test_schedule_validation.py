@@ -80,6 +80,10 @@ BAD_ROWS: list[tuple[str, Any]] = [
     ("status", 3),
     ("status", -1),
     ("status", "1"),
+    ("status", "sometimes"),
+    ("status", ""),
+    ("status", "paused "),
+    ("status", "PAUSED"),
     ("status", True),
     ("status", 1.0),
     ("status", None),
@@ -233,6 +237,26 @@ async def test_valid_edge_values_are_accepted(admin: TaskScheduler) -> None:
         30000,
         5,
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [("paused", 2), ("disabled", 0), ("enabled", 1), (2, 2), (0, 0)],
+)
+async def test_status_by_name_or_number(admin: TaskScheduler, given: object, stored: int) -> None:
+    job = await admin.create(**{**VALID, "status": given})
+    assert job.status == stored
+    other = 1 if stored != 1 else 2
+    assert (await admin.update(job.id, status=other)).status == other
+    assert (await admin.update(job.id, status=given)).status == stored
+
+
+async def test_a_bad_status_lists_the_choices(admin: TaskScheduler) -> None:
+    with pytest.raises(ValidationError) as err:
+        await admin.create(**{**VALID, "status": "sometimes"})
+    assert err.value.path == "status"
+    for choice in ("'disabled' (0)", "'enabled' (1)", "'paused' (2)"):
+        assert choice in err.value.problem
 
 
 async def test_patch_rules(admin: TaskScheduler) -> None:

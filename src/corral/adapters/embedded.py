@@ -1,11 +1,20 @@
 """A private Redis for ``corral dev``: a ``redis-server`` child bound to loopback with a random
 password, data under a project-local folder, gone when the parent exits (even on SIGKILL, via
-``PR_SET_PDEATHSIG`` on Linux)."""
+``PR_SET_PDEATHSIG`` on Linux).
+
+Its data outlives it (append-only file, fsync each second, flushed on a clean stop), and its
+password and port are kept in a 0600 state file: a restarted ``corral dev`` finds its jobs, job
+ids and the scheduler's watermarks again, so no cron tick fires twice, and a second shell's
+REDIS_URL usually stays valid.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
+import json
+import os
 import secrets
 import shutil
 import signal
@@ -35,12 +44,47 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class EmbeddedRedis:
-    """``async with EmbeddedRedis(folder) as redis: redis.url`` (the URL holds the password)."""
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
-    def __init__(self, folder: Path) -> None:
+
+def _read_state(path: Path) -> tuple[str | None, int]:
+    """(password, port) from an earlier run; (None, 0) if there is none or it is unreadable
+    (a new password is harmless: Redis keeps no password with its data)."""
+    try:
+        state = json.loads(path.read_text())
+        password, port = state["password"], state["port"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, 0
+    if not isinstance(password, str) or len(password) < 16 or not isinstance(port, int):
+        return None, 0
+    return password, port if 1024 <= port <= 65535 else 0
+
+
+def _write_state(path: Path, password: str, port: int) -> None:
+    """Owner-only from the first byte (O_CREAT with 0600), replaced atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"password": password, "port": port}, out)
+    os.replace(tmp, path)
+
+
+class EmbeddedRedis:
+    """``async with EmbeddedRedis(folder, state=file) as redis: redis.url`` (the URL holds the
+    password). ``state`` keeps the password and port across runs."""
+
+    def __init__(self, folder: Path, *, state: Path) -> None:
         self.folder = folder.resolve()
-        self.password = secrets.token_urlsafe(24)
+        self.state = state.resolve()
+        self.password = ""
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -52,8 +96,11 @@ class EmbeddedRedis:
         binary = shutil.which("redis-server")
         if binary is None:
             raise ConfigurationError(INSTALL_HINT)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.port = _free_port()
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        password, port = _read_state(self.state)
+        self.password = password or secrets.token_urlsafe(24)
+        self.port = port if port and _port_is_free(port) else _free_port()
+        _write_state(self.state, self.password, self.port)
         args = [
             binary,
             "--bind",
@@ -69,7 +116,9 @@ class EmbeddedRedis:
             "--save",
             "",
             "--appendonly",
-            "no",
+            "yes",
+            "--appendfsync",
+            "everysec",
             "--daemonize",
             "no",
             "--maxmemory-policy",

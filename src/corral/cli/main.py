@@ -6,7 +6,9 @@ Errors are one line on stderr naming the flag or variable, with exit code 2 (usa
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
+from importlib.metadata import version as package_version
 from typing import Annotated, NoReturn
 
 import click
@@ -23,6 +25,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click itself suggests the closest command; typer's own suggestion would repeat it.
+    suggest_commands=False,
+    rich_markup_mode="markdown",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -36,6 +42,15 @@ def _die(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _import_from_here() -> None:
+    """Let ``--handlers shop`` find ``./shop`` without PYTHONPATH, as Celery, RQ and arq do (a
+    console script's sys.path holds its own folder, not the current one). Appended, so a
+    folder named like an installed package never shadows it."""
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.append(here)
+
+
 def _settings() -> CorralSettings:
     try:
         settings = load_settings()
@@ -43,6 +58,10 @@ def _settings() -> CorralSettings:
         _die(str(exc))
     configure_logging(settings.log_level)
     return settings
+
+
+def _packages(flag: str) -> list[str]:
+    return [p.strip() for p in flag.split(",") if p.strip()]
 
 
 def _positive(name: str, value: int | None, high: int) -> None:
@@ -72,12 +91,9 @@ def worker(
     _positive("--limiter-duration", limiter_duration, 86_400_000)
     if (limiter_max is None) != (limiter_duration is None):
         _die("--limiter-max and --limiter-duration must be given together", 2)
+    _import_from_here()
     settings = _settings()
-    packages = (
-        [p.strip() for p in handlers.split(",") if p.strip()]
-        if handlers is not None
-        else settings.handler_packages
-    )
+    packages = _packages(handlers) if handlers is not None else settings.handler_packages
     if not packages:
         _die("--handlers: no handlers package given (set CORRAL_HANDLERS or pass --handlers)", 2)
     from corral.worker import run_worker
@@ -102,8 +118,11 @@ def worker(
 def scheduler(
     queue: Annotated[str | None, typer.Option(help="Queue name (default CORRAL_QUEUE).")] = None,
 ) -> None:
-    """Fire the scheduled jobs of the database until SIGTERM/SIGINT. Run several for HA: each
-    tick is enqueued exactly once whichever replica fires it."""
+    """Fire the scheduled jobs of the database until SIGTERM/SIGINT.
+
+    Run several for HA: each tick is enqueued exactly once whichever replica fires it.
+    """
+    _import_from_here()
     settings = _settings()
     from corral.scheduler import TaskScheduler
     from corral.worker import StopSignal
@@ -134,20 +153,23 @@ def api(
     """Serve the admin REST API, /health and /metrics."""
     if port is not None and not 1 <= port <= 65535:
         _die(f"--port: must be between 1 and 65535, got {port}", 2)
+    _import_from_here()
     settings = _settings()
     from corral.http.app import create_app
     from corral.http.serve import serve_until_signal
 
-    try:
+    async def run() -> None:
         application = create_app(settings)
-        asyncio.run(
-            serve_until_signal(
-                application,
-                host=host or settings.api_host,
-                port=port or settings.api_port,
-                log_level=settings.log_level,
-            )
+        await application.state.manager.check_redis_password()
+        await serve_until_signal(
+            application,
+            host=host or settings.api_host,
+            port=port or settings.api_port,
+            log_level=settings.log_level,
         )
+
+    try:
+        asyncio.run(run())
     except CorralError as exc:
         _die(str(exc))
 
@@ -178,30 +200,90 @@ def db_upgrade() -> None:
 
 @app.command()
 def dev(
+    handlers: Annotated[
+        str | None,
+        typer.Option(
+            help="Your handlers package(s), comma-separated (default CORRAL_HANDLERS; "
+            "without either, the examples)."
+        ),
+    ] = None,
+    examples: Annotated[
+        bool,
+        typer.Option(
+            help="Add the example jobs and schedules (only when their handlers are registered: "
+            "by default, or with corral.examples.handlers in --handlers)."
+        ),
+    ] = True,
+    host: Annotated[
+        str | None, typer.Option(help="API bind address (default CORRAL_API_HOST).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="API port (default CORRAL_API_PORT).")] = None,
     folder: Annotated[
-        str, typer.Option(help="Where the private Redis keeps its files.")
+        str,
+        typer.Option(
+            help="State folder: the private Redis's data and password, and the SQLite "
+            "database unless DATABASE_URL is set."
+        ),
     ] = ".corral",
 ) -> None:
-    """Run Corral all-in-one for development: a private Redis (unless REDIS_URL is set), a
-    worker with the example handlers, and the seed's example jobs."""
-    import os
+    """Run Corral all-in-one for development, keeping its state under .corral/.
+
+    A private Redis (unless REDIS_URL is set), a scheduler, a worker with your handlers (or the
+    examples), the API and dashboard. A restart in the same folder keeps jobs, job ids and
+    schedules, and fires no tick twice. It prints the REDIS_URL your scripts and a second
+    `corral worker` join with.
+    """
+    if port is not None and not 1 <= port <= 65535:
+        _die(f"--port: must be between 1 and 65535, got {port}", 2)
     from pathlib import Path
 
-    from corral.dev import run_dev
+    from corral.dev import DevOptions, run_dev
 
+    _import_from_here()
     settings = _settings()
+    api = {"api_host": host or settings.api_host, "api_port": port or settings.api_port}
+    options = DevOptions(
+        folder=Path(folder),
+        handlers=_packages(handlers) if handlers is not None else settings.handler_packages,
+        examples=examples,
+        redis_from_env="redis_url" in settings.model_fields_set,
+        database_from_env="database_url" in settings.model_fields_set,
+    )
     try:
-        asyncio.run(
-            run_dev(settings, redis_from_env="REDIS_URL" in os.environ, folder=Path(folder))
-        )
+        asyncio.run(run_dev(settings.model_copy(update=api), options))
     except CorralError as exc:
         _die(str(exc))
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        typer.echo(f"corral {package_version('corral')}")
+        ctx.exit(0)
+
+
+def _with_version(command: click.Command) -> click.Command:
+    """``--version`` on the top level and on every command (typer offers it on none)."""
+    command.params.append(
+        click.Option(
+            ["--version"],
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_print_version,
+            help="Show the version and exit.",
+        )
+    )
+    if isinstance(command, click.Group):
+        for child in command.commands.values():
+            _with_version(child)
+    return command
+
+
 def main() -> None:
     """Entry point. Usage errors are one line on stderr and exit code 2."""
+    cli = _with_version(typer.main.get_command(app))
     try:
-        code = app(standalone_mode=False)
+        code = cli.main(prog_name="corral", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError:
         sys.exit(2)  # click has printed the help
     except click.UsageError as exc:

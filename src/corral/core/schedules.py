@@ -178,10 +178,17 @@ def _v_timezone(value: object) -> str:
     return value
 
 
+_STATUS_NUMBERS: Final = frozenset(s.value for s in ScheduleStatus)
+STATUS_CHOICES: Final = ", ".join(f"'{s.name.lower()}' ({s.value})" for s in ScheduleStatus)
+
+
 def _v_status(value: object) -> ScheduleStatus:
-    if isinstance(value, bool) or not isinstance(value, int) or value not in (0, 1, 2):
-        raise ValidationError("status", "must be 0, 1 or 2")
-    return ScheduleStatus(value)
+    """A status by number (as stored and answered) or by its lower-case name: "paused" is 2."""
+    if isinstance(value, str) and value.islower() and value.upper() in ScheduleStatus.__members__:
+        return ScheduleStatus[value.upper()]
+    if isinstance(value, int) and not isinstance(value, bool) and value in _STATUS_NUMBERS:
+        return ScheduleStatus(value)
+    raise ValidationError("status", f"must be one of {STATUS_CHOICES}, by name or number")
 
 
 def _v_domain(value: object) -> str:

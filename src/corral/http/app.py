@@ -6,6 +6,7 @@ the ``corral scheduler`` processes' job) and closes them on shutdown.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,8 @@ from corral.http.routes import cron, executions, health, jobs, metrics, queues, 
 from corral.manager import JobQueueManager
 from corral.scheduler import TaskScheduler
 from corral.settings import CorralSettings, load_settings, token_problem
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(
@@ -40,6 +43,12 @@ def create_app(
     problem = token_problem(settings)  # again: settings built in code skip their validators
     if problem is not None:
         raise ConfigurationError(problem)
+    if not token:
+        logger.warning(
+            "CORRAL_ADMIN_TOKEN is not set: the admin API and dashboard refuse every request "
+            "until it is",
+            extra={"event": "api.no_admin_token"},
+        )
     qm = manager or JobQueueManager(settings)
     ts = scheduler or TaskScheduler(settings)
 

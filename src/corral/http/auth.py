@@ -31,6 +31,10 @@ from corral.http.ratelimit import FailureLimiter, client_key
 logger = logging.getLogger(__name__)
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+#: The 401 of a server started without a token: no token can pass, so say what to fix.
+UNCONFIGURED_MESSAGE = (
+    "this server has no admin token configured: set CORRAL_ADMIN_TOKEN and restart it"
+)
 
 
 def _limiter(request: Request) -> FailureLimiter:
@@ -90,6 +94,8 @@ def _presented(request: Request) -> str | None:
 
 def check_token(request: Request, *expected: str | None) -> None:
     """Pass if the bearer token equals one of ``expected`` (unset ones never match)."""
+    if not any(expected):
+        raise HTTPException(401, UNCONFIGURED_MESSAGE, headers=_CHALLENGE)
     token = _presented(request)
     if token is None:
         raise HTTPException(

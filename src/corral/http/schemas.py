@@ -8,16 +8,32 @@ types and reject wrong JSON types early.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
 
 from corral.core.executions import ExecutionRecord
-from corral.core.schedules import ScheduledJob
+from corral.core.schedules import ScheduledJob, ScheduleStatus
 from corral.http.names import to_camel
 
 T = TypeVar("T")
+
+#: A schedule's status by number or name. Checked by ``core.schedules`` alone, so a wrong value
+#: gets one message listing the choices (a pydantic union would answer per member type).
+StatusField = Annotated[
+    Any,
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "enum": [s.value for s in ScheduleStatus]},
+                {"type": "string", "enum": [s.name.lower() for s in ScheduleStatus]},
+            ],
+            "description": "1 enabled, 0 disabled, 2 paused, by number or name; "
+            "answers give the number",
+        }
+    ),
+]
 
 
 class Body(BaseModel):
@@ -38,7 +54,7 @@ class ScheduledJobCreate(Body):
         description="5 or 6 fields (seconds first), e.g. '0 0 2 * * *'"
     )
     timezone: StrictStr | None = Field(default=None, description="IANA zone; Asia/Shanghai")
-    status: StrictInt | None = Field(default=None, description="1 enabled, 0 disabled, 2 paused")
+    status: StatusField = None
     payload: dict[str, Any] | None = None
     retry_attempts: StrictInt | None = Field(default=None, description="retries; default 3")
     retry_delay: StrictInt | None = Field(default=None, description="ms; default 5000")
@@ -54,7 +70,7 @@ class ScheduledJobPatch(Body):
     handler_name: StrictStr | None = None
     cron_expression: StrictStr | None = None
     timezone: StrictStr | None = None
-    status: StrictInt | None = None
+    status: StatusField = None
     payload: dict[str, Any] | None = None
     retry_attempts: StrictInt | None = None
     retry_delay: StrictInt | None = None

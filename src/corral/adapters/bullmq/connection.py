@@ -22,12 +22,12 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from corral.core.redaction import redact_text
-from corral.errors import BrokerPoolExhausted, BrokerUnavailable
+from corral.errors import BrokerAuthenticationFailed, BrokerPoolExhausted, BrokerUnavailable
 
 SOCKET_TIMEOUT_S = 15.0  # > bullmq's 10 s maximum block time
 #: How long a command waits for a pooled connection before it fails. Generous: a burst of a
@@ -94,12 +94,21 @@ def make_client(
     return aioredis.Redis.from_pool(pool)
 
 
+def refused_password(exc: BaseException) -> bool:
+    """Redis answered, but not to us: a wrong or missing password (WRONGPASS, NOAUTH)."""
+    return isinstance(exc, AuthenticationError) or (
+        isinstance(exc, ResponseError) and str(exc).startswith(("WRONGPASS", "NOAUTH"))
+    )
+
+
 def unavailable(url: str, exc: BaseException) -> BrokerUnavailable:
     if isinstance(exc, PoolExhausted):
         return BrokerPoolExhausted(
             f"Redis connection pool exhausted: all {exc.max_connections} connections to "
             f"{where(url)} busy for {exc.timeout_s:g} s"
         )
+    if refused_password(exc):
+        return BrokerAuthenticationFailed(f"Redis refused the password for {where(url)}")
     detail = redact_text(str(exc)) or type(exc).__name__
     return BrokerUnavailable(f"Redis not reachable at {where(url)}: {detail}")
 

@@ -65,6 +65,19 @@ async def fail(job: Job) -> None:
 
 
 @job_handler
+async def record_to_file(job: Job) -> dict[str, Any]:
+    """Like ``record``, with the ledger in a file (data["path"]): it needs no Redis, so it
+    finishes while Redis is away."""
+    path = str(job.data["path"])
+    with open(path, "a") as ledger:
+        ledger.write(json.dumps({"job_id": job.id, "event": "start"}) + "\n")
+    await asyncio.sleep(float(job.data.get("sleep", 0)))
+    with open(path, "a") as ledger:
+        ledger.write(json.dumps({"job_id": job.id, "event": "finish"}) + "\n")
+    return {"pid": os.getpid()}
+
+
+@job_handler
 async def poison(job: Job) -> None:
     """Kills its worker process on every attempt, after its neighbours have started."""
     _ledger(job, "start")

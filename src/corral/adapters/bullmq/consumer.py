@@ -22,14 +22,17 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 from bullmq import Job as BullJob
 from bullmq import UnrecoverableError as BullUnrecoverable
 from bullmq import Worker
 from bullmq.redis_connection import RedisConnection, loadScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from corral.adapters.bullmq import keys
 from corral.adapters.bullmq.connection import SOCKET_TIMEOUT_S
@@ -40,6 +43,7 @@ from corral.core.ports import JobLifecycle, JobRunner
 from corral.errors import HandlerNotFound, UnrecoverableError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _UNRECOVERABLE = (UnrecoverableError, HandlerNotFound)
 
@@ -224,6 +228,15 @@ class _Isolation:
             self._changed.notify_all()
 
 
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
+#: BullMQ's finishing scripts refuse a job whose lock is gone (``finishedErrors``).
+_REFUSALS = ("Missing lock", "Missing key", "Lock mismatch", "Job ")
+
+
+def _refused(exc: TypeError) -> bool:
+    return str(exc).startswith(_REFUSALS)
+
+
 class _CorralWorker(Worker):  # type: ignore[misc]
     """bullmq's Worker with Corral's dispatch and the fetch-next fast path."""
 
@@ -231,6 +244,7 @@ class _CorralWorker(Worker):  # type: ignore[misc]
         super().__init__(consumer.config.queue, None, opts)
         self.consumer = consumer
         self.isolation = _Isolation()
+        self._retried_finish: set[str] = set()
         if consumer.blocking_client is not None:
             # bullmq wraps the one client it is given twice; the marker wait (BZPOPMIN) goes
             # through ``backend.blocking_connection``, which closes with the worker.
@@ -323,12 +337,9 @@ class _CorralWorker(Worker):  # type: ignore[misc]
             if self.forceClosing:
                 return None
             fetch = not self.closing and not self.paused and not self.isolation.suspect
-            try:
-                outcome = await self.backend.moveToCompleted(
-                    job, result, job.opts.get("removeOnComplete", False), token, fetch_next=fetch
-                )
-            except (TypeError, ValueError) as exc:  # the result is not JSON: fail the attempt
-                raise UnrecoverableError(f"handler returned a non-JSON result: {exc}") from exc
+            outcome = await self._complete(job, token, result, fetch)
+            if outcome is None:
+                return None
         except asyncio.CancelledError:
             raise
         except Exception as err:
@@ -356,14 +367,110 @@ class _CorralWorker(Worker):  # type: ignore[misc]
             return nxt
         return None
 
+    async def _complete(
+        self, job: BullJob, token: str, result: Any, fetch: bool
+    ) -> dict[str, Any] | None:
+        """Record a successful attempt; None when BullMQ refused it (the lock was lost)."""
+        remove = job.opts.get("removeOnComplete", False)
+
+        def complete() -> Awaitable[Any]:
+            call: Awaitable[Any] = self.backend.moveToCompleted(
+                job, result, remove, token, fetch_next=fetch
+            )
+            return call
+
+        try:
+            first = complete()  # serialises the result: a TypeError here is the result's
+        except (TypeError, ValueError) as exc:
+            raise UnrecoverableError(f"handler returned a non-JSON result: {exc}") from exc
+        try:
+            outcome: dict[str, Any] = await self._through_outage(job, first, complete)
+        except TypeError as exc:
+            if not _refused(exc):
+                raise
+            if await self._completed_by_us(job):
+                return {"result": None}
+            self._log_refused(job, exc)
+            return None
+        return outcome
+
+    async def _through_outage(
+        self, job: BullJob, first: Awaitable[T], again: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Await a script that records a finished attempt, calling it again while Redis cannot
+        be reached, for as long as the job's lock could still be ours.
+
+        A job whose handler has finished must not be re-run because Redis was away for a few
+        seconds when its result was recorded: dropped, it would wait for stalled-job recovery
+        (a lock duration later) and run a second time. BullMQ's script checks the lock, so a
+        retry after the lock expired is refused (``Missing lock``) rather than applied twice.
+        """
+        pending = first
+        deadline: float | None = None
+        delay = 0.05
+        while True:
+            try:
+                return await pending
+            except _REDIS_DOWN as exc:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.opts["lockDuration"] / 1000
+                    logger.warning(
+                        "job %s finished but Redis is not reachable (%s); retrying for %.0f s",
+                        job.id,
+                        exc,
+                        deadline - now,
+                        extra={"event": "job.finish_retrying", "job_id": job.id},
+                    )
+                if now + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                self._retried_finish.add(str(job.id))
+                pending = again()
+
+    async def _completed_by_us(self, job: BullJob) -> bool:
+        """After a retried completion was refused: did the first call land and only its reply
+        get lost (the job is completed, its lock gone with it)?"""
+        if str(job.id) not in self._retried_finish:
+            return False
+        self._retried_finish.discard(str(job.id))
+        try:
+            return str(await self.backend.getState(str(job.id))) == "completed"
+        except Exception:
+            return False
+
+    def _log_refused(self, job: BullJob, exc: Exception) -> None:
+        self._retried_finish.discard(str(job.id))
+        logger.warning(
+            "job %s (%s) finished after its lock was lost; the result is discarded and the job "
+            "is left to the worker that holds it now (%s)",
+            job.id,
+            job.name,
+            exc,
+            extra={"event": "job.finish_refused", "job_id": job.id},
+        )
+
     async def _fail(self, job: BullJob, token: str, err: Exception, started_ms: float) -> None:
         # BullMQ stores str(error) as the failure reason: hand it the described error, so the
         # queue, the API and the log all say "KeyError: 'width'", not "'width'". Called from
         # the attempt's except block, so BullMQ's own traceback capture sees ``err``.
         reason = describe(err)
         error = BullUnrecoverable(reason) if isinstance(err, _UNRECOVERABLE) else _Failed(reason)
+        trace = list(job.stacktrace)
+
+        def record() -> Awaitable[Any]:
+            job.stacktrace = list(trace)  # each call appends this attempt's traceback once
+            call: Awaitable[Any] = job.moveToFailed(error, token)
+            return call
+
         try:
-            await job.moveToFailed(error, token)
+            await self._through_outage(job, record(), record)
+        except TypeError as exc:
+            if not _refused(exc):
+                raise
+            self._log_refused(job, exc)
+            return
         except Exception as exc:
             logger.error(
                 "could not record the failure of job %s: %s",

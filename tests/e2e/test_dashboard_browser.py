@@ -6,15 +6,15 @@ schedules and errors shown as text, never run."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Page, expect
 
-from tests.e2e.conftest import DOCS_SHOTS, TOKEN, Api
+from tests.e2e.conftest import DOCS_SHOTS, TOKEN, UPDATE_SCREENSHOTS, Api, publish_screenshot
 from tests.support.it_handlers.xss import XSS_ERROR
 
 XSS_DATA = "<img src=x onerror=alert(1)>"
@@ -42,8 +42,7 @@ async def _shot(page: Page, tmp_path: Path, name: str, docs: bool = False) -> No
     path = tmp_path / "screenshots" / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     if docs:
-        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")
+        publish_screenshot(path)
 
 
 async def _new_page(browser: Any) -> tuple[Any, Page, list[str], list[str]]:
@@ -64,8 +63,13 @@ async def _new_page(browser: Any) -> tuple[Any, Page, list[str], list[str]]:
     return context, page, console_errors, dialogs
 
 
+def _docs_shots() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(DOCS_SHOTS.glob("*.png"))}
+
+
 async def test_dashboard_end_to_end(api_server: Api, qm: Any, browser: Any, tmp_path: Path) -> None:
     api = api_server
+    docs_before = _docs_shots()
     await qm.start_worker(concurrency=2)
     # Markup in a job's data and in its error message; a plain failing job to retry.
     xss_job = api.client.post(
@@ -188,6 +192,8 @@ async def test_dashboard_end_to_end(api_server: Api, qm: Any, browser: Any, tmp_
     answer = await page.request.get(api.url + "/api/admin/scheduled-jobs")
     assert answer.status == 401
     await context.close()
+    if os.environ.get(UPDATE_SCREENSHOTS) != "1":  # a test run changes no tracked file
+        assert _docs_shots() == docs_before
 
 
 def _counts(api: Api) -> dict[str, int]:

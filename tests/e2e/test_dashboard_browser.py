@@ -536,13 +536,13 @@ async def test_dashboard_failures_zones_workers_and_details(
     await expect(trace).to_contain_text("Traceback (most recent call last)")
     await expect(trace).to_contain_text("KeyError: 'width'")
     await expect(execution.locator("dt:text-is('Enqueued') + dd")).not_to_have_text("—")
-    await _shot(page, tmp_path, "execution-failure")
+    await _shot(page, tmp_path, "execution-failure", docs=True)
 
     # -- schedules: times in the schedule's zone, UTC on hover; the API's default zone ---------
     await page.click("#nav a[data-view=schedules]")
     nxt = api.client.get(f"/api/admin/scheduled-jobs/{schedule['id']}").json()["nextFires"][0]
     row = page.locator("#schedules-table tr", has_text="kolkata morning")
-    next_cell = row.locator("td.next-fire span")
+    next_cell = row.locator("td.next-fire > span")
     await expect(next_cell).to_have_text(_in_zone(nxt, "Asia/Kolkata"))
     await expect(next_cell).to_have_attribute("title", _utc(nxt))
     await page.click("#schedule-new")
@@ -552,13 +552,13 @@ async def test_dashboard_failures_zones_workers_and_details(
         "/api/admin/cron/preview",
         json={"cronExpression": "0 0 8 * * *", "timezone": DEFAULT_TIMEZONE, "count": 5},
     ).json()["nextFires"]
-    first = page.locator("#sf-preview li span").first
+    first = page.locator("#sf-preview li > span").first
     await expect(first).to_have_text(_in_zone(preview[0], DEFAULT_TIMEZONE))
     await expect(first).to_have_attribute("title", _utc(preview[0]))
     await page.click("#schedule-cancel")
     await row.get_by_role("button", name="Edit").click()
     await expect(page.locator("#sf-tz")).to_have_value("Asia/Kolkata")
-    await expect(page.locator("#sf-preview li span").first).to_have_text(
+    await expect(page.locator("#sf-preview li > span").first).to_have_text(
         _in_zone(nxt, "Asia/Kolkata")
     )
     await page.click("#schedule-cancel")

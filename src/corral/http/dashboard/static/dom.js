@@ -95,20 +95,26 @@ function zoneFormat(zone) {
   return zoneFormats.get(zone);
 }
 
-/** An instant on the clock of IANA `zone`, labelled: '2026-12-02 02:00:00 Asia/Shanghai'. */
-export function fmtZoned(value, zone) {
+/**
+ * An instant on the clock of IANA `zone`: ['2026-12-02 02:00:00', 'Asia/Shanghai'];
+ * [value, ''] when it is not a date, and the UTC clock for a zone the browser does not know.
+ */
+function zonedParts(value, zone) {
   const utc = utcClock(value);
-  if (!utc) return value ? String(value) : '—';
+  if (!utc) return [String(value), ''];
   const format = zone ? zoneFormat(zone) : null;
-  if (!format) return `${utc} UTC`;
+  if (!format) return [utc, 'UTC'];
   const part = Object.fromEntries(format.formatToParts(new Date(value)).map((p) => [p.type, p.value]));
-  return `${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second} ${zone}`;
+  return [`${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second}`, zone];
 }
 
-/** A schedule's time: in the schedule's zone with its name, UTC on hover. */
+/** A schedule's time: in the schedule's zone, labelled with the zone's name; UTC on hover. */
 export function zonedTime(value, zone) {
   if (!value) return '—';
-  return h('span', { class: 'time', title: fmtUtc(value) || null }, fmtZoned(value, zone));
+  const [clock, label] = zonedParts(value, zone);
+  return h('span', { class: 'zoned', title: fmtUtc(value) || null },
+    h('span', { class: 'time' }, clock), label ? ' ' : null,
+    label ? h('span', { class: 'zone' }, label) : null);
 }
 
 /** A time in the browser's zone (as fmtTime), on one line, UTC on hover. */

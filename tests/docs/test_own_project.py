@@ -15,7 +15,7 @@ import click
 import pytest
 import yaml
 
-from corral.settings import CorralSettings
+from corral.settings import CorralSettings, load_settings, token_problem
 from tests.support.processes import CORRAL
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "howto-own-project.md"
@@ -75,9 +75,7 @@ def _variables() -> set[str]:
             names |= set(manifest.get("stringData", {})) | set(manifest.get("data", {}))
         for container in _containers(manifest):
             names |= {e["name"] for e in container.get("env", [])}
-    env_file = _blocks("ini")[0]  # /etc/corral/corral.env
-    names |= {line.split("=", 1)[0] for line in env_file.splitlines() if "=" in line}
-    return names
+    return names | set(_env_file())
 
 
 def _subcommand(words: list[str]) -> list[str]:
@@ -134,3 +132,23 @@ def test_every_variable_is_one_corral_reads() -> None:
     used = _variables()
     assert {"REDIS_URL", "DATABASE_URL", "CORRAL_HANDLERS", "CORRAL_ADMIN_TOKEN"} <= used
     assert used <= known, f"not read by Corral: {sorted(used - known)}"
+
+
+def _env_file() -> dict[str, str]:
+    lines = _blocks("ini")[0].splitlines()  # /etc/corral/corral.env
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def _kubernetes_settings() -> dict[str, str]:
+    values: dict[str, str] = {}
+    for manifest in _manifests():
+        if manifest["kind"] in ("Secret", "ConfigMap"):
+            values |= {**manifest.get("stringData", {}), **manifest.get("data", {})}
+    return values
+
+
+def test_the_example_settings_are_accepted_in_production() -> None:
+    for values in (_env_file(), _kubernetes_settings()):
+        settings = load_settings(**values)  # raises ConfigurationError naming a bad variable
+        assert settings.environment == "production"
+        assert token_problem(settings) is None  # e.g. a token too short for production

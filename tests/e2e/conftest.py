@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -32,6 +33,20 @@ CHROMIUM_ARGS = [
 ]
 TOKEN = "e2e-admin-token"  # noqa: S105 - a test value
 DOCS_SHOTS = ROOT / "docs" / "screenshots"
+# The browser tests always take their screenshots (into the test's temporary folder); they copy
+# the documented ones over docs/screenshots/ only when asked, so a test run never changes
+# tracked files.
+UPDATE_SCREENSHOTS = "CORRAL_UPDATE_SCREENSHOTS"
+
+
+def publish_screenshot(path: Path, docs: Path = DOCS_SHOTS) -> Path | None:
+    """Copy ``path`` into ``docs`` when CORRAL_UPDATE_SCREENSHOTS=1; the copy's path, or None."""
+    if os.environ.get(UPDATE_SCREENSHOTS, "") != "1":
+        return None
+    docs.mkdir(parents=True, exist_ok=True)
+    target = docs / path.name
+    shutil.copyfile(path, target)
+    return target
 
 
 def _need(ok: bool, why: str) -> None:

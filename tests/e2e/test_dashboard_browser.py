@@ -6,15 +6,20 @@ schedules and errors shown as text, never run."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
-import shutil
+import socket
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from playwright.async_api import Page, expect
 
-from tests.e2e.conftest import DOCS_SHOTS, TOKEN, Api
+from corral import JobPriority
+from corral.core.schedules import DEFAULT_TIMEZONE
+from tests.e2e.conftest import DOCS_SHOTS, TOKEN, UPDATE_SCREENSHOTS, Api, publish_screenshot
 from tests.support.it_handlers.xss import XSS_ERROR
 
 XSS_DATA = "<img src=x onerror=alert(1)>"
@@ -42,13 +47,17 @@ async def _shot(page: Page, tmp_path: Path, name: str, docs: bool = False) -> No
     path = tmp_path / "screenshots" / f"{name}.png"
     await page.screenshot(path=str(path), full_page=True)
     if docs:
-        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, DOCS_SHOTS / f"{name}.png")
+        publish_screenshot(path)
 
 
-async def _new_page(browser: Any) -> tuple[Any, Page, list[str], list[str]]:
-    """A page whose script errors and CSP violations (not expected 4xx) and dialogs are kept."""
-    context = await browser.new_context(viewport={"width": 1360, "height": 860})
+async def _new_page(
+    browser: Any, timezone: str | None = None
+) -> tuple[Any, Page, list[str], list[str]]:
+    """A page whose script errors and CSP violations (not expected 4xx) and dialogs are kept;
+    ``timezone`` is the browser's own zone (the machine's when None)."""
+    context = await browser.new_context(
+        viewport={"width": 1360, "height": 860}, timezone_id=timezone
+    )
     page = await context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     dialogs: list[str] = []
@@ -64,8 +73,13 @@ async def _new_page(browser: Any) -> tuple[Any, Page, list[str], list[str]]:
     return context, page, console_errors, dialogs
 
 
+def _docs_shots() -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(DOCS_SHOTS.glob("*.png"))}
+
+
 async def test_dashboard_end_to_end(api_server: Api, qm: Any, browser: Any, tmp_path: Path) -> None:
     api = api_server
+    docs_before = _docs_shots()
     await qm.start_worker(concurrency=2)
     # Markup in a job's data and in its error message; a plain failing job to retry.
     xss_job = api.client.post(
@@ -188,6 +202,8 @@ async def test_dashboard_end_to_end(api_server: Api, qm: Any, browser: Any, tmp_
     answer = await page.request.get(api.url + "/api/admin/scheduled-jobs")
     assert answer.status == 401
     await context.close()
+    if os.environ.get(UPDATE_SCREENSHOTS) != "1":  # a test run changes no tracked file
+        assert _docs_shots() == docs_before
 
 
 def _counts(api: Api) -> dict[str, int]:
@@ -198,9 +214,11 @@ def _executions(api: Api) -> int:
     return int(api.client.get("/api/admin/executions").json()["total"])
 
 
-async def _open_dashboard(browser: Any, api: Api) -> tuple[Any, Page, list[str], list[str]]:
+async def _open_dashboard(
+    browser: Any, api: Api, timezone: str | None = None
+) -> tuple[Any, Page, list[str], list[str]]:
     """A logged-in page on the overview; console errors and dialogs are collected."""
-    context, page, console_errors, dialogs = await _new_page(browser)
+    context, page, console_errors, dialogs = await _new_page(browser, timezone)
     await page.goto(api.url + "/")
     await page.fill("#login-token", TOKEN)
     await page.click("#login-form button[type=submit]")
@@ -373,6 +391,177 @@ async def test_dashboard_chart_filters_edit_and_job_forms(
     assert _counts(api)["delayed"] == 1  # other states untouched
     await page.click("#jobs-tabs button[data-state=completed]")
     await expect(page.locator("#jobs-table")).to_contain_text("No completed jobs.")
+
+    assert dialogs == []
+    assert console_errors == []
+    await context.close()
+
+
+def _in_zone(at: str, zone: str) -> str:
+    """An API instant as the dashboard shows it in ``zone``: '2026-12-01 09:30:00 Asia/Kolkata'."""
+    moment = datetime.fromisoformat(at).astimezone(ZoneInfo(zone))
+    return f"{moment:%Y-%m-%d %H:%M:%S} {zone}"
+
+
+def _utc(at: str) -> str:
+    return f"{datetime.fromisoformat(at).astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
+# The x-axis labels of the chart for an hour ending at every minute of an hour: each pair that
+# overlaps (or leaves the drawing) is reported as "left | right".
+CHART_LABEL_CLASHES = """async () => {
+  const { renderThroughput } = await import('/dashboard/static/chart.js');
+  const box = document.createElement('div');
+  box.className = 'chart';
+  document.querySelector('main').append(box);
+  const legend = document.createElement('div');
+  const clashes = [];
+  for (let minute = 0; minute < 60; minute += 1) {
+    const end = new Date();
+    end.setHours(4, minute, 0, 0);
+    const points = Array.from({ length: 60 }, (_, i) => ({
+      at: new Date(end.getTime() - (59 - i) * 60000).toISOString(), completed: 0, failed: 0 }));
+    renderThroughput(box, legend, { points });
+    const width = box.querySelector('svg').viewBox.baseVal.width;
+    const labels = [...box.querySelectorAll('text.x-label')].map((t) => {
+      const b = t.getBBox();
+      return { left: b.x, right: b.x + b.width, text: t.textContent };
+    }).sort((a, b) => a.left - b.left);
+    labels.forEach((label, i) => {
+      if (label.left < 0 || label.right > width) clashes.push(`outside: ${label.text}`);
+      const before = labels[i - 1];
+      if (before && label.left < before.right + 4) clashes.push(`${before.text} | ${label.text}`);
+    });
+  }
+  box.remove();
+  return clashes;
+}"""
+
+# How many lines each cell of the executions table's "Started" column takes.
+STARTED_LINES = """() => {
+  const heads = [...document.querySelectorAll('#executions-table th')].map((th) => th.textContent);
+  const column = heads.indexOf('Started');
+  return [...document.querySelectorAll('#executions-table tbody tr')].map((tr) => {
+    const range = document.createRange();
+    range.selectNodeContents(tr.children[column]);
+    return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size;
+  });
+}"""
+
+
+async def test_dashboard_failures_zones_workers_and_details(
+    api_server: Api, qm: Any, browser: Any, tmp_path: Path
+) -> None:
+    """A failure's reason and traceback in the job and execution details; schedule times in the
+    schedule's zone; the form's default zone is the API's; workers as a table; the priority
+    names; the jobs page opens on a non-empty state; one-line dates; chart labels apart."""
+    api = api_server
+    await qm.start_worker(concurrency=2)
+    jobs = f"/api/admin/queues/{api.queue}/jobs"
+    failing = api.client.post(
+        jobs, json={"name": "key_error", "options": {"attempts": 2, "backoff": 0}}
+    ).json()["id"]
+    api.client.post(jobs, json={"name": "noop"}).raise_for_status()
+    schedule = api.client.post(
+        "/api/admin/scheduled-jobs",
+        json={
+            "name": "kolkata morning",
+            "handlerName": "noop",
+            "cronExpression": "0 30 9 * * *",
+            "timezone": "Asia/Kolkata",
+            "domain": "e2e",
+        },
+    ).json()
+    # a manual run: its execution id is long, and used to squeeze the dates onto four lines
+    api.client.post(f"/api/admin/scheduled-jobs/{schedule['id']}/run").raise_for_status()
+    await _until(lambda: _counts(api)["failed"] == 1 and _counts(api)["completed"] == 2)
+    await _until(lambda: _executions(api) == 3)
+    # the browser's own zone is neither UTC, the default zone nor the schedule's
+    context, page, console_errors, dialogs = await _open_dashboard(
+        browser, api, timezone="America/New_York"
+    )
+
+    # -- overview: the workers as a table; chart labels never overlap -------------------------
+    workers = page.locator("#overview-workers table")
+    await expect(workers.locator("th")).to_have_text(
+        ["Host", "PID", "Concurrency", "Handlers", "Uptime"]
+    )
+    worker_row = workers.locator("tbody tr")
+    await expect(worker_row).to_have_count(1)
+    cells = worker_row.locator("td")
+    await expect(cells.nth(0)).to_have_text(socket.gethostname())
+    await expect(cells.nth(1)).to_have_text(str(os.getpid()))  # the worker runs in this test
+    await expect(cells.nth(2)).to_have_text("2")
+    await expect(cells.nth(3)).to_contain_text("key_error")
+    await expect(cells.nth(4)).to_have_text(re.compile(r"^\d+ (s|min)$"))
+    await expect(page.locator("#overview-workers")).not_to_contain_text("started_at_ms")
+    assert await page.evaluate(CHART_LABEL_CLASHES) == []
+
+    # -- jobs: opens on the first state with jobs; the failure's reason and tracebacks ---------
+    await page.click("#nav a[data-view=jobs]")
+    await expect(page.locator("#jobs-tabs button.active")).to_have_attribute(
+        "data-state", "completed"
+    )
+    await expect(page.locator("#jobs-table")).to_contain_text("noop")
+    await page.click("#jobs-tabs button[data-state=failed]")
+    await expect(page.locator("#jobs-table tbody tr")).to_have_count(1)
+    await page.locator("#jobs-table tbody tr", has_text="key_error").click()
+    await expect(page.locator("#job-detail h2")).to_contain_text(failing)
+    detail = page.locator("#job-detail")
+    await expect(detail.locator("dt:text-is('Error') + dd")).to_have_text("KeyError: 'width'")
+    latest = detail.locator("pre#job-stacktrace")
+    await expect(latest).to_contain_text("Traceback (most recent call last)")
+    await expect(latest).to_contain_text('sizes["width"]')
+    await expect(latest).to_contain_text("KeyError: 'width'")
+    await expect(detail.locator("pre.stacktrace")).to_have_count(2)  # one per failed attempt
+    await _shot(page, tmp_path, "job-failure")
+
+    # -- jobs: the add form names the priorities as the enum does ------------------------------
+    await page.click("#job-new")
+    hint = page.locator("#jf-priority + .hint")
+    for level in JobPriority:
+        await expect(hint).to_contain_text(f"{level.name} {level.value}")
+    await expect(hint).not_to_contain_text("15")
+    await page.click("#job-cancel")
+
+    # -- executions: one-line dates; the failure's reason and traceback -----------------------
+    await page.click("#nav a[data-view=executions]")
+    rows = page.locator("#executions-table tbody tr")
+    await expect(rows).to_have_count(3)
+    assert await page.evaluate(STARTED_LINES) == [1, 1, 1]
+    await rows.filter(has_text="key_error").click()
+    execution = page.locator("#execution-detail")
+    await expect(execution.locator("dt:text-is('Error') + dd")).to_have_text("KeyError: 'width'")
+    trace = execution.locator("pre#execution-stacktrace")
+    await expect(trace).to_contain_text("Traceback (most recent call last)")
+    await expect(trace).to_contain_text("KeyError: 'width'")
+    await expect(execution.locator("dt:text-is('Enqueued') + dd")).not_to_have_text("—")
+    await _shot(page, tmp_path, "execution-failure", docs=True)
+
+    # -- schedules: times in the schedule's zone, UTC on hover; the API's default zone ---------
+    await page.click("#nav a[data-view=schedules]")
+    nxt = api.client.get(f"/api/admin/scheduled-jobs/{schedule['id']}").json()["nextFires"][0]
+    row = page.locator("#schedules-table tr", has_text="kolkata morning")
+    next_cell = row.locator("td.next-fire > span")
+    await expect(next_cell).to_have_text(_in_zone(nxt, "Asia/Kolkata"))
+    await expect(next_cell).to_have_attribute("title", _utc(nxt))
+    await page.click("#schedule-new")
+    await expect(page.locator("#sf-tz")).to_have_value(DEFAULT_TIMEZONE)
+    await page.fill("#sf-cron", "0 0 8 * * *")
+    preview = api.client.post(
+        "/api/admin/cron/preview",
+        json={"cronExpression": "0 0 8 * * *", "timezone": DEFAULT_TIMEZONE, "count": 5},
+    ).json()["nextFires"]
+    first = page.locator("#sf-preview li > span").first
+    await expect(first).to_have_text(_in_zone(preview[0], DEFAULT_TIMEZONE))
+    await expect(first).to_have_attribute("title", _utc(preview[0]))
+    await page.click("#schedule-cancel")
+    await row.get_by_role("button", name="Edit").click()
+    await expect(page.locator("#sf-tz")).to_have_value("Asia/Kolkata")
+    await expect(page.locator("#sf-preview li > span").first).to_have_text(
+        _in_zone(nxt, "Asia/Kolkata")
+    )
+    await page.click("#schedule-cancel")
 
     assert dialogs == []
     assert console_errors == []

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from corral.core.schedules import DEFAULT_TIMEZONE
 from corral.http.dashboard import routes as dashboard_routes
 from tests.http.conftest import ADMIN_TOKEN
 
@@ -94,7 +95,10 @@ async def test_cookie_reads_admin_routes(browser: httpx.AsyncClient, api_app: An
     ):
         answer = await browser.get(path)
         assert answer.status_code == 200, (path, answer.text)
-    assert (await browser.get("/dashboard/config")).json() == {"queue": queue}
+    assert (await browser.get("/dashboard/config")).json() == {
+        "queue": queue,
+        "defaultTimezone": DEFAULT_TIMEZONE,  # the schedule form's zone is the API's default
+    }
 
 
 async def test_mutations_need_the_csrf_header(

@@ -4,7 +4,8 @@
 * ``POST /dashboard/login`` ``{"token": ...}`` -> sets the session cookie, ``{"csrfToken"}``.
 * ``GET /dashboard/session`` -> ``{"csrfToken"}`` for a live session, else 401.
 * ``POST /dashboard/logout`` -> ends the session (needs the CSRF header) and clears the cookie.
-* ``GET /dashboard/config`` -> ``{"queue"}``: what the page needs to know, nothing secret.
+* ``GET /dashboard/config`` -> ``{"queue", "defaultTimezone"}``: what the page needs to know,
+  nothing secret (the schedule form starts in the zone the API gives a schedule without one).
 
 Every GET here is read-only; the admin data itself comes from ``/api/admin/...``.
 """
@@ -21,6 +22,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, StrictStr
 from starlette.exceptions import HTTPException
 
+from corral.core.schedules import DEFAULT_TIMEZONE
 from corral.http.auth import record_failure, refuse_if_locked_out, require_admin
 from corral.http.dashboard import session as sessions
 
@@ -95,7 +97,10 @@ async def logout(request: Request) -> Response:
 
 @router.get("/dashboard/config", dependencies=[Depends(require_admin)])
 async def config(request: Request) -> JSONResponse:
-    return JSONResponse({"queue": request.app.state.settings.queue}, headers=NO_STORE)
+    return JSONResponse(
+        {"queue": request.app.state.settings.queue, "defaultTimezone": DEFAULT_TIMEZONE},
+        headers=NO_STORE,
+    )
 
 
 def install(app: FastAPI) -> None:

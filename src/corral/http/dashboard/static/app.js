@@ -7,7 +7,7 @@ import * as executions from './executions.js';
 import * as jobs from './jobs.js';
 
 const VIEWS = { overview, schedules, executions, jobs };
-const ctx = { queue: null, notify };
+const ctx = { queue: null, defaultTimezone: null, notify };
 let current = null;
 let bannerTimer = null;
 
@@ -64,6 +64,7 @@ async function start() {
     setCsrf(session.csrfToken);
     const config = await get('/dashboard/config');
     ctx.queue = config.queue;
+    ctx.defaultTimezone = config.defaultTimezone;
   } catch (err) {
     showLogin();
     return;

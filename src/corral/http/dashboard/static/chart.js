@@ -7,6 +7,10 @@ const W = 960;
 const H = 220;
 const PAD = { left: 44, right: 12, top: 14, bottom: 26 };
 const LABEL_EVERY = 10; // a time label on every tenth minute
+// The width of one character of a tick label (11 user units, see style.css), a little over the
+// widest digit, so labels are kept apart without measuring text (the chart may be drawn hidden).
+const CHAR_W = 0.66 * 11;
+const LABEL_GAP = 6;
 
 /** An SVG element; attribute values are set with setAttribute, children appended as nodes. */
 function s(tag, attrs = {}, ...children) {
@@ -98,17 +102,40 @@ function build(points) {
         s('title', {}, label)));
     }
     svg.append(group);
-    // time labels on the round ten minutes (local time), and "now" under the current minute
-    const last = i === rows.length - 1;
-    const minute = new Date(p.at).getMinutes();
-    if (last || (minute % LABEL_EVERY === 0 && rows.length - 1 - i >= 4)) {
-      svg.append(s('text', {
-        class: 'tick x-label', x: fixed(PAD.left + i * slot + slot / 2), y: H - 8,
-        'text-anchor': last ? 'end' : i < 2 ? 'start' : 'middle',
-      }, last ? `${clock(p.at)} now` : clock(p.at)));
-    }
   });
+  for (const label of xLabels(rows, slot)) {
+    svg.append(s('text', { class: 'tick x-label', x: fixed(label.x), y: H - 8, 'text-anchor': label.anchor },
+      label.text));
+  }
   return { svg, totalCompleted, totalFailed };
+}
+
+/** [left, right] of a label of `text` drawn at `x` with `anchor`, estimated. */
+function extent(x, text, anchor) {
+  const width = text.length * CHAR_W;
+  if (anchor === 'end') return [x - width, x];
+  if (anchor === 'start') return [x, x + width];
+  return [x - width / 2, x + width / 2];
+}
+
+/**
+ * The x-axis labels: "HH:MM now" under the current minute, and the round ten minutes (local
+ * time) wherever they fit without touching a label already placed, right to left.
+ */
+function xLabels(rows, slot) {
+  const placed = [];
+  const fits = ([left, right]) => placed.every(
+    (other) => right + LABEL_GAP <= other.span[0] || left >= other.span[1] + LABEL_GAP);
+  for (let i = rows.length - 1; i >= 0; i -= 1) {
+    const last = i === rows.length - 1;
+    if (!last && new Date(rows[i].at).getMinutes() % LABEL_EVERY !== 0) continue;
+    const x = PAD.left + i * slot + slot / 2;
+    const text = last ? `${clock(rows[i].at)} now` : clock(rows[i].at);
+    const anchor = last ? 'end' : i < 2 ? 'start' : 'middle';
+    const span = extent(x, text, anchor);
+    if (last || fits(span)) placed.push({ x, text, anchor, span });
+  }
+  return placed.reverse();
 }
 
 /**

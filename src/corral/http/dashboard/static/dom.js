@@ -60,6 +60,69 @@ export function fmtTime(value) {
   });
 }
 
+const pad = (n) => String(n).padStart(2, '0');
+
+/** An instant as 'YYYY-MM-DD HH:MM:SS' on the UTC clock; null when it is not a date. */
+function utcClock(value) {
+  const d = new Date(value);
+  if (!value || Number.isNaN(d.getTime())) return null;
+  return `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} `
+    + `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+}
+
+/** '2026-12-01 18:00:00 UTC', for a title: the same instant on every viewer's screen. */
+export function fmtUtc(value) {
+  const clock = utcClock(value);
+  return clock ? `${clock} UTC` : '';
+}
+
+const zoneFormats = new Map();
+
+/** An Intl formatter for an IANA zone, or null when the browser does not know the zone. */
+function zoneFormat(zone) {
+  if (!zoneFormats.has(zone)) {
+    let format = null;
+    try {
+      format = new Intl.DateTimeFormat('en-US', {
+        timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit',
+        hour: '2-digit', minute: '2-digit', second: '2-digit',
+      });
+    } catch (err) {
+      format = null; // an unknown zone: the caller shows UTC instead
+    }
+    zoneFormats.set(zone, format);
+  }
+  return zoneFormats.get(zone);
+}
+
+/**
+ * An instant on the clock of IANA `zone`: ['2026-12-02 02:00:00', 'Asia/Shanghai'];
+ * [value, ''] when it is not a date, and the UTC clock for a zone the browser does not know.
+ */
+function zonedParts(value, zone) {
+  const utc = utcClock(value);
+  if (!utc) return [String(value), ''];
+  const format = zone ? zoneFormat(zone) : null;
+  if (!format) return [utc, 'UTC'];
+  const part = Object.fromEntries(format.formatToParts(new Date(value)).map((p) => [p.type, p.value]));
+  return [`${part.year}-${part.month}-${part.day} ${part.hour}:${part.minute}:${part.second}`, zone];
+}
+
+/** A schedule's time: in the schedule's zone, labelled with the zone's name; UTC on hover. */
+export function zonedTime(value, zone) {
+  if (!value) return '—';
+  const [clock, label] = zonedParts(value, zone);
+  return h('span', { class: 'zoned', title: fmtUtc(value) || null },
+    h('span', { class: 'time' }, clock), label ? ' ' : null,
+    label ? h('span', { class: 'zone' }, label) : null);
+}
+
+/** A time in the browser's zone (as fmtTime), on one line, UTC on hover. */
+export function localTime(value) {
+  if (!value) return '—';
+  return h('span', { class: 'time', title: fmtUtc(value) || null }, fmtTime(value));
+}
+
 export function fmtMs(ms) {
   if (ms === null || ms === undefined) return '—';
   if (ms < 1000) return `${Math.round(ms)} ms`;
@@ -114,4 +177,22 @@ export function details(pairs) {
 
 export function pre(value) {
   return h('pre', { class: 'json' }, typeof value === 'string' ? value : fmtJson(value));
+}
+
+/**
+ * A failure's tracebacks (one string, or a list oldest first): the latest in full with `id`,
+ * earlier attempts folded under it. Text only: a traceback may quote the job's data.
+ */
+export function tracebacks(traces, id) {
+  const list = (Array.isArray(traces) ? traces : [traces])
+    .filter((t) => typeof t === 'string' && t.trim() !== '');
+  if (!list.length) return '—';
+  const earlier = list.slice(0, -1);
+  return h('div', { class: 'tracebacks' },
+    h('pre', { class: 'stacktrace', id }, list[list.length - 1]),
+    earlier.length
+      ? h('details', { class: 'attempts' },
+        h('summary', {}, `${earlier.length} earlier failed ${earlier.length === 1 ? 'attempt' : 'attempts'}, oldest first`),
+        earlier.map((t) => h('pre', { class: 'stacktrace' }, t)))
+      : null);
 }

@@ -1,6 +1,6 @@
 // Executions: the execution log, paged, filtered by status, handler, schedule and time; a row
 // opens its detail.
-import { $, h, fill, show, badge, fmtTime, fmtMs, table, pager, details, pre } from './dom.js';
+import { $, h, fill, show, badge, localTime, fmtMs, table, pager, details, pre, tracebacks } from './dom.js';
 import { get, withQuery } from './api.js';
 
 const PAGE = 25;
@@ -76,11 +76,13 @@ function showDetail(row) {
       ['Schedule', row.jobId ? h('span', {}, name ? `${name} ` : '', h('span', { class: 'mono muted' }, row.jobId)) : '—'],
       ['Trigger', row.trigger],
       ['Queue', row.queue],
-      ['Started', fmtTime(row.startedAt)],
-      ['Finished', fmtTime(row.finishedAt)],
+      ['Enqueued', localTime(row.enqueuedAt)],
+      ['Started', localTime(row.startedAt)],
+      ['Finished', localTime(row.finishedAt)],
       ['Duration', fmtMs(row.durationMs)],
       ['Retries', row.retryCount],
       ['Error', row.errorMessage ? h('pre', { class: 'error-text' }, row.errorMessage) : '—'],
+      ['Traceback', tracebacks(row.stacktrace, 'execution-stacktrace')],
       ['Result', pre(row.result)],
     ])));
   $('execution-detail').scrollIntoView({ block: 'nearest' });
@@ -116,13 +118,13 @@ async function refresh() {
   if (mine !== seq) return;
   fill($('executions-table'), table(
     [
-      { title: 'Execution', cell: (r) => r.executionId, class: 'mono' },
+      { title: 'Execution', cell: (r) => h('span', { class: 'clip id-clip', title: r.executionId }, r.executionId), class: 'mono' },
       { title: 'Status', cell: (r) => badge(r.status) },
       { title: 'Handler', cell: (r) => r.handlerName ?? '—', class: 'mono' },
       { title: 'Schedule', cell: (r) => scheduleCell(r.jobId) },
       { title: 'Trigger', cell: (r) => r.trigger ?? '—' },
-      { title: 'Started', cell: (r) => fmtTime(r.startedAt) },
-      { title: 'Duration', cell: (r) => fmtMs(r.durationMs) },
+      { title: 'Started', cell: (r) => localTime(r.startedAt) },
+      { title: 'Duration', cell: (r) => fmtMs(r.durationMs), class: 'nowrap' },
       { title: 'Retries', cell: (r) => String(r.retryCount) },
       { title: 'Error', cell: (r) => (r.errorMessage ? h('span', { class: 'error-text clip' }, r.errorMessage) : '—') },
     ],

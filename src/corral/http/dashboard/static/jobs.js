@@ -1,12 +1,13 @@
 // Jobs: the queue's jobs by state; detail with data, progress, error and log lines; retry,
 // remove; pause; add a job; clean the queue.
-import { $, h, fill, show, badge, fmtTime, table, pager, details, pre } from './dom.js';
+import { $, h, fill, show, badge, localTime, table, pager, details, pre, tracebacks } from './dom.js';
 import { get, post, del, withQuery } from './api.js';
 
 const STATES = ['waiting', 'active', 'delayed', 'prioritized', 'paused', 'completed', 'failed'];
 const PAGE = 25;
 let ctxRef = null;
 let state = 'waiting';
+let chosen = false; // a state picked by the user (a tab or the URL) since the page opened
 let offset = 0;
 let wired = false;
 let cleanTimer = null;
@@ -53,10 +54,11 @@ async function showDetail(id) {
       ['Progress', progressCell(job.progress)],
       ['Attempts', `${job.attemptsMade} of ${job.maxAttempts}`],
       ['Priority', job.priority ?? '—'],
-      ['Created', fmtTime(job.createdAt)],
-      ['Processed', fmtTime(job.processedAt)],
-      ['Finished', fmtTime(job.finishedAt)],
+      ['Created', localTime(job.createdAt)],
+      ['Processed', localTime(job.processedAt)],
+      ['Finished', localTime(job.finishedAt)],
       ['Error', job.failedReason ? h('pre', { class: 'error-text' }, job.failedReason) : '—'],
+      ['Traceback', tracebacks(job.stacktrace, 'job-stacktrace')],
       ['Logs', logsCell(job)],
       ['Data', pre(job.data)],
       ['Result', pre(job.result)],
@@ -86,6 +88,7 @@ function renderTabs(counts) {
     'data-state': s,
     onclick: () => {
       state = s;
+      chosen = true;
       offset = 0;
       fill($('job-detail'));
       refresh().catch((err) => ctxRef.notify(err.message));
@@ -121,7 +124,7 @@ async function refresh() {
       { title: 'State', cell: (j) => badge(j.state) },
       { title: 'Progress', cell: (j) => progressCell(j.progress) },
       { title: 'Attempts', cell: (j) => `${j.attemptsMade}/${j.maxAttempts}` },
-      { title: 'Created', cell: (j) => fmtTime(j.createdAt) },
+      { title: 'Created', cell: (j) => localTime(j.createdAt) },
       { title: 'Error', cell: (j) => (j.failedReason ? h('span', { class: 'error-text clip' }, j.failedReason) : '—') },
     ],
     page.items,
@@ -230,6 +233,7 @@ async function addJob(event) {
     const job = await get(`/api/admin/jobs/${encodeURIComponent(created.id)}`);
     if (STATES.includes(job.state)) {
       state = job.state;
+      chosen = true;
       offset = 0;
     }
     await refresh();
@@ -326,10 +330,22 @@ function wire() {
   }
 }
 
+/** The state the page opens on: the first one holding jobs (an empty queue: 'waiting'). */
+async function firstNonEmptyState() {
+  const queue = await get(queuePath());
+  return STATES.find((s) => (queue.counts[s] ?? 0) > 0) ?? 'waiting';
+}
+
 export async function enter(ctx, args) {
   ctxRef = ctx;
   wire();
-  if (args && STATES.includes(args[0])) state = args[0];
+  if (args && STATES.includes(args[0])) {
+    state = args[0];
+    chosen = true;
+  } else if (!chosen) {
+    state = await firstNonEmptyState();
+    offset = 0;
+  }
   await refresh();
 }
 

@@ -38,11 +38,34 @@ function renderHealth(ready, queue) {
       : null);
 }
 
-function workerDetails(worker) {
-  return Object.entries(worker)
-    .filter(([k]) => k !== 'id')
-    .map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(', ') : typeof v === 'object' ? JSON.stringify(v) : v}`)
-    .join(' · ');
+/** 42 s, 5 min, 3 h 12 min, 2 d 4 h: how long ago `startedMs` was. */
+export function fmtUptime(startedMs, nowMs = Date.now()) {
+  if (typeof startedMs !== 'number' || !Number.isFinite(startedMs)) return '—';
+  const s = Math.max(0, Math.floor((nowMs - startedMs) / 1000));
+  if (s < 60) return `${s} s`;
+  const min = Math.floor(s / 60);
+  if (min < 60) return `${min} min`;
+  const hours = Math.floor(min / 60);
+  if (hours < 24) return `${hours} h ${min % 60} min`;
+  return `${Math.floor(hours / 24)} d ${hours % 24} h`;
+}
+
+const text = (value) => (value === null || value === undefined || value === '' ? '—' : String(value));
+
+function renderWorkers(workers) {
+  fill($('overview-workers'), table(
+    [
+      // the worker's id (and name, if it has one) on hover: rarely needed, long
+      { title: 'Host', cell: (w) => h('span', { title: [w.name, w.id].filter(Boolean).join(' · ') || null }, text(w.host)) },
+      { title: 'PID', cell: (w) => text(w.pid), class: 'mono' },
+      { title: 'Concurrency', cell: (w) => text(w.concurrency) },
+      { title: 'Handlers', cell: (w) => (Array.isArray(w.handlers) && w.handlers.length
+        ? h('span', { class: 'mono small' }, w.handlers.map(String).join(', ')) : '—') },
+      { title: 'Uptime', cell: (w) => fmtUptime(w.started_at_ms), class: 'nowrap' },
+    ],
+    workers,
+    { empty: 'No live workers.' },
+  ));
 }
 
 async function throughput(ctx) {
@@ -71,14 +94,7 @@ async function refresh(ctx) {
     stat('failed (total)', m.failedJobs),
     stat('retried attempts', m.retriedAttempts),
     stat('workers alive', queue.workers.length));
-  fill($('overview-workers'), table(
-    [
-      { title: 'Worker', cell: (w) => String(w.id ?? '—'), class: 'mono' },
-      { title: 'Details', cell: (w) => workerDetails(w) },
-    ],
-    queue.workers,
-    { empty: 'No live workers.' },
-  ));
+  renderWorkers(queue.workers);
   fill($('overview-updated'), `updated ${new Date().toLocaleTimeString()}`);
 }
 

@@ -1,5 +1,5 @@
 // Schedules: table with actions, and the create / edit form with a live (debounced) cron preview.
-import { $, h, fill, show, badge, fmtTime, table, pager } from './dom.js';
+import { $, h, fill, show, badge, zonedTime, table, pager } from './dom.js';
 import { get, post, patch, del, withQuery } from './api.js';
 
 const STATUS = { 0: 'disabled', 1: 'enabled', 2: 'paused' };
@@ -11,6 +11,11 @@ let previewTimer = null;
 let previewSeq = 0;
 let wired = false;
 let editing = null; // the schedule being edited, or null when creating
+
+/** The API's default zone (GET /dashboard/config), so the form and the API agree. */
+function defaultZone() {
+  return (ctxRef && ctxRef.defaultTimezone) || 'UTC';
+}
 
 function actionButton(label, handler, cls = 'secondary small') {
   return h('button', { type: 'button', class: cls, onclick: handler }, label);
@@ -72,7 +77,7 @@ async function refresh() {
       { title: 'Handler', cell: (j) => j.handlerName, class: 'mono' },
       { title: 'Cron', cell: (j) => j.cronExpression, class: 'mono' },
       { title: 'Timezone', cell: (j) => j.timezone },
-      { title: 'Next fire', cell: (j) => fmtTime(j.nextFires && j.nextFires[0]) },
+      { title: 'Next fire', cell: (j) => zonedTime(j.nextFires && j.nextFires[0], j.timezone), class: 'next-fire' },
       { title: 'Last run', cell: (j) => (j.lastRun ? badge(j.lastRun.status) : '—') },
       { title: '', cell: actions, class: 'actions-cell' },
     ],
@@ -104,11 +109,13 @@ function openForm(job) {
     form.elements.name.value = job.name ?? '';
     form.elements.handlerName.value = job.handlerName ?? '';
     form.elements.cronExpression.value = job.cronExpression ?? '';
-    form.elements.timezone.value = job.timezone ?? 'UTC';
+    form.elements.timezone.value = job.timezone ?? defaultZone();
     form.elements.domain.value = job.domain ?? '';
     form.elements.description.value = job.description ?? '';
     form.elements.payload.value = JSON.stringify(job.payload ?? {}, null, 2);
     preview();
+  } else {
+    form.elements.timezone.value = defaultZone();
   }
   show(form, true);
   form.scrollIntoView({ block: 'nearest' });
@@ -144,7 +151,7 @@ function formValues() {
     name: value('name'),
     handlerName: value('handlerName'),
     cronExpression: value('cronExpression'),
-    timezone: value('timezone') || 'UTC',
+    timezone: value('timezone') || defaultZone(),
     domain: value('domain'),
     description: value('description'),
     payload: value('payload'),
@@ -178,7 +185,8 @@ async function preview() {
     show(error, false);
     cron.classList.remove('invalid');
     $('sf-tz').classList.remove('invalid');
-    fill(list, answer.nextFires.map((t) => h('li', {}, fmtTime(t), h('span', { class: 'muted' }, `  ${t}`))));
+    // in the zone the schedule will fire in, as the schedules table shows it (UTC on hover)
+    fill(list, answer.nextFires.map((t) => h('li', {}, zonedTime(t, answer.timezone))));
   } catch (err) {
     if (seq !== previewSeq) return;
     fill(list);

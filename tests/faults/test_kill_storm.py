@@ -23,10 +23,8 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from corral import JobQueueManager
-from corral.settings import load_settings
 from tests.support.ledger import read_ledger, starts_by_job
-from tests.support.processes import RedisServer, corral_env, corral_process
+from tests.support.processes import RedisServer, corral_env, corral_process, producer_for
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.fault
@@ -67,9 +65,7 @@ async def test_kill_storm_loses_nothing_and_every_rerun_follows_a_kill(
         CORRAL_CONCURRENCY=str(CONCURRENCY),
         CORRAL_MAX_STALLED_COUNT="10",
     )
-    producer = JobQueueManager(
-        load_settings(queue=queue_name, prefix="corraltest", redis_url=server.url)
-    )
+    producer = producer_for(server.url, queue_name)
     checker = aioredis.Redis.from_url(server.url)
     completed_key = f"corraltest:{queue_name}:completed"
     ids = [f"q2-{n}" for n in range(JOBS)]

@@ -14,17 +14,17 @@ import os
 import re
 import signal
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
 from corral import JobQueueManager
-from corral.settings import load_settings
 from tests.support.ledger import read_ledger
-from tests.support.processes import RedisServer, corral_env, corral_process
+from tests.support.processes import RedisServer, corral_env, corral_process, producer_for
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.fault
@@ -33,40 +33,42 @@ LOCK_MS = 2000
 REJECTED = re.compile(r"Missing lock for job|Lock mismatch for job")
 
 
-@contextmanager
-def two_workers(
-    tmp_path: Path, queue: str, database_url: str
-) -> Iterator[tuple[str, dict[int, Path]]]:
-    """A private redis-server and two ``corral worker`` processes; yields the server's URL and
-    each worker's log by pid."""
+@dataclass
+class Cluster:
+    url: str
+    logs: dict[int, Path]  # each worker's log, by pid
+    producer: JobQueueManager
+    ledger: str
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, queue_name: str, database_url: str) -> AsyncIterator[Cluster]:
+    """A private redis-server, two ``corral worker`` processes, and a producer."""
     server = RedisServer(tmp_path)
     server.start()
     env = corral_env(
         server.url,
-        queue,
+        queue_name,
         database_url,
         CORRAL_EXECUTION_LOG="false",
         CORRAL_CONCURRENCY="2",
         CORRAL_LOCK_DURATION_MS=str(LOCK_MS),
         CORRAL_STALLED_INTERVAL_MS="500",
     )
+    producer = producer_for(server.url, queue_name)
     try:
         with ExitStack() as stack:
             logs = {}
             for i in range(2):
                 log = tmp_path / f"worker{i}.log"
                 logs[stack.enter_context(corral_process("worker", env, log=log)).pid] = log
-            yield server.url, logs
+            await eventually(
+                producer.get_queue_status, until=lambda s: len(s["workers"]) == 2, timeout_s=60
+            )
+            yield Cluster(server.url, logs, producer, f"ledger:{queue_name}")
     finally:
+        await producer.graceful_shutdown(1000)
         server.kill()
-
-
-async def _producer(url: str, queue: str) -> JobQueueManager:
-    producer = JobQueueManager(load_settings(queue=queue, prefix="corraltest", redis_url=url))
-    await eventually(
-        producer.get_queue_status, until=lambda s: len(s["workers"]) == 2, timeout_s=60
-    )
-    return producer
 
 
 async def _stalled_events(url: str, queue: str) -> list[object]:
@@ -79,44 +81,39 @@ async def _stalled_events(url: str, queue: str) -> list[object]:
 
 
 @pytest.mark.timeout(180)
-async def test_stopped_workers_late_completion_is_rejected(
-    tmp_path: Path, queue_name: str, database_url: str
-) -> None:
-    ledger = f"ledger:{queue_name}"
-    with two_workers(tmp_path, queue_name, database_url) as (url, logs):
-        producer = await _producer(url, queue_name)
-        try:
-            job_id = await producer.add_job(
-                "jitter", {"ledger": ledger, "sleep": 2}, job_id="q4-stopped"
-            )
-            first = await eventually(
-                lambda: asyncio.to_thread(read_ledger, url, ledger), until=bool, timeout_s=30
-            )
-            stopped_pid = first[0]["pid"]
-            os.kill(stopped_pid, signal.SIGSTOP)
-            stopped_at = time.monotonic()
-            try:
-                # The other worker takes the job over once the lock expires, and finishes it.
-                await asyncio.sleep(3 * LOCK_MS / 1000)
-                done = await eventually(
-                    lambda: producer.get_job(job_id),
-                    until=lambda j: str(j.state) == "completed",
-                    timeout_s=60,
-                )
-            finally:
-                os.kill(stopped_pid, signal.SIGCONT)
-            stopped_s = time.monotonic() - stopped_at
+async def test_stopped_workers_late_completion_is_rejected(cluster: Cluster) -> None:
+    producer = cluster.producer
+    job_id = await producer.add_job(
+        "jitter", {"ledger": cluster.ledger, "sleep": 2}, job_id="q4-stopped"
+    )
+    first = await eventually(
+        lambda: asyncio.to_thread(read_ledger, cluster.url, cluster.ledger),
+        until=bool,
+        timeout_s=30,
+    )
+    stopped_pid = first[0]["pid"]
+    os.kill(stopped_pid, signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    try:
+        # The other worker takes the job over once the lock expires, and finishes it.
+        await asyncio.sleep(3 * LOCK_MS / 1000)
+        done = await eventually(
+            lambda: producer.get_job(job_id),
+            until=lambda j: str(j.state) == "completed",
+            timeout_s=60,
+        )
+    finally:
+        os.kill(stopped_pid, signal.SIGCONT)
+    stopped_s = time.monotonic() - stopped_at
 
-            async def late_attempt_logged() -> str:
-                found = REJECTED.search(logs[stopped_pid].read_text(errors="replace"))
-                return found.group(0) if found else ""
+    async def late_attempt_logged() -> str:
+        found = REJECTED.search(cluster.logs[stopped_pid].read_text(errors="replace"))
+        return found.group(0) if found else ""
 
-            rejection = await eventually(late_attempt_logged, until=bool, timeout_s=30)
-            rows = await asyncio.to_thread(read_ledger, url, ledger)
-            after = await producer.get_job(job_id)
-            stalled = await _stalled_events(url, queue_name)
-        finally:
-            await producer.graceful_shutdown(1000)
+    rejection = await eventually(late_attempt_logged, until=bool, timeout_s=30)
+    rows = await asyncio.to_thread(read_ledger, cluster.url, cluster.ledger)
+    after = await producer.get_job(job_id)
+    stalled = await _stalled_events(cluster.url, producer.queue_name)
 
     starts = [r for r in rows if r["event"] == "start"]
     finishes = [r for r in rows if r["event"] == "finish"]
@@ -137,25 +134,18 @@ async def test_stopped_workers_late_completion_is_rejected(
 
 
 @pytest.mark.timeout(180)
-async def test_cpu_bound_sync_handler_keeps_its_lock(
-    tmp_path: Path, queue_name: str, database_url: str
-) -> None:
-    ledger = f"ledger:{queue_name}"
-    with two_workers(tmp_path, queue_name, database_url) as (url, _logs):
-        producer = await _producer(url, queue_name)
-        try:
-            job_id = await producer.add_job(
-                "spin_sync", {"ledger": ledger, "seconds": 3 * LOCK_MS / 1000}, job_id="q4-spin"
-            )
-            job = await eventually(
-                lambda: producer.get_job(job_id),
-                until=lambda j: str(j.state) in ("completed", "failed"),
-                timeout_s=60,
-            )
-            rows = await asyncio.to_thread(read_ledger, url, ledger)
-            stalled = await _stalled_events(url, queue_name)
-        finally:
-            await producer.graceful_shutdown(1000)
+async def test_cpu_bound_sync_handler_keeps_its_lock(cluster: Cluster) -> None:
+    producer = cluster.producer
+    job_id = await producer.add_job(
+        "spin_sync", {"ledger": cluster.ledger, "seconds": 3 * LOCK_MS / 1000}, job_id="q4-spin"
+    )
+    job = await eventually(
+        lambda: producer.get_job(job_id),
+        until=lambda j: str(j.state) in ("completed", "failed"),
+        timeout_s=60,
+    )
+    rows = await asyncio.to_thread(read_ledger, cluster.url, cluster.ledger)
+    stalled = await _stalled_events(cluster.url, producer.queue_name)
 
     starts = [r for r in rows if r["event"] == "start"]
     print(

@@ -15,6 +15,7 @@ import itertools
 import os
 import random
 import signal
+import statistics
 import subprocess
 import time
 from contextlib import ExitStack
@@ -122,11 +123,20 @@ async def test_kill_storm_loses_nothing_and_every_rerun_follows_a_kill(
     starts = starts_by_job(rows)
     duplicates = {job_id: len(r) for job_id, r in starts.items() if len(r) > 1}
     finished = {row["job_id"] for row in rows if row["event"] == "finish"}
+    # recovery: from the kill of the worker running a job to the job's next start
+    recoveries = sorted(
+        float(later["t"]) - killed_at[int(earlier["pid"])]
+        for r in starts.values()
+        for earlier, later in itertools.pairwise(r)
+        if int(earlier["pid"]) in killed_at
+    )
     print(
         f"Q2: {JOBS} jobs, {WORKERS} workers x {CONCURRENCY}; {len(killed_at)} SIGKILLs in "
         f"{drained_s:.0f} s; {len(duplicates)} jobs ran more than once "
         f"({sum(duplicates.values()) - len(duplicates)} extra runs); {len(lost)} lost; "
-        f"{len(failed)} failed"
+        f"{len(failed)} failed; re-run after the kill: median "
+        f"{statistics.median(recoveries) if recoveries else 0:.2f} s, "
+        f"max {max(recoveries, default=0):.2f} s"
     )
     assert lost == [], f"{len(lost)} jobs not completed, e.g. {lost[:5]}"
     assert failed == []

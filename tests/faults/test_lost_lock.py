@@ -119,7 +119,8 @@ async def test_stopped_workers_late_completion_is_rejected(cluster: Cluster) -> 
     finishes = [r for r in rows if r["event"] == "finish"]
     print(
         f"Q4a: worker {stopped_pid} stopped {stopped_s:.1f} s (lock {LOCK_MS} ms); "
-        f"{len(starts)} starts, {len(finishes)} finishes, {len(stalled)} stalled events; "
+        f"{len(starts)} starts (the re-run {starts[-1]['t'] - starts[0]['t']:.1f} s after the "
+        f"first), {len(finishes)} finishes, {len(stalled)} stalled events; "
         f"late completion rejected with {rejection!r}; result kept from pid {after.result}"
     )
     assert next(r["pid"] for r in starts) == stopped_pid

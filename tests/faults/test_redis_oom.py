@@ -26,6 +26,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from corral import BrokerOutOfMemory, JobQueueManager
+from tests.support.flood import add_until_refused
 from tests.support.ledger import read_ledger
 from tests.support.processes import (
     RedisServer,
@@ -60,28 +61,17 @@ def _jobs(ledger: str, first: int, count: int) -> list[dict[str, Any]]:
 async def _flood(producer: JobQueueManager, ledger: str) -> tuple[list[str], Exception, Exception]:
     """Bulk adds until one is refused, then single adds until one is refused."""
     acknowledged: list[str] = []
-    n = 0
-    while True:
-        try:
-            acknowledged += await producer.add_bulk_jobs(_jobs(ledger, n, BATCH))
-        except Exception as exc:  # whatever it is, the test shows it
-            bulk_refusal = exc
-            break
-        n += BATCH
-        assert n < 100_000, "Redis never refused an add"
-    for m in range(n + BATCH, n + BATCH + 10_000):
-        try:
-            acknowledged.append(
-                await producer.add_job(
-                    "record",
-                    {"ledger": ledger, "blob": BLOB},
-                    job_id=f"r4-{m}",
-                    remove_on_complete=False,
-                )
-            )
-        except Exception as exc:
-            return acknowledged, bulk_refusal, exc
-    raise AssertionError("single adds were never refused")
+
+    async def add_batch() -> None:
+        acknowledged.extend(await producer.add_bulk_jobs(_jobs(ledger, len(acknowledged), BATCH)))
+
+    async def add_one() -> None:
+        job = _jobs(ledger, len(acknowledged) + BATCH, 1)[0]  # past the refused batch's ids
+        acknowledged.append(await producer.add_job(job["name"], job["data"], **job["options"]))
+
+    bulk_refusal = await add_until_refused(add_batch, most=1000)
+    single_refusal = await add_until_refused(add_one, most=10_000)
+    return acknowledged, bulk_refusal, single_refusal
 
 
 @dataclass

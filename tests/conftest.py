@@ -84,7 +84,7 @@ async def qm(settings) -> AsyncIterator:  # type: ignore[no-untyped-def]
 @pytest.fixture
 def ledger(queue_name: str, redis_url: str):  # type: ignore[no-untyped-def]
     """Read the ledger the test handlers write: a list of dicts."""
-    import json
+    from tests.support.ledger import read_ledger
 
     key = f"ledger:{queue_name}"
 
@@ -92,10 +92,6 @@ def ledger(queue_name: str, redis_url: str):  # type: ignore[no-untyped-def]
         name = key
 
         def entries(self) -> list[dict[str, object]]:
-            client = redis.Redis.from_url(redis_url)
-            try:
-                return [json.loads(x) for x in client.lrange(key, 0, -1)]
-            finally:
-                client.close()
+            return read_ledger(redis_url, key)
 
     return Ledger()

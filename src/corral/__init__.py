@@ -4,6 +4,7 @@ from corral.core.events import QueueEvent
 from corral.core.handlers import Job, job_handler
 from corral.core.jobs import Backoff, JobExecutionStatus, JobPriority
 from corral.errors import (
+    BrokerOutOfMemory,
     BrokerUnavailable,
     ConfigurationError,
     CorralError,
@@ -22,6 +23,7 @@ from corral.settings import CorralSettings, load_settings
 
 __all__ = [
     "Backoff",
+    "BrokerOutOfMemory",
     "BrokerUnavailable",
     "ConfigurationError",
     "CorralError",

@@ -12,8 +12,9 @@
     │   ├── DuplicateHandler        two handlers claim one name (names both modules)
     │   └── HandlerDiscoveryError   the handlers package (or one module) failed to import
     ├── BrokerUnavailable           Redis cannot be reached (host:port, no password)
-    │   └── BrokerPoolExhausted     every pooled connection stayed busy past the pool timeout
-    │   └── BrokerAuthenticationFailed  Redis refused the password (also a ConfigurationError)
+    │   ├── BrokerPoolExhausted     every pooled connection stayed busy past the pool timeout
+    │   ├── BrokerAuthenticationFailed  Redis refused the password (also a ConfigurationError)
+    │   └── BrokerOutOfMemory       Redis answers but refuses writes: maxmemory reached
     ├── JobNotFound                 no job with that id in the queue
     ├── ScheduleNotFound            no scheduled job with that id
     ├── StoreUnavailable (ConnectionError)  the database is unreachable (no password shown)
@@ -90,6 +91,14 @@ class BrokerPoolExhausted(BrokerUnavailable):
 class BrokerAuthenticationFailed(BrokerUnavailable, ConfigurationError):
     """Redis refused the password (or wants one): waiting will not help, so processes stop at
     start-up. Still a BrokerUnavailable for code that serves requests meanwhile."""
+
+
+class BrokerOutOfMemory(BrokerUnavailable):
+    """Redis reached ``maxmemory`` and (policy noeviction) refuses writes until memory is freed.
+
+    A refused add stored nothing. It is a BrokerUnavailable so callers that back off and retry
+    on an outage do the same here; the message says which of the two it is.
+    """
 
 
 class JobNotFound(CorralError, LookupError):

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from corral.core.handlers import HandlerRegistry
 from corral.errors import BrokerAuthenticationFailed, BrokerUnavailable
 from corral.runtime import Runtime
+from corral.services.monitoring import redis_warnings
 from corral.settings import CorralSettings
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,19 @@ class StopSignal:
         else:
             logger.info("%s received: draining", sig.name, extra={"event": "shutdown.start"})
             self.stop.set()
+
+
+async def _warn_about_redis(runtime: Runtime) -> None:
+    """Log Redis configuration risks once at start-up (an evicting maxmemory-policy silently
+    drops jobs), where whoever deploys the worker reads its output."""
+    try:
+        info = await runtime.redis_info()
+    except BrokerUnavailable:
+        return  # the worker itself reports an outage
+    for problem in redis_warnings(
+        info=info, has_password=runtime.redis_has_password, host=runtime.redis_host
+    ):
+        logger.warning("%s", problem, extra={"event": "worker.redis_warning"})
 
 
 async def run_worker(
@@ -103,6 +117,7 @@ async def run_worker(
                 attempt,
                 extra={"event": "worker.start_recovered"},
             )
+        await _warn_about_redis(runtime)
         stopped = asyncio.ensure_future(stop.stop.wait())
         died = asyncio.ensure_future(consumer.wait_closed())
         await asyncio.wait({stopped, died}, return_when=asyncio.FIRST_COMPLETED)

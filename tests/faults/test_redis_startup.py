@@ -20,7 +20,7 @@ import pytest
 from corral import JobQueueManager
 from corral.scheduler import TaskScheduler
 from corral.settings import load_settings
-from tests.support.processes import RedisServer, corral_env, corral_process, free_port
+from tests.support.processes import RedisServer, api_env, corral_process, free_port
 from tests.support.waiting import eventually
 
 PASSWORD = "r3-canary-password-91f2"  # noqa: S105 - a test value that must never be printed
@@ -53,14 +53,12 @@ async def test_worker_scheduler_and_api_wait_for_redis(
 
     server = RedisServer(tmp_path, password=PASSWORD)  # not started yet
     port = free_port()
-    env = corral_env(
+    env = api_env(
         server.url,
         queue_name,
         database_url,
-        CORRAL_EXECUTION_LOG="false",
-        CORRAL_ADMIN_TOKEN=TOKEN,
-        CORRAL_API_HOST="127.0.0.1",
-        CORRAL_API_PORT=str(port),
+        token=TOKEN,
+        port=port,
         CORRAL_REDIS_CONNECT_TIMEOUT="1",
     )
     logs = {name: tmp_path / f"{name}.log" for name in ("worker", "scheduler", "api")}

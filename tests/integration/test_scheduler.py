@@ -4,7 +4,6 @@ live changes, manual triggers."""
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from corral.core.schedules import ScheduleStatus, fire_id
 from corral.errors import ValidationError
 from corral.scheduler import TaskScheduler
 from corral.settings import CorralSettings
+from tests.support.schedules import every_second_schedules, tick_report
 from tests.support.waiting import eventually
 
 HANDLERS = "tests.support.it_handlers"
@@ -205,17 +205,7 @@ async def test_three_schedulers_fire_each_tick_exactly_once(
 ) -> None:
     """S1 (in-process variant): 3 schedulers, 5 schedules of `* * * * * *`, jobs removed as soon
     as they complete, so only the watermark can prevent a second fire."""
-    schedules = [
-        await admin.create(
-            name=f"s{i}",
-            handler_name="record",
-            cron_expression="* * * * * *",
-            domain="test",
-            timezone="UTC",
-            payload={"ledger": ledger.name},
-        )
-        for i in range(5)
-    ]
+    schedules = await every_second_schedules(admin, ledger.name, 5)
     await qm.start_worker(concurrency=20)
     replicas = [TaskScheduler(sched_settings, keep_completed=Retention(count=0)) for _ in range(3)]
     for replica in replicas:
@@ -226,17 +216,9 @@ async def test_three_schedulers_fire_each_tick_exactly_once(
     for replica in replicas:
         await replica.close()
     await asyncio.sleep(1)
-    entries = [e for e in ledger.entries() if e["event"] == "start"]
-    per_tick = Counter(e["job_id"] for e in entries)
-    duplicates = {k: v for k, v in per_tick.items() if v > 1}
-    assert duplicates == {}
-    seconds = int((window_end - window_start).total_seconds())
-    for schedule in schedules:
-        expected = {
-            fire_id(schedule.id, window_start + timedelta(seconds=s)) for s in range(seconds + 1)
-        }
-        missing = expected - set(per_tick)
-        assert missing == set(), f"{len(missing)} ticks of {schedule.id} never fired"
+    report = tick_report(ledger.entries(), schedules, window_start, window_end)
+    assert report.duplicates == {}
+    assert report.missing == {}, "ticks that never fired, per schedule"
     stats = [r.loop.stats for r in replicas if r.loop is not None]
     print(
         "fired per replica:",

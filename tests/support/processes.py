@@ -13,6 +13,9 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+from corral import JobQueueManager
+from corral.settings import load_settings
+
 ROOT = Path(__file__).resolve().parents[2]
 CORRAL = str(Path(sys.executable).parent / "corral")
 
@@ -40,6 +43,29 @@ def corral_env(redis_url: str, queue: str, database_url: str = "", **extra: str)
     )
     env.update(extra)
     return env
+
+
+def api_env(
+    redis_url: str, queue: str, database_url: str, *, token: str, port: int, **extra: str
+) -> dict[str, str]:
+    """``corral_env`` for a ``corral api`` on 127.0.0.1:``port`` with admin token ``token``."""
+    return corral_env(
+        redis_url,
+        queue,
+        database_url,
+        CORRAL_EXECUTION_LOG="false",
+        CORRAL_ADMIN_TOKEN=token,
+        CORRAL_API_HOST="127.0.0.1",
+        CORRAL_API_PORT=str(port),
+        **extra,
+    )
+
+
+def producer_for(redis_url: str, queue: str, **settings: object) -> JobQueueManager:
+    """A JobQueueManager in the test process for ``queue`` on a private Redis."""
+    return JobQueueManager(
+        load_settings(queue=queue, prefix="corraltest", redis_url=redis_url, **settings)
+    )
 
 
 @contextmanager
@@ -73,9 +99,16 @@ class RedisServer:
     """A private redis-server on a free port that a test may kill and restart."""
 
     def __init__(
-        self, workdir: Path, *, password: str | None = None, appendfsync: str | None = None
+        self,
+        workdir: Path,
+        *,
+        password: str | None = None,
+        appendfsync: str | None = None,
+        maxmemory: str | None = None,
+        maxmemory_policy: str = "noeviction",
     ) -> None:
-        """``appendfsync`` ("always", "everysec") turns the AOF on, so data survives restarts."""
+        """``appendfsync`` ("always", "everysec") turns the AOF on, so data survives restarts;
+        ``maxmemory`` ("50mb") caps the memory Redis may use."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
@@ -84,6 +117,8 @@ class RedisServer:
         self.workdir = workdir
         self.password = password
         self.appendfsync = appendfsync
+        self.maxmemory = maxmemory
+        self.maxmemory_policy = maxmemory_policy
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -111,7 +146,8 @@ class RedisServer:
                 "--daemonize",
                 "no",
                 "--maxmemory-policy",
-                "noeviction",
+                self.maxmemory_policy,
+                *(["--maxmemory", self.maxmemory] if self.maxmemory else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

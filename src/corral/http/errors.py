@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from corral.core.redaction import redact_text
 from corral.errors import (
+    BrokerOutOfMemory,
     BrokerPoolExhausted,
     BrokerUnavailable,
     ConfigurationError,
@@ -78,6 +79,8 @@ async def _corral_error(request: Request, exc: Exception) -> JSONResponse:
             message += " is not reachable"
         if isinstance(exc, BrokerPoolExhausted):
             message = "service busy: every Redis connection stayed in use; retry shortly"
+        if isinstance(exc, BrokerOutOfMemory):
+            message = "service unavailable: Redis is out of memory"
         return JSONResponse(error_body(message), status_code=status)
     return JSONResponse(error_body(redact_text(str(exc))), status_code=status)
 

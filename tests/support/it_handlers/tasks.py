@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import time
 from typing import Any
 
@@ -15,7 +16,9 @@ def _ledger(job: Job, event: str) -> None:
     key = job.data.get("ledger")
     if not key:
         return
-    client = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379"))
+    # A test whose queue's Redis refuses writes (out of memory) keeps its ledger elsewhere.
+    url = os.environ.get("CORRAL_TEST_LEDGER_URL") or os.environ.get("REDIS_URL")
+    client = redis.Redis.from_url(url or "redis://127.0.0.1:6379")
     try:
         client.rpush(
             key,
@@ -56,6 +59,29 @@ def record_sync(job: Job) -> dict[str, Any]:
     time.sleep(float(job.data.get("sleep", 0)))
     _ledger(job, "finish")
     return {"started": started}
+
+
+@job_handler
+async def jitter(job: Job) -> dict[str, int]:
+    """Ledger a start, sleep ``data.sleep`` s (default: a random 50-500 ms), ledger a finish;
+    return the pid, so a test can tell which run's result the queue kept."""
+    _ledger(job, "start")
+    sleep = job.data.get("sleep")
+    await asyncio.sleep(float(sleep) if sleep is not None else random.uniform(0.05, 0.5))
+    _ledger(job, "finish")
+    return {"pid": os.getpid()}
+
+
+@job_handler
+def spin_sync(job: Job) -> dict[str, int]:
+    """A CPU-bound plain handler (it runs in a thread): a busy loop for ``data.seconds``."""
+    _ledger(job, "start")
+    until = time.monotonic() + float(job.data.get("seconds", 1))
+    spins = 0
+    while time.monotonic() < until:
+        spins += 1
+    _ledger(job, "finish")
+    return {"pid": os.getpid(), "spins": spins}
 
 
 @job_handler

@@ -22,12 +22,17 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import AuthenticationError, OutOfMemoryError, RedisError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from corral.core.redaction import redact_text
-from corral.errors import BrokerAuthenticationFailed, BrokerPoolExhausted, BrokerUnavailable
+from corral.errors import (
+    BrokerAuthenticationFailed,
+    BrokerOutOfMemory,
+    BrokerPoolExhausted,
+    BrokerUnavailable,
+)
 
 SOCKET_TIMEOUT_S = 15.0  # > bullmq's 10 s maximum block time
 #: How long a command waits for a pooled connection before it fails. Generous: a burst of a
@@ -109,6 +114,14 @@ def unavailable(url: str, exc: BaseException) -> BrokerUnavailable:
         )
     if refused_password(exc):
         return BrokerAuthenticationFailed(f"Redis refused the password for {where(url)}")
+    if isinstance(exc, OutOfMemoryError):
+        # Redis' own text reaches us wrapped in bullmq's pipeline report; say plainly what
+        # happened and what helps. At the limit workers cannot take jobs either (taking one
+        # writes its lock) and bullmq's clean script may be refused too: more memory first.
+        return BrokerOutOfMemory(
+            f"Redis at {where(url)} is out of memory (maxmemory reached) and refused the write; "
+            "raise maxmemory, then let workers drain the queue and clean finished jobs"
+        )
     detail = redact_text(str(exc)) or type(exc).__name__
     return BrokerUnavailable(f"Redis not reachable at {where(url)}: {detail}")
 

@@ -12,6 +12,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from bullmq import Queue
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from corral.adapters.bullmq import keys
@@ -66,7 +67,13 @@ class BullQueue:
     async def _guard(self) -> AsyncIterator[None]:
         try:
             yield
-        except (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError) as exc:
+        except (
+            RedisConnectionError,
+            RedisTimeoutError,
+            OutOfMemoryError,  # Redis answers but refuses writes: at maxmemory
+            ConnectionError,
+            TimeoutError,
+        ) as exc:
             if isinstance(exc, CorralError):
                 raise
             raise unavailable(self.url, exc) from None

@@ -117,7 +117,11 @@ class Runtime:
                         self._url, connect_timeout_s=self.settings.redis_connect_timeout_s
                     )
                     queue = BullQueue(
-                        client, self._url, name=self.queue_name, prefix=self.settings.prefix
+                        client,
+                        self._url,
+                        name=self.queue_name,
+                        prefix=self.settings.prefix,
+                        memory_reserve=self.settings.redis_memory_reserve,
                     )
                     self._stack.push_async_callback(queue.close)
                     self._queue = queue

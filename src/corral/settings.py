@@ -45,6 +45,9 @@ class CorralSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, validation_alias="CORRAL_MAX_BODY_BYTES", ge=1024, le=64 * 1024 * 1024
     )
+    redis_memory_reserve: float = Field(
+        default=0.05, validation_alias="CORRAL_REDIS_MEMORY_RESERVE", ge=0, le=0.5
+    )
     max_job_data_bytes: int = Field(
         default=512 * 1024,
         validation_alias="CORRAL_MAX_JOB_DATA_BYTES",

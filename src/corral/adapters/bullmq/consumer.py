@@ -40,6 +40,7 @@ from corral.adapters.bullmq.mapping import timeout_of
 from corral.core.failures import describe, stacktrace
 from corral.core.handlers import Job
 from corral.core.ports import JobLifecycle, JobRunner
+from corral.core.throttle import LogThrottle, held_note
 from corral.errors import HandlerNotFound, UnrecoverableError
 
 logger = logging.getLogger(__name__)
@@ -549,6 +550,7 @@ class BullConsumer:
         self._worker: _CorralWorker | None = None
         self._run_task: asyncio.Task[Any] | None = None
         self.stats = StatsReporter(client, config, worker_id="")
+        self._error_throttles: dict[str, LogThrottle] = {}
         self.stats.handlers = executor.handler_names()
         self._requeue = client.register_script(loadScript("moveJobFromActiveToWait-9.lua"))
 
@@ -618,7 +620,14 @@ class BullConsumer:
         )
 
     def _on_error(self, err: BaseException, job: BullJob | None = None) -> None:
-        logger.warning("worker error: %s", err, extra={"event": "worker.error"})
+        # bullmq reports a refused fetch or lock renewal each time it retries: during an outage
+        # or at Redis' memory limit that is many times a second. One line per kind per 10 s.
+        throttle = self._error_throttles.setdefault(type(err).__name__, LogThrottle())
+        held = throttle.allow(time.monotonic())
+        if held is not None:
+            logger.warning(
+                "worker error: %s%s", err, held_note(held), extra={"event": "worker.error"}
+            )
 
     def _on_stalled(self, job_id: str, *_: object) -> None:
         self.stats.stalled += 1

@@ -19,6 +19,7 @@ from corral.adapters.bullmq import keys
 from corral.adapters.bullmq.connection import unavailable
 from corral.adapters.bullmq.fires import FireGate
 from corral.adapters.bullmq.mapping import from_bullmq_priority, to_bullmq_options
+from corral.adapters.bullmq.memory import MemoryReserve
 from corral.core.jobs import JobSpec, is_job_id
 from corral.errors import CorralError, JobNotFound
 
@@ -56,12 +57,21 @@ class JobInfo:
 class BullQueue:
     """Adds jobs and answers questions about one queue. Owns its Redis client."""
 
-    def __init__(self, client: aioredis.Redis, url: str, *, name: str, prefix: str) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        url: str,
+        *,
+        name: str,
+        prefix: str,
+        memory_reserve: float = 0.05,
+    ) -> None:
         self.client = client
         self.url = url
         self.name = name
         self.prefix = prefix
         self._queue = Queue(name, {"connection": client, "prefix": prefix})
+        self.memory = MemoryReserve(client, url, reserve=memory_reserve)
 
     @asynccontextmanager
     async def _guard(self) -> AsyncIterator[None]:
@@ -80,6 +90,7 @@ class BullQueue:
 
     async def add(self, spec: JobSpec) -> str:
         async with self._guard():
+            await self.memory.check((spec,))
             job = await self._queue.add(spec.name, spec.data, to_bullmq_options(spec.options))
         return str(job.id)
 
@@ -89,6 +100,7 @@ class BullQueue:
         if not specs:
             return []
         async with self._guard():
+            await self.memory.check(specs)
             jobs = await self._queue.addBulk(
                 [
                     {"name": s.name, "data": s.data, "opts": to_bullmq_options(s.options)}

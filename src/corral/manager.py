@@ -172,12 +172,15 @@ class JobQueueManager:
             raise ValidationError("grace_ms", "must be an integer >= 0")
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValidationError("limit", "must be an integer >= 0 (0 = no limit)")
+        # Not every execution-log state is a queue state (``missed`` rows have no job).
         try:
-            state = _CLEANABLE[JobExecutionStatus(status)]
+            state = _CLEANABLE.get(JobExecutionStatus(status))
         except ValueError:
+            state = None
+        if state is None:
             raise ValidationError(
-                "status", f"must be one of {', '.join(s.value for s in JobExecutionStatus)}"
-            ) from None
+                "status", f"must be one of {', '.join(s.value for s in _CLEANABLE)}"
+            )
         queue = await self._rt.queue()
         count = await queue.clean(grace_ms, limit, state)
         if state == "wait" and (limit == 0 or count < limit):

@@ -95,6 +95,7 @@ class TaskScheduler:
             catch_up_ms=self.settings.catch_up_ms,
             keep_completed=self.keep_completed,
             on_fired=writer.job_waiting if writer is not None else None,
+            on_missed=writer.ticks_missed if writer is not None else None,
         )
         self._loop = loop
         if writer is not None:

@@ -10,7 +10,7 @@ import os
 import re
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -565,4 +565,62 @@ async def test_dashboard_failures_zones_workers_and_details(
 
     assert dialogs == []
     assert console_errors == []
+    await context.close()
+
+
+async def test_dashboard_shows_ticks_a_schedule_missed(
+    api_server: Api, settings: Any, browser: Any, tmp_path: Path
+) -> None:
+    """Skipped ticks written by a real scheduler (its clock 3 h past a daily tick with a 1 h
+    window, and past a day of hourly ticks with no window): a 'missed' badge, the status filter,
+    "N ticks missed from X to Y" in the row and the detail, and the schedule's last run."""
+    from corral.scheduler import TaskScheduler
+
+    api = api_server
+    common = {"domain": "e2e", "timezone": "UTC", "handlerName": "noop"}
+    daily = api.client.post(
+        "/api/admin/scheduled-jobs",
+        json={"name": "e2e daily", "cronExpression": "0 0 0 * * *", "catchUpMs": 3_600_000}
+        | common,
+    ).json()
+    hourly = api.client.post(
+        "/api/admin/scheduled-jobs",
+        json={"name": "e2e hourly", "cronExpression": "0 0 * * * *", "catchUpMs": 0} | common,
+    ).json()
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    later = midnight + timedelta(days=1, hours=3, seconds=30)
+    scheduler = TaskScheduler(settings, clock=lambda: later)
+    await scheduler.initialize()
+    await scheduler.close()  # flushes the execution log
+    missed = api.client.get("/api/admin/executions", params={"status": "missed"}).json()
+    by_schedule = {row["jobId"]: row["missed"] for row in missed["items"]}
+    print("missed:", by_schedule)
+    assert by_schedule[daily["id"]]["ticks"] == 1
+    hours = by_schedule[hourly["id"]]["ticks"]
+    assert hours >= 3
+
+    (tmp_path / "screenshots").mkdir()
+    context, page, console_errors, dialogs = await _open_dashboard(browser, api, "UTC")
+    await page.click("#nav a[data-view=executions]")
+    rows = page.locator("#executions-table tbody tr")
+    await page.select_option("#exec-status", "missed")
+    await expect(rows).to_have_count(2)
+    await expect(rows.locator(".badge.state-missed")).to_have_count(2)
+    daily_row = rows.filter(has_text="e2e daily")
+    await expect(daily_row).to_contain_text("1 tick missed:")
+    hourly_row = rows.filter(has_text="e2e hourly")
+    await expect(hourly_row).to_contain_text(f"{hours} ticks missed from ")
+    await hourly_row.click()
+    detail = page.locator("#execution-detail")
+    await expect(detail.locator("dt:text-is('Missed') + dd")).to_contain_text(
+        f"{hours} ticks missed from "
+    )
+    await expect(detail.locator("dt:text-is('Started') + dd")).to_have_text("—")
+    await _shot(page, tmp_path, "executions-missed")
+    await page.click("#nav a[data-view=schedules]")
+    last_run = page.locator("#schedules-table tr", has_text="e2e hourly")
+    await expect(last_run.locator(".badge.state-missed")).to_have_text("missed")
+    await expect(last_run).to_contain_text(f"{hours} ticks")
+    assert console_errors == []
+    assert dialogs == []
     await context.close()

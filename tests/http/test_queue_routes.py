@@ -347,6 +347,8 @@ async def test_bad_job_listing_params_are_422(
         ({"graceMs": 0, "limit": -1}, "limit"),
         ({"graceMs": 0, "limit": 10**12}, "limit"),
         ({"graceMs": 0, "status": "done"}, "status"),
+        # an execution-log state with no queue jobs behind it
+        ({"graceMs": 0, "status": "missed"}, "status"),
         ({"graceMs": 0, "grace": 1}, "grace"),
     ],
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from corral.core.executions import MissedTicks, missed_record
 from corral.http.app import create_app
 from corral.http.names import to_camel
 from corral.settings import CorralSettings
@@ -39,9 +41,10 @@ VALID: dict[str, Any] = {
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-async def client(
+async def app_on_db(
     request: pytest.FixtureRequest, settings: CorralSettings, tmp_path: Path
-) -> AsyncIterator[httpx.AsyncClient]:
+) -> AsyncIterator[Any]:
+    """The app on a fresh SQLite file or a fresh PostgreSQL database."""
     root = None
     name = f"t_{uuid.uuid4().hex[:12]}"
     if request.param == "sqlite":
@@ -60,10 +63,7 @@ async def client(
     app.state.scheduler._handlers = ["tests.support.it_handlers"]
     await app.state.scheduler._rt.migrate()
     try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://t", headers=AUTH
-        ) as c:
-            yield c
+        yield app
     finally:
         await app.state.manager.graceful_shutdown(0)
         await app.state.scheduler.close()
@@ -71,6 +71,14 @@ async def client(
             async with root.connect() as conn:
                 await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
             await root.dispose()
+
+
+@pytest.fixture
+async def client(app_on_db: Any) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app_on_db), base_url="http://t", headers=AUTH
+    ) as c:
+        yield c
 
 
 async def _count(client: httpx.AsyncClient) -> int:
@@ -289,3 +297,39 @@ async def test_execution_log_injection_values_are_plain(client: httpx.AsyncClien
         assert answer.status_code == 200, answer.text
         assert answer.json()["total"] == 0
     assert (await client.get("/api/admin/executions")).status_code == 200
+
+
+async def test_missed_rows_are_listed_with_their_figures(
+    app_on_db: Any, client: httpx.AsyncClient
+) -> None:
+    """A skipped range (the row the scheduler writes) in the executions list, its status filter,
+    the schedule's executions and the schedule's last run, with how many and from when to when."""
+    created = await client.post("/api/admin/scheduled-jobs", json=VALID)
+    assert created.status_code == 201, created.text
+    schedule_id = uuid.UUID(created.json()["id"])
+    first = datetime(2026, 11, 29, 18, 0, tzinfo=UTC)
+    missed = MissedTicks(count=3, first=first, last=first + timedelta(days=2))
+    row = missed_record(
+        schedule_id, missed, handler_name="record", queue="q", recorded_at=datetime.now(UTC)
+    )
+    await app_on_db.state.scheduler._rt.execution_log().upsert_many([row])
+
+    expected = {"ticks": 3, "first": "2026-11-29T18:00:00Z", "last": "2026-12-01T18:00:00Z"}
+    listed = await client.get("/api/admin/executions", params={"status": "missed"})
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    print("missed row:", items)
+    assert [(i["status"], i["missed"]) for i in items] == [("missed", expected)]
+    item = items[0]
+    assert item["executionId"] == f"missed-{schedule_id}-{int(first.timestamp() * 1000)}"
+    assert (item["jobId"], item["trigger"], item["startedAt"]) == (
+        str(schedule_id),
+        "schedule",
+        None,
+    )
+    own = await client.get(f"/api/admin/scheduled-jobs/{schedule_id}/executions")
+    assert [i["missed"] for i in own.json()["items"]] == [expected]
+    detail = await client.get(f"/api/admin/scheduled-jobs/{schedule_id}")
+    assert detail.json()["lastRun"]["missed"] == expected
+    others = await client.get("/api/admin/executions", params={"status": "completed"})
+    assert others.json()["total"] == 0

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from corral.adapters.sql import SqlExecutionLog, SqlScheduleStore
 from corral.adapters.sql.tables import executions, schedules
-from corral.core.executions import ExecutionRecord
+from corral.core.executions import ExecutionRecord, MissedTicks, missed_record, missed_ticks
 from corral.core.jobs import JobExecutionStatus
 from corral.core.queries import ExecutionQuery, ExecutionSort, ScheduleQuery, ScheduleSort
 from corral.core.schedules import ScheduledJob, ScheduleStatus, validate_changes
@@ -542,3 +542,32 @@ async def test_a_late_waiting_row_never_moves_a_run_back(execution_log: SqlExecu
         ("race-1", JobExecutionStatus.COMPLETED, "noop")
     ]
     assert page[0].updated_at == T0
+
+
+async def test_a_missed_row_round_trips_and_filters_by_status(
+    execution_log: SqlExecutionLog,
+) -> None:
+    """The scheduler's row for skipped ticks: its figures come back intact, the status filter
+    finds it, and writing the same range again (a retried batch) is the same row."""
+    schedule_id = uuid.uuid4()
+    first, last = T0.replace(microsecond=0), T0.replace(microsecond=0) + timedelta(seconds=28)
+    missed = MissedTicks(count=29, first=first, last=last)
+    record = missed_record(
+        schedule_id,
+        missed,
+        handler_name="report",
+        queue="q",
+        recorded_at=T0 + timedelta(seconds=30),
+    )
+    await execution_log.upsert_many([record, _record("run", "completed", job_id=schedule_id)])
+    await execution_log.upsert_many([record])
+    page, total = await execution_log.search(ExecutionQuery(status=JobExecutionStatus.MISSED))
+    print("missed rows:", [(r.execution_id, r.enqueued_ms, r.result) for r in page])
+    assert total == 1
+    row = page[0]
+    assert row.execution_id == f"missed-{schedule_id}-{int(first.timestamp() * 1000)}"
+    assert row.enqueued_ms == int(first.timestamp() * 1000)
+    assert (row.job_id, row.trigger, row.handler_name) == (schedule_id, "schedule", "report")
+    assert (row.started_at, row.finished_at, row.duration_ms) == (None, None, None)
+    assert missed_ticks(row) == missed
+    assert (await execution_log.search(ExecutionQuery(job_id=schedule_id)))[1] == 2

@@ -56,7 +56,8 @@ def test_job_priority_values_and_order() -> None:
     assert JobPriority.LOW < JobPriority.NORMAL < JobPriority.HIGH < JobPriority.CRITICAL
 
 
-def test_job_execution_status_has_exactly_the_six_strings() -> None:
+def test_job_execution_status_has_the_six_job_states_and_missed() -> None:
+    """The six states of a queue job, plus ``missed``: the row for ticks a scheduler skipped."""
     assert {s.value for s in JobExecutionStatus} == {
         "waiting",
         "active",
@@ -64,8 +65,9 @@ def test_job_execution_status_has_exactly_the_six_strings() -> None:
         "failed",
         "delayed",
         "paused",
+        "missed",
     }
-    assert len(JobExecutionStatus) == 6
+    assert len(JobExecutionStatus) == 7
     assert JobExecutionStatus.COMPLETED == "completed"
 
 

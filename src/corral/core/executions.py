@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from uuid import UUID
 
 from corral.core.jobs import JobExecutionStatus
+from corral.core.schedules import epoch_ms, missed_id
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,3 +64,68 @@ class ExecutionRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(ExecutionRecord))
+
+
+# -- skipped ticks ---------------------------------------------------------------------------
+
+_TICKS: Final = "missedTicks"
+_FIRST: Final = "firstTick"
+_LAST: Final = "lastTick"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MissedTicks:
+    """A range of one schedule's ticks that were skipped, not run: how many, the oldest and the
+    newest (nominal times, aware UTC)."""
+
+    count: int
+    first: datetime
+    last: datetime
+
+
+def missed_record(
+    schedule_id: UUID,
+    missed: MissedTicks,
+    *,
+    handler_name: str,
+    queue: str,
+    recorded_at: datetime,
+) -> ExecutionRecord:
+    """The ``missed`` row for a skipped range (see docs/design.md, "Skipped ticks").
+
+    The figures live in ``result`` (no queue job ran, so nothing else uses it) and the row is
+    keyed by the oldest skipped tick, so writing the same range again lands on the same row;
+    ``started_at``/``finished_at`` stay empty because nothing started or finished.
+    """
+    return ExecutionRecord(
+        execution_id=missed_id(schedule_id, missed.first),
+        enqueued_ms=epoch_ms(missed.first),
+        status=JobExecutionStatus.MISSED,
+        job_id=schedule_id,
+        handler_name=handler_name,
+        queue=queue,
+        trigger="schedule",
+        result={
+            _TICKS: missed.count,
+            _FIRST: missed.first.isoformat(),
+            _LAST: missed.last.isoformat(),
+        },
+        updated_at=recorded_at,
+    )
+
+
+def missed_ticks(record: ExecutionRecord) -> MissedTicks | None:
+    """The figures of a ``missed`` row; None for any other row (or a hand-edited one that no
+    longer holds them)."""
+    result = record.result
+    if record.status != JobExecutionStatus.MISSED or not isinstance(result, dict):
+        return None
+    try:
+        count, first, last = result[_TICKS], result[_FIRST], result[_LAST]
+        if isinstance(count, bool) or not isinstance(count, int):
+            return None
+        return MissedTicks(
+            count=count, first=datetime.fromisoformat(first), last=datetime.fromisoformat(last)
+        )
+    except (KeyError, TypeError, ValueError):
+        return None

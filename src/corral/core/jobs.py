@@ -82,7 +82,9 @@ class JobPriority(IntEnum):
 
 
 class JobExecutionStatus(StrEnum):
-    """The six states an execution-log row can be in (SPEC section 8)."""
+    """The states an execution-log row can be in. The first six are a queue job's; ``missed``
+    is a row the scheduler writes for a range of a schedule's ticks that were skipped, not run
+    (no queue job exists for it)."""
 
     WAITING = "waiting"
     ACTIVE = "active"
@@ -90,6 +92,7 @@ class JobExecutionStatus(StrEnum):
     FAILED = "failed"
     DELAYED = "delayed"
     PAUSED = "paused"
+    MISSED = "missed"
 
 
 BackoffType = Literal["fixed", "exponential"]

@@ -270,6 +270,16 @@ def fire_id(schedule_id: UUID, nominal: datetime) -> str:
     return f"sched-{schedule_id}-{int(nominal.timestamp())}"
 
 
+def epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def missed_id(schedule_id: UUID, first: datetime) -> str:
+    """The execution-log id of a range of skipped ticks, named by its oldest tick. A tick is
+    skipped at most once (the watermark only moves forward), so the id names one range."""
+    return f"missed-{schedule_id}-{epoch_ms(first)}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FirePlan:
     """What to do at ``now``: fire ``fire`` (or nothing), having skipped ``skipped`` older ticks.
@@ -281,6 +291,10 @@ class FirePlan:
     fire: datetime | None
     skipped: int
     watermark: datetime | None
+    #: The oldest and newest skipped tick (both None when nothing was skipped): the scheduler
+    #: that commits the plan records that range in the execution log as one ``missed`` row.
+    first_skipped: datetime | None = None
+    last_skipped: datetime | None = None
 
 
 def plan_fire(
@@ -306,23 +320,36 @@ def plan_fire(
         return FirePlan(fire=None, skipped=0, watermark=watermark)
     cron, zone = schedule.cron, schedule.zone
     # Count ticks in (base, now]; only look back one window plus a margin for the last one.
+    first: datetime | None = None
+    previous: datetime | None = None
     latest: datetime | None = None
     count = 0
     for tick in cron.fires_between(base, now, zone):
         if latest is None and now - tick <= min(MISFIRE_THRESHOLD, window):
             return FirePlan(fire=tick, skipped=0, watermark=tick)
-        latest = tick
+        first = first or tick
+        previous, latest = latest, tick
         count += 1
         if count >= MAX_COUNTED_MISSES:
             last = _last_tick(cron, zone, tick, now)
-            if last is not None:
+            if last is not None and last != tick:
+                # the count stops here (a lower bound); the range still ends at the real ticks
                 latest = last
+                previous = _last_tick(cron, zone, tick, last - timedelta(seconds=1)) or tick
             break
     if latest is None:
         return FirePlan(fire=None, skipped=0, watermark=watermark)
     if now - latest <= window:
-        return FirePlan(fire=latest, skipped=count - 1, watermark=latest)
-    return FirePlan(fire=None, skipped=count, watermark=latest)
+        return FirePlan(
+            fire=latest,
+            skipped=count - 1,
+            watermark=latest,
+            first_skipped=first if count > 1 else None,
+            last_skipped=previous,
+        )
+    return FirePlan(
+        fire=None, skipped=count, watermark=latest, first_skipped=first, last_skipped=latest
+    )
 
 
 def _last_tick(

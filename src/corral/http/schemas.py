@@ -13,7 +13,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
 
-from corral.core.executions import ExecutionRecord
+from corral.core.executions import ExecutionRecord, missed_ticks
 from corral.core.schedules import ScheduledJob, ScheduleStatus
 from corral.http.names import to_camel
 
@@ -80,11 +80,18 @@ class ScheduledJobPatch(Body):
     catch_up_ms: StrictInt | None = None
 
 
+class MissedOut(Out):
+    ticks: int = Field(description="how many ticks were skipped (at least, past 100,000)")
+    first: datetime = Field(description="the oldest skipped tick (nominal time)")
+    last: datetime = Field(description="the newest skipped tick (nominal time)")
+
+
 class ExecutionOut(Out):
-    execution_id: str = Field(description="the queue's job id")
+    execution_id: str = Field(description="the queue's job id; missed-<schedule>-<ms> for skips")
     enqueued_at: datetime | None = Field(
         description="when the job was added; with execution_id it names one execution for all "
-        "time (null on rows from before it was recorded)"
+        "time (null on rows from before it was recorded; the oldest skipped tick on a "
+        "'missed' row)"
     )
     job_id: UUID | None
     status: str
@@ -99,13 +106,25 @@ class ExecutionOut(Out):
     stacktrace: str | None = Field(description="the traceback of the latest failed attempt")
     retry_count: int
     updated_at: datetime | None
+    missed: MissedOut | None = Field(
+        default=None,
+        description="on a 'missed' row (ticks the scheduler skipped, not run): how many and "
+        "the oldest and newest; null on every other row",
+    )
 
     @classmethod
     def of(cls, record: ExecutionRecord) -> ExecutionOut:
-        fields = {name: getattr(record, name) for name in cls.model_fields if name != "enqueued_at"}
+        derived = ("enqueued_at", "missed")
+        fields = {name: getattr(record, name) for name in cls.model_fields if name not in derived}
         enqueued = record.enqueued_ms
         at = datetime.fromtimestamp(enqueued / 1000, UTC) if enqueued > 0 else None
-        return cls(**fields, enqueued_at=at)
+        skipped = missed_ticks(record)
+        missed = (
+            None
+            if skipped is None
+            else MissedOut(ticks=skipped.count, first=skipped.first, last=skipped.last)
+        )
+        return cls(**fields, enqueued_at=at, missed=missed)
 
 
 class ScheduledJobOut(Out):

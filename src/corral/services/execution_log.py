@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
-from corral.core.executions import ExecutionRecord
+from corral.core.executions import ExecutionRecord, MissedTicks, missed_record
 from corral.core.jobs import JobExecutionStatus
 from corral.core.ports import ExecutionLog
+from corral.core.schedules import ScheduledJob
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +129,21 @@ class ExecutionLogWriter:
                 error_message=None if error is None else error[:_MAX_ERROR],
                 stacktrace=None if stacktrace is None else stacktrace[-_MAX_STACKTRACE:],
                 **self._base(job_id, enqueued_ms, name, attempt),
+            )
+        )
+
+    def ticks_missed(
+        self, schedule: ScheduledJob, missed: MissedTicks, recorded_at: datetime
+    ) -> None:
+        """A range of the schedule's ticks was skipped (called by the scheduler replica whose
+        commit skipped them, so once per range): one ``missed`` row."""
+        self._put(
+            missed_record(
+                schedule.id,
+                missed,
+                handler_name=schedule.handler_name,
+                queue=self.queue,
+                recorded_at=recorded_at,
             )
         )
 

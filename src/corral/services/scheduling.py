@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID, uuid4
 
+from corral.core.executions import MissedTicks
 from corral.core.jobs import (
     DEFAULT_REMOVE_ON_COMPLETE,
     Backoff,
@@ -46,6 +47,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _iso(moment: datetime | None) -> str:
+    return "?" if moment is None else moment.isoformat()
+
+
 class Outcome(Protocol):
     @property
     def fired(self) -> datetime | None: ...
@@ -57,6 +62,17 @@ class Outcome(Protocol):
     def enqueued_at(self) -> datetime | None: ...
     @property
     def enqueued_ms(self) -> int | None: ...
+    @property
+    def first_skipped(self) -> datetime | None: ...
+    @property
+    def last_skipped(self) -> datetime | None: ...
+    @property
+    def settled_at(self) -> datetime | None: ...
+
+
+#: Called with (schedule, the skipped range, when it was committed) by the replica that
+#: committed the skip: the execution log's ``missed`` row.
+OnMissed = Callable[[ScheduledJob, MissedTicks, datetime], None]
 
 
 class Gate(Protocol):
@@ -126,9 +142,11 @@ class SchedulerLoop:
         poll_s: float = 1.0,
         keep_completed: Retention = DEFAULT_REMOVE_ON_COMPLETE,
         on_fired: Callable[[str, int, str], None] | None = None,
+        on_missed: OnMissed | None = None,
     ) -> None:
         self.keep_completed = keep_completed
         self.on_fired = on_fired
+        self.on_missed = on_missed
         self.store = store
         self.gate = gate
         self.clock = clock
@@ -283,12 +301,15 @@ class SchedulerLoop:
         if outcome.skipped:
             self.stats.skipped += outcome.skipped
             logger.warning(
-                "schedule %s (%s): %d missed ticks skipped",
+                "schedule %s (%s): %d missed ticks skipped (%s to %s)",
                 schedule.id,
                 schedule.name,
                 outcome.skipped,
+                _iso(outcome.first_skipped),
+                _iso(outcome.last_skipped),
                 extra={"event": "scheduler.missed", "schedule_id": str(schedule.id)},
             )
+            self._report_missed(schedule, outcome)
         if outcome.fired is not None and outcome.enqueued_at is not None:
             lateness = (outcome.enqueued_at - outcome.fired).total_seconds() * 1000
             self.stats.fired += 1
@@ -308,6 +329,13 @@ class SchedulerLoop:
                 lateness,
                 extra={"event": "scheduler.fired", "schedule_id": str(schedule.id)},
             )
+
+    def _report_missed(self, schedule: ScheduledJob, outcome: Outcome) -> None:
+        first, last = outcome.first_skipped, outcome.last_skipped
+        if self.on_missed is None or first is None or last is None:
+            return
+        missed = MissedTicks(count=outcome.skipped, first=first, last=last)
+        self.on_missed(schedule, missed, outcome.settled_at or self.clock())
 
     def _next_tick(self, schedule: ScheduledJob, after: datetime) -> datetime | None:
         return schedule.cron.next_fire(after.replace(microsecond=0), schedule.zone)

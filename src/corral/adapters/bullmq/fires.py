@@ -36,7 +36,9 @@ _MAX_RACES = 5
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FireOutcome:
     """``fired`` is the tick this call enqueued (None if it enqueued nothing); ``skipped`` the
-    ticks it recorded as missed; ``lost_race`` when another scheduler settled the tick first."""
+    ticks it recorded as missed, ``first_skipped``/``last_skipped`` the oldest and newest of
+    them; ``lost_race`` when another scheduler settled the tick first. Only the call whose
+    EXEC succeeded reports a fire or a skip, so only one replica records each."""
 
     fired: datetime | None
     skipped: int
@@ -44,6 +46,10 @@ class FireOutcome:
     enqueued_at: datetime | None = None
     #: The fired job's creation time as BullMQ stores it (the execution log's key with its id).
     enqueued_ms: int | None = None
+    first_skipped: datetime | None = None
+    last_skipped: datetime | None = None
+    #: When this call committed (fired or skipped).
+    settled_at: datetime | None = None
 
 
 def _to_dt(ms: str | None) -> datetime | None:
@@ -114,6 +120,9 @@ class FireGate:
                         lost_race=False,
                         enqueued_at=enqueued_at if plan.fire is not None else None,
                         enqueued_ms=enqueued_ms if plan.fire is not None else None,
+                        first_skipped=plan.first_skipped if plan.skipped else None,
+                        last_skipped=plan.last_skipped if plan.skipped else None,
+                        settled_at=enqueued_at,
                     )
             return FireOutcome(fired=None, skipped=0, lost_race=True)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

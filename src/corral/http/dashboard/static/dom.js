@@ -123,6 +123,16 @@ export function localTime(value) {
   return h('span', { class: 'time', title: fmtUtc(value) || null }, fmtTime(value));
 }
 
+/** The text of a 'missed' execution row: '29 ticks missed from X to Y' (local times). */
+export function missedSummary(missed) {
+  if (!missed) return '';
+  if (missed.ticks === 1 && missed.first === missed.last) {
+    return `1 tick missed: ${fmtTime(missed.first)}`;
+  }
+  const ticks = missed.ticks === 1 ? '1 tick' : `${missed.ticks} ticks`;
+  return `${ticks} missed from ${fmtTime(missed.first)} to ${fmtTime(missed.last)}`;
+}
+
 export function fmtMs(ms) {
   if (ms === null || ms === undefined) return '—';
   if (ms < 1000) return `${Math.round(ms)} ms`;

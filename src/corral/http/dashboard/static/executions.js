@@ -1,6 +1,8 @@
 // Executions: the execution log, paged, filtered by status, handler, schedule and time; a row
 // opens its detail.
-import { $, h, fill, show, badge, localTime, fmtMs, table, pager, details, pre, tracebacks } from './dom.js';
+import {
+  $, h, fill, show, badge, localTime, fmtMs, table, pager, details, pre, tracebacks, missedSummary,
+} from './dom.js';
 import { get, withQuery } from './api.js';
 
 const PAGE = 25;
@@ -63,6 +65,12 @@ function scheduleCell(id) {
   return scheduleNames.get(id) ?? h('span', { class: 'mono muted' }, `${id.slice(0, 8)}…`);
 }
 
+/** A failure's reason; on a 'missed' row, which ticks were skipped. */
+function errorCell(row) {
+  if (row.missed) return h('span', { class: 'missed-text' }, missedSummary(row.missed));
+  return row.errorMessage ? h('span', { class: 'error-text clip' }, row.errorMessage) : '—';
+}
+
 function showDetail(row) {
   const name = row.jobId ? scheduleNames.get(row.jobId) : null;
   fill($('execution-detail'), h('div', { class: 'card detail' },
@@ -72,11 +80,13 @@ function showDetail(row) {
         onclick: () => fill($('execution-detail')) }, 'Close')),
     details([
       ['Status', badge(row.status)],
+      // ticks the scheduler skipped (nothing ran): how many and from when to when
+      row.missed ? ['Missed', h('span', { class: 'missed-text' }, missedSummary(row.missed))] : null,
       ['Handler', row.handlerName],
       ['Schedule', row.jobId ? h('span', {}, name ? `${name} ` : '', h('span', { class: 'mono muted' }, row.jobId)) : '—'],
       ['Trigger', row.trigger],
       ['Queue', row.queue],
-      ['Enqueued', localTime(row.enqueuedAt)],
+      row.missed ? null : ['Enqueued', localTime(row.enqueuedAt)], // a skip enqueued nothing
       ['Started', localTime(row.startedAt)],
       ['Finished', localTime(row.finishedAt)],
       ['Duration', fmtMs(row.durationMs)],
@@ -84,7 +94,7 @@ function showDetail(row) {
       ['Error', row.errorMessage ? h('pre', { class: 'error-text' }, row.errorMessage) : '—'],
       ['Traceback', tracebacks(row.stacktrace, 'execution-stacktrace')],
       ['Result', pre(row.result)],
-    ])));
+    ].filter(Boolean))));
   $('execution-detail').scrollIntoView({ block: 'nearest' });
 }
 
@@ -126,7 +136,7 @@ async function refresh() {
       { title: 'Started', cell: (r) => localTime(r.startedAt) },
       { title: 'Duration', cell: (r) => fmtMs(r.durationMs), class: 'nowrap' },
       { title: 'Retries', cell: (r) => String(r.retryCount) },
-      { title: 'Error', cell: (r) => (r.errorMessage ? h('span', { class: 'error-text clip' }, r.errorMessage) : '—') },
+      { title: 'Error', cell: errorCell },
     ],
     page.items,
     { empty: 'No executions match.', onRowClick: showDetail },

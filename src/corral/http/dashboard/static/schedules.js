@@ -1,5 +1,5 @@
 // Schedules: table with actions, and the create / edit form with a live (debounced) cron preview.
-import { $, h, fill, show, badge, zonedTime, table, pager } from './dom.js';
+import { $, h, fill, show, badge, zonedTime, table, pager, missedSummary } from './dom.js';
 import { get, post, patch, del, withQuery } from './api.js';
 
 const STATUS = { 0: 'disabled', 1: 'enabled', 2: 'paused' };
@@ -63,6 +63,15 @@ function actions(job) {
   );
 }
 
+/** The latest execution-log row's state; a skipped range says how many ticks it covers. */
+function lastRunCell(job) {
+  const run = job.lastRun;
+  if (!run) return '—';
+  if (!run.missed) return badge(run.status);
+  return h('div', { title: missedSummary(run.missed) }, badge(run.status),
+    h('div', { class: 'muted small missed-text' }, run.missed.ticks === 1 ? '1 tick' : `${run.missed.ticks} ticks`));
+}
+
 async function refresh() {
   const page = await get(withQuery('/api/admin/scheduled-jobs', { limit: PAGE, offset }));
   // The list omits next fires and the last run; each row's detail has them.
@@ -78,7 +87,7 @@ async function refresh() {
       { title: 'Cron', cell: (j) => j.cronExpression, class: 'mono' },
       { title: 'Timezone', cell: (j) => j.timezone },
       { title: 'Next fire', cell: (j) => zonedTime(j.nextFires && j.nextFires[0], j.timezone), class: 'next-fire' },
-      { title: 'Last run', cell: (j) => (j.lastRun ? badge(j.lastRun.status) : '—') },
+      { title: 'Last run', cell: lastRunCell },
       { title: '', cell: actions, class: 'actions-cell' },
     ],
     rows,

@@ -30,8 +30,10 @@ from corral.core.schedules import (
     new_schedule,
     validate_changes,
 )
+from corral.core.throttle import LogThrottle, held_note
 from corral.errors import InvalidCronExpression, ValidationError
 from corral.runtime import Runtime
+from corral.services.reconcile import Reconciler
 from corral.services.scheduling import Clock, SchedulerLoop, spec_for_schedule, utc_now
 from corral.settings import CorralSettings, load_settings
 
@@ -68,6 +70,8 @@ class TaskScheduler:
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._prune_task: asyncio.Task[None] | None = None
+        self._reconcile_task: asyncio.Task[None] | None = None
+        self.reconciler: Reconciler | None = None
 
     async def __aenter__(self) -> TaskScheduler:
         return self
@@ -100,6 +104,17 @@ class TaskScheduler:
         self._loop = loop
         if writer is not None:
             self._prune_task = asyncio.create_task(self._prune_forever(), name="corral-prune")
+            if self.settings.reconcile_interval_s > 0:
+                self.reconciler = Reconciler(
+                    await self._rt.queue(),
+                    self._rt.execution_log(),
+                    queue=self._rt.queue_name,
+                    grace_s=self.settings.reconcile_grace_s,
+                    clock=self.clock,
+                )
+                self._reconcile_task = asyncio.create_task(
+                    self._reconcile_forever(self.reconciler, loop.id), name="corral-reconcile"
+                )
         self._rt.change_feed(loop.nudge)
         self._task = asyncio.create_task(loop.run(self._stop), name="corral-scheduler")
         waiter = asyncio.ensure_future(loop.loaded.wait())
@@ -132,6 +147,38 @@ class TaskScheduler:
             except TimeoutError:
                 pass
 
+    async def _reconcile_forever(self, reconciler: Reconciler, owner: str) -> None:
+        """A reconciliation pass every interval, by one replica: each takes a claim on the
+        period (``SET NX PX``) and only its winner runs the pass; a pass that is run twice
+        anyway (a claim expired under a slow pass) is harmless, its writes are conditional."""
+        interval = self.settings.reconcile_interval_s
+        queue = await self._rt.queue()
+        failures = LogThrottle()
+        while not self._stop.is_set():
+            try:
+                # A little under the interval, so the winner's next turn finds the claim gone.
+                if await queue.claim("reconcile", owner, max(int(interval * 900), 1)):
+                    await reconciler.run_once()
+                if failures.clear():
+                    logger.info(
+                        "execution log reconciliation works again",
+                        extra={"event": "execlog.reconcile_ok"},
+                    )
+            except Exception as exc:
+                reconciler.stats.failures += 1
+                held = failures.allow(time.monotonic())
+                if held is not None:
+                    logger.warning(
+                        "execution log reconciliation failed: %s%s",
+                        exc,
+                        held_note(held),
+                        extra={"event": "execlog.reconcile_failed"},
+                    )
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+
     async def run_until(self, stop: asyncio.Event) -> None:
         """Fire until ``stop`` is set, then close."""
         await stop.wait()
@@ -143,9 +190,10 @@ class TaskScheduler:
 
     async def close(self) -> None:
         self._stop.set()
-        if self._prune_task is not None:
-            await asyncio.gather(self._prune_task, return_exceptions=True)
-            self._prune_task = None
+        for task in (self._prune_task, self._reconcile_task):
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
+        self._prune_task = self._reconcile_task = None
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None

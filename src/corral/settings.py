@@ -84,6 +84,12 @@ class CorralSettings(BaseSettings):
     execution_log_retention_days: int = Field(
         default=30, validation_alias="CORRAL_EXECUTION_LOG_RETENTION_DAYS", ge=1, le=3650
     )
+    reconcile_interval_s: float = Field(
+        default=60.0, validation_alias="CORRAL_RECONCILE_INTERVAL_S", ge=0, le=86_400
+    )
+    reconcile_grace_s: float = Field(
+        default=30.0, validation_alias="CORRAL_RECONCILE_GRACE_S", ge=0, le=86_400
+    )
     auto_migrate: bool = Field(default=True, validation_alias="CORRAL_AUTO_MIGRATE")
     shutdown_timeout_ms: int = Field(
         default=30_000, validation_alias="CORRAL_SHUTDOWN_TIMEOUT_MS", ge=0, le=3_600_000

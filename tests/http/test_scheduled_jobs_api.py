@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,15 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from corral.core.executions import MissedTicks, missed_record
+from corral.core.schedules import ScheduledJob
 from corral.http.app import create_app
 from corral.http.names import to_camel
+from corral.scheduler import TaskScheduler
 from corral.settings import CorralSettings
 from tests.http.test_execution_routes import BAD_PARAMS as EXEC_BAD_PARAMS
 from tests.integration.sql_conftest import PG_URL, require_postgres
 from tests.integration.test_schedule_validation import BAD_ROWS
+from tests.support.waiting import eventually
 
 TOKEN = "api-test-token"  # noqa: S105 - a test value
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -40,14 +45,14 @@ VALID: dict[str, Any] = {
 }
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def app_on_db(
-    request: pytest.FixtureRequest, settings: CorralSettings, tmp_path: Path
-) -> AsyncIterator[Any]:
-    """The app on a fresh SQLite file or a fresh PostgreSQL database."""
+@asynccontextmanager
+async def _app_on(
+    kind: str, settings: CorralSettings, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    """The app on a fresh database of ``kind`` behind a client, and the app."""
     root = None
     name = f"t_{uuid.uuid4().hex[:12]}"
-    if request.param == "sqlite":
+    if kind == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'api.db'}"
     else:
         require_postgres()
@@ -63,7 +68,10 @@ async def app_on_db(
     app.state.scheduler._handlers = ["tests.support.it_handlers"]
     await app.state.scheduler._rt.migrate()
     try:
-        yield app
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://t", headers=AUTH
+        ) as c:
+            yield c, app
     finally:
         await app.state.manager.graceful_shutdown(0)
         await app.state.scheduler.close()
@@ -73,12 +81,20 @@ async def app_on_db(
             await root.dispose()
 
 
-@pytest.fixture
-async def client(app_on_db: Any) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app_on_db), base_url="http://t", headers=AUTH
-    ) as c:
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def client(
+    request: pytest.FixtureRequest, settings: CorralSettings, tmp_path: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with _app_on(request.param, settings, tmp_path) as (c, _app):
         yield c
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def client_app(
+    request: pytest.FixtureRequest, settings: CorralSettings, tmp_path: Path
+) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+    async with _app_on(request.param, settings, tmp_path) as pair:
+        yield pair
 
 
 async def _count(client: httpx.AsyncClient) -> int:
@@ -300,10 +316,11 @@ async def test_execution_log_injection_values_are_plain(client: httpx.AsyncClien
 
 
 async def test_missed_rows_are_listed_with_their_figures(
-    app_on_db: Any, client: httpx.AsyncClient
+    client_app: tuple[httpx.AsyncClient, Any],
 ) -> None:
     """A skipped range (the row the scheduler writes) in the executions list, its status filter,
     the schedule's executions and the schedule's last run, with how many and from when to when."""
+    client, app = client_app
     created = await client.post("/api/admin/scheduled-jobs", json=VALID)
     assert created.status_code == 201, created.text
     schedule_id = uuid.UUID(created.json()["id"])
@@ -312,7 +329,7 @@ async def test_missed_rows_are_listed_with_their_figures(
     row = missed_record(
         schedule_id, missed, handler_name="record", queue="q", recorded_at=datetime.now(UTC)
     )
-    await app_on_db.state.scheduler._rt.execution_log().upsert_many([row])
+    await app.state.scheduler._rt.execution_log().upsert_many([row])
 
     expected = {"ticks": 3, "first": "2026-11-29T18:00:00Z", "last": "2026-12-01T18:00:00Z"}
     listed = await client.get("/api/admin/executions", params={"status": "missed"})
@@ -333,3 +350,93 @@ async def test_missed_rows_are_listed_with_their_figures(
     assert detail.json()["lastRun"]["missed"] == expected
     others = await client.get("/api/admin/executions", params={"status": "completed"})
     assert others.json()["total"] == 0
+
+
+# -- concurrent PATCHes (D3) --------------------------------------------------------------------
+async def _replicas(app: Any, count: int = 2) -> list[TaskScheduler]:
+    """Running schedulers on the app's database and queue."""
+    replicas = [TaskScheduler(app.state.scheduler.settings) for _ in range(count)]
+    for replica in replicas:
+        await replica.initialize()
+    return replicas
+
+
+def _loaded(replica: TaskScheduler, schedule_id: str) -> ScheduledJob | None:
+    loop = replica.loop
+    assert loop is not None
+    entry = loop._entries.get(uuid.UUID(schedule_id))
+    return None if entry is None else entry.schedule
+
+
+async def _all_load(replicas: list[TaskScheduler], row: dict[str, Any]) -> None:
+    """Every replica ends with the stored row: loaded as stored if enabled, not loaded if not."""
+
+    async def views() -> list[tuple[str, int] | None]:
+        loaded = [_loaded(r, row["id"]) for r in replicas]
+        return [None if s is None else (s.cron_expression, int(s.status)) for s in loaded]
+
+    want = (row["cronExpression"], row["status"]) if row["status"] == 1 else None
+    await eventually(views, until=lambda got: got == [want] * len(replicas), timeout_s=10)
+
+
+async def test_concurrent_patches_apply_whole_and_every_scheduler_ends_on_the_last(
+    client_app: tuple[httpx.AsyncClient, Any],
+) -> None:
+    """A status PATCH and a cron PATCH at once: both land whole, none is lost or half-applied,
+    ``updatedAt`` never goes back; two PATCHes of the same field: the last write is what the
+    database and every scheduler keep."""
+    client, app = client_app
+    created = await client.post("/api/admin/scheduled-jobs", json={**VALID, "timezone": "UTC"})
+    job_id = created.json()["id"]
+    url = f"/api/admin/scheduled-jobs/{job_id}"
+    replicas = await _replicas(app)
+    try:
+        previous = created.json()["updatedAt"]
+        for n in range(6):
+            status = (1, 2)[n % 2]
+            cron = f"{n} {n} * * *"
+            answers = await asyncio.gather(
+                client.patch(url, json={"status": status}),
+                client.patch(url, json={"cronExpression": cron}),
+                client.patch(url, json={"cronExpression": f"{n} 3 * * *"}),
+            )
+            assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+            row = (await client.get(url)).json()
+            assert row["status"] == status
+            assert row["cronExpression"] in (cron, f"{n} 3 * * *")
+            assert datetime.fromisoformat(row["updatedAt"]) >= datetime.fromisoformat(previous)
+            previous = row["updatedAt"]
+            await _all_load(replicas, row)
+    finally:
+        for replica in replicas:
+            await replica.close()
+
+
+async def test_a_patch_from_a_replica_with_a_slower_clock_reaches_every_scheduler(
+    client_app: tuple[httpx.AsyncClient, Any],
+) -> None:
+    """Two API replicas a few seconds apart in clock: the second PATCH commits last but keeps
+    the first one's later ``updatedAt`` (it never goes back). The schedulers must still apply
+    it: the cron that fires is the one stored."""
+    client, app = client_app
+    body = {**VALID, "timezone": "UTC", "cronExpression": "0 0 1 1 *"}  # yearly
+    job_id = (await client.post("/api/admin/scheduled-jobs", json=body)).json()["id"]
+    url = f"/api/admin/scheduled-jobs/{job_id}"
+    replicas = await _replicas(app)
+    try:
+        await _all_load(replicas, (await client.get(url)).json())
+        ahead = await client.patch(url, json={"cronExpression": "0 0 1 6 *"})
+        await _all_load(replicas, ahead.json())
+        app.state.scheduler.clock = lambda: datetime.now(UTC) - timedelta(seconds=30)
+        behind = await client.patch(url, json={"cronExpression": "* * * * * *"})
+        assert behind.json()["updatedAt"] == ahead.json()["updatedAt"]
+        await _all_load(replicas, behind.json())
+        fired = [replica.loop.stats.fired for replica in replicas if replica.loop]
+
+        async def fires() -> int:
+            return sum(r.loop.stats.fired for r in replicas if r.loop) - sum(fired)
+
+        await eventually(fires, until=lambda count: count >= 2, timeout_s=5)
+    finally:
+        for replica in replicas:
+            await replica.close()

@@ -176,7 +176,9 @@ class SchedulerLoop:
         entries: dict[UUID, _Entry] = {}
         for schedule in schedules:
             old = self._entries.get(schedule.id)
-            unchanged = old is not None and old.schedule.updated_at == schedule.updated_at
+            # The whole definition, not ``updated_at``: that never moves back, so a change
+            # written by a process whose clock is behind the last writer's keeps the stored time.
+            unchanged = old is not None and old.schedule == schedule
             entries[schedule.id] = _Entry(
                 schedule=schedule, next_at=old.next_at if unchanged and old else now
             )

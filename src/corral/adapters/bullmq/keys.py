@@ -58,3 +58,8 @@ def schedule_changes(prefix: str, queue: str) -> str:
 def schedulers(prefix: str, queue: str) -> str:
     """Sorted set: scheduler id -> last heartbeat (ms)."""
     return f"{base(prefix, queue)}:corral:schedulers"
+
+
+def claim(prefix: str, queue: str, what: str) -> str:
+    """String (``SET NX PX``): which process does ``what`` (e.g. ``reconcile``) this period."""
+    return f"{base(prefix, queue)}:corral:claim:{what}"

@@ -54,6 +54,36 @@ class JobInfo:
     options: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobFacts:
+    """The few fields of a job the execution-log reconciliation reads (``services.reconcile``).
+    ``state`` is ``completed`` or ``failed`` for a finished job, else None."""
+
+    id: str
+    name: str
+    created_ms: int
+    state: str | None
+    attempts_made: int
+    processed_ms: int | None
+    finished_ms: int | None
+    failed_reason: str | None
+    result: Any
+
+
+_STATE_KEYS = {"waiting": "wait"}
+_LIST_STATES = ("waiting", "active", "paused")
+_FACT_FIELDS = (
+    "timestamp",
+    "name",
+    "attemptsMade",
+    "atm",
+    "processedOn",
+    "finishedOn",
+    "failedReason",
+    "returnvalue",
+)
+
+
 class BullQueue:
     """Adds jobs and answers questions about one queue. Owns its Redis client."""
 
@@ -224,6 +254,49 @@ class BullQueue:
             jobs = await self._queue.getJobs([state], offset, offset + limit - 1, ascending)
         return [_job_info(job, state) for job in jobs]
 
+    async def job_ids(self, state: str, *, offset: int, limit: int) -> list[str]:
+        """A page of the ids in ``state`` (one of :data:`STATES`), newest first, without
+        reading the jobs."""
+        if state not in STATES:
+            raise ValueError(f"state: must be one of {', '.join(STATES)}")
+        key = f"{keys.base(self.prefix, self.name)}:{_STATE_KEYS.get(state, state)}"
+        last = offset + limit - 1
+        async with self._guard():
+            # BullMQ pushes new ids at the head of its lists and scores its sets by time.
+            if state in _LIST_STATES:
+                ids = await self.client.lrange(key, offset, last)  # type: ignore[misc]
+            else:
+                ids = await self.client.zrevrange(key, offset, last)
+        return [str(job_id) for job_id in ids]
+
+    async def job_facts(self, ids: Sequence[str]) -> dict[str, JobFacts | None]:
+        """Each id's job (a few fields, not its data), or None when Redis has none by that id
+        (an id no job can have is None without asking Redis). One round trip."""
+        asked = [job_id for job_id in dict.fromkeys(ids) if is_job_id(job_id)]
+        facts: dict[str, JobFacts | None] = dict.fromkeys(ids)
+        if not asked:
+            return facts
+        base = keys.base(self.prefix, self.name)
+        async with self._guard():
+            async with self.client.pipeline(transaction=False) as pipe:
+                for job_id in asked:
+                    pipe.hmget(f"{base}:{job_id}", list(_FACT_FIELDS))
+                    pipe.zscore(f"{base}:completed", job_id)
+                    pipe.zscore(f"{base}:failed", job_id)
+                replies = await pipe.execute()
+        for n, job_id in enumerate(asked):
+            values, completed, failed = replies[3 * n : 3 * n + 3]
+            state = "completed" if completed is not None else "failed" if failed else None
+            facts[job_id] = _facts(job_id, dict(zip(_FACT_FIELDS, values, strict=True)), state)
+        return facts
+
+    async def claim(self, what: str, owner: str, ttl_ms: int) -> bool:
+        """``SET NX PX`` on a key of this queue: True for the one caller that takes ``what``
+        for ``ttl_ms`` (the key is never released early: it stands for a period's work)."""
+        key = keys.claim(self.prefix, self.name, what)
+        async with self._guard():
+            return bool(await self.client.set(key, owner, nx=True, px=ttl_ms))
+
     async def scheduler_stats(self) -> dict[str, float]:
         """The counters every scheduler writes when it settles a tick (see ``fires.FireGate``)."""
         async with self._guard():
@@ -249,6 +322,36 @@ def _known(job_id: str) -> None:
     so ``meta`` or ``x:events`` would read (or remove) one of the queue's own keys."""
     if not is_job_id(job_id):
         raise JobNotFound(job_id if len(job_id) <= 130 else job_id[:128] + "...")
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return None if value is None or value == "" else int(float(value))
+    except ValueError:
+        return None
+
+
+def _facts(job_id: str, raw: dict[str, str | None], state: str | None) -> JobFacts | None:
+    created = _int(raw["timestamp"])
+    if created is None:  # no job hash (or not one BullMQ wrote): no job
+        return None
+    result: Any = None
+    if state == "completed" and raw["returnvalue"] is not None:
+        try:
+            result = json.loads(raw["returnvalue"])
+        except ValueError:
+            result = raw["returnvalue"]
+    return JobFacts(
+        id=job_id,
+        name=raw["name"] or "",
+        created_ms=created,
+        state=state,
+        attempts_made=_int(raw["attemptsMade"]) or _int(raw["atm"]) or 0,
+        processed_ms=_int(raw["processedOn"]),
+        finished_ms=_int(raw["finishedOn"]) if state is not None else None,
+        failed_reason=raw["failedReason"] or None,
+        result=result,
+    )
 
 
 def _job_info(job: Any, state: str) -> JobInfo:

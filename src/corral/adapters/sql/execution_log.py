@@ -5,7 +5,11 @@ one ``INSERT ... ON CONFLICT (execution_id, enqueued_ms) DO UPDATE``
 per batch (chunks of :data:`CHUNK_ROWS` rows in one transaction, to stay under the drivers'
 bound-parameter limits). An incoming ``None`` keeps the stored value
 (``COALESCE(excluded.x, x)``); ``status``, ``retry_count`` and ``updated_at`` always take the
-incoming value (a record is the latest known state); ``created_at`` is set once.
+incoming value (a record is the latest known state), except that a late ``waiting`` never
+moves a row back, and a ``completed`` over a ``failed`` row clears the failure's text;
+``created_at`` is set once. The reconciliation with Redis (``services.reconcile``) writes only
+with conditions (:meth:`SqlExecutionLog.insert_missing`, :meth:`SqlExecutionLog.settle`), so it
+never overwrites a status a worker wrote after it looked.
 
 The log is written from job outcomes the worker does not control (a handler's error text or
 result, a raw job's name), and one bad row must not make a whole batch fail again and again. So
@@ -22,7 +26,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Row, case, delete, func, select
+from sqlalchemy import Row, and_, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
@@ -174,6 +178,14 @@ class SqlExecutionLog:
         is_waiting = incoming["status"] == JobExecutionStatus.WAITING.value
         for name in ("status", "retry_count", "updated_at"):
             changes[name] = case((is_waiting, executions.c[name]), else_=incoming[name])
+        # A job that completes after its row was failed (a reconciliation verdict that the job
+        # was lost, a failed job retried by hand) must not keep the failure's text.
+        revived = and_(
+            incoming["status"] == JobExecutionStatus.COMPLETED.value,
+            executions.c.status == JobExecutionStatus.FAILED.value,
+        )
+        for name in ("error_message", "stacktrace"):
+            changes[name] = case((revived, incoming[name]), else_=changes[name])
         return statement.on_conflict_do_update(
             index_elements=["execution_id", "enqueued_ms"], set_=changes
         )
@@ -209,6 +221,90 @@ class SqlExecutionLog:
             rows = (await conn.execute(page)).all()
             total = (await conn.execute(count)).scalar_one()
         return [_to_record(row) for row in rows], int(total)
+
+    # -- reconciliation with Redis (services.reconcile) ----------------------------------------
+    async def unsettled(
+        self,
+        queue: str,
+        *,
+        statuses: Sequence[str],
+        updated_before: datetime,
+        after_row: int,
+        limit: int,
+    ) -> list[tuple[int, ExecutionRecord]]:
+        """Up to ``limit`` rows of ``queue`` in ``statuses`` last updated before
+        ``updated_before``, with their row ids, in id order after ``after_row`` (a cursor that
+        lets successive calls walk every such row)."""
+        statement = (
+            select(executions)
+            .where(
+                executions.c.queue == queue,
+                executions.c.status.in_(list(statuses)),
+                executions.c.updated_at < updated_before,
+                executions.c.id > after_row,
+            )
+            .order_by(executions.c.id.asc())
+            .limit(limit)
+        )
+        async with translate_errors(self._url), self._engine.connect() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [(int(row._mapping["id"]), _to_record(row)) for row in rows]
+
+    async def present(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of the ``(execution_id, enqueued_ms)`` keys have a row."""
+        wanted = {(_text(execution_id, 255), int(ms)) for execution_id, ms in keys}
+        if not wanted:
+            return set()
+        ids = sorted({execution_id for execution_id, _ in wanted})
+        found: set[tuple[str, int]] = set()
+        async with translate_errors(self._url), self._engine.connect() as conn:
+            for start in range(0, len(ids), CHUNK_ROWS):
+                statement = select(executions.c.execution_id, executions.c.enqueued_ms).where(
+                    executions.c.execution_id.in_(ids[start : start + CHUNK_ROWS])
+                )
+                found.update((r[0], int(r[1])) for r in (await conn.execute(statement)).all())
+        return found & wanted
+
+    async def insert_missing(self, records: Sequence[ExecutionRecord]) -> int:
+        """Insert the rows that do not exist yet (never touching one that does: a worker may
+        have written it since it was found missing); return how many were inserted."""
+        if not records:
+            return 0
+        now = datetime.now(UTC)
+        statement = (
+            self._insert(executions)
+            .on_conflict_do_nothing(index_elements=["execution_id", "enqueued_ms"])
+            .returning(executions.c.id)
+        )
+        inserted = 0
+        async with translate_errors(self._url), self._engine.begin() as conn:
+            for record in records:
+                row = _to_row(record, now)
+                inserted += len((await conn.execute(statement, row)).all())
+        return inserted
+
+    async def settle(
+        self, record: ExecutionRecord, *, seen_status: str, seen_updated_at: datetime
+    ) -> bool:
+        """Write ``record``'s non-None fields over its row only if the row still has the
+        status and ``updated_at`` it was read with (a write since then wins); True if it did."""
+        values = {
+            name: value
+            for name, value in _to_row(record, datetime.now(UTC)).items()
+            if value is not None and name not in ("execution_id", "enqueued_ms", "created_at")
+        }
+        statement = (
+            update(executions)
+            .where(
+                executions.c.execution_id == _text(record.execution_id, 255),
+                executions.c.enqueued_ms == int(record.enqueued_ms),
+                executions.c.status == seen_status,
+                executions.c.updated_at == seen_updated_at,
+            )
+            .values(**values)
+        )
+        async with translate_errors(self._url), self._engine.begin() as conn:
+            return int((await conn.execute(statement)).rowcount) == 1
 
     async def prune(self, older_than: datetime) -> int:
         """Delete rows last updated before ``older_than``; return how many went."""

@@ -1,0 +1,354 @@
+"""Reconciling the execution log with Redis: every job has a row, every unfinished row a job.
+
+A job and its row are written by separate steps that a crash can separate: a scheduler (or
+producer) adds the job and then buffers its ``waiting`` row; a worker moves the job in Redis and
+buffers its row for up to half a second. A process killed between the two leaves a job with no
+row (its execution never shows in the history), and Redis losing its data leaves ``waiting`` or
+``active`` rows whose job is gone (they would say "running" forever). A pass, run periodically
+by the schedulers, repairs both:
+
+* **row without job**: an unfinished row (``waiting``, ``active``, ``delayed``) not updated for
+  the grace period whose job is absent from Redis, or present with another creation time (a
+  newer job reusing the id), ends ``failed`` with :data:`LOST_REASON`. A job present in Redis
+  is never orphaned, however long it runs; if it has finished, the row takes its outcome (the
+  worker died before writing it).
+* **job without row**: a job created more than the grace period ago with no row for its
+  ``(id, creation time)`` gets a row with its current state.
+
+The decisions here are pure; the pass reads and writes through the two ports below. Its writes
+never overwrite a later real status: a verdict is applied only if the row is still exactly as
+it was read (status and ``updated_at``), and a missing row is inserted only if still missing.
+A worker's write landing after a verdict is applied as usual (``completed`` replaces ``failed``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Protocol
+
+from corral.core.executions import ExecutionRecord
+from corral.core.jobs import JobExecutionStatus
+from corral.services.execution_log import schedule_of
+
+logger = logging.getLogger(__name__)
+
+LOST_REASON: Final = (
+    "lost: the job is no longer in Redis (Redis data lost, or the job removed before its "
+    "outcome was recorded)"
+)
+REUSED_REASON: Final = (
+    "lost: the job is no longer in Redis (its id now belongs to a newer job: the Redis data "
+    "was lost and ids started again)"
+)
+#: Row statuses that wait for a later step. ``completed`` and ``failed`` are final; ``paused``
+#: and any other status (``missed`` ticks, which never had a job) are left alone.
+UNSETTLED: Final = (
+    JobExecutionStatus.WAITING,
+    JobExecutionStatus.ACTIVE,
+    JobExecutionStatus.DELAYED,
+)
+#: The BullMQ states a job can be found in, and the row status each one means.
+STATUS_OF_STATE: Final[Mapping[str, JobExecutionStatus]] = {
+    "waiting": JobExecutionStatus.WAITING,
+    "paused": JobExecutionStatus.WAITING,
+    "prioritized": JobExecutionStatus.WAITING,
+    "waiting-children": JobExecutionStatus.WAITING,
+    "delayed": JobExecutionStatus.DELAYED,
+    "active": JobExecutionStatus.ACTIVE,
+    "completed": JobExecutionStatus.COMPLETED,
+    "failed": JobExecutionStatus.FAILED,
+}
+FINISHED_STATES: Final = ("completed", "failed")
+DEFAULT_PAGE: Final = 200
+
+
+class QueueJob(Protocol):
+    """What a pass needs to know of a job in Redis (``adapters.bullmq.queue.JobFacts``).
+    ``state`` is ``completed`` or ``failed`` for a finished job, else None (not finished)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def created_ms(self) -> int: ...
+    @property
+    def state(self) -> str | None: ...
+    @property
+    def attempts_made(self) -> int: ...
+    @property
+    def processed_ms(self) -> int | None: ...
+    @property
+    def finished_ms(self) -> int | None: ...
+    @property
+    def failed_reason(self) -> str | None: ...
+    @property
+    def result(self) -> Any: ...
+
+
+class JobSource(Protocol):
+    """The Redis side (implemented by ``adapters.bullmq.queue.BullQueue``)."""
+
+    async def job_ids(self, state: str, *, offset: int, limit: int) -> list[str]:
+        """A page of the ids in ``state``, newest first."""
+        ...
+
+    async def job_facts(self, ids: Sequence[str]) -> Mapping[str, QueueJob | None]:
+        """Each id's job, or None when Redis has no such job."""
+        ...
+
+    async def claim(self, what: str, owner: str, ttl_ms: int) -> bool:
+        """True for the one caller that takes ``what`` until ``ttl_ms`` have passed."""
+        ...
+
+
+class ReconcileLog(Protocol):
+    """The SQL side (implemented by ``adapters.sql.execution_log.SqlExecutionLog``)."""
+
+    async def unsettled(
+        self,
+        queue: str,
+        *,
+        statuses: Sequence[str],
+        updated_before: datetime,
+        after_row: int,
+        limit: int,
+    ) -> list[tuple[int, ExecutionRecord]]: ...
+
+    async def present(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]: ...
+
+    async def insert_missing(self, records: Sequence[ExecutionRecord]) -> int: ...
+
+    async def settle(
+        self, record: ExecutionRecord, *, seen_status: str, seen_updated_at: datetime
+    ) -> bool: ...
+
+
+def _dt(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def record_of(
+    job: QueueJob, status: JobExecutionStatus, *, queue: str, now: datetime
+) -> ExecutionRecord:
+    """The row Redis's view of ``job`` implies, as the worker would have written it."""
+    schedule_id, trigger = schedule_of(job.id)
+    finished = status in (JobExecutionStatus.COMPLETED, JobExecutionStatus.FAILED)
+    started = job.processed_ms if status != JobExecutionStatus.WAITING else None
+    duration = (
+        job.finished_ms - job.processed_ms
+        if finished and job.finished_ms is not None and job.processed_ms is not None
+        else None
+    )
+    # A finished job's attempts are all made; an active one is in its next attempt.
+    attempts = job.attempts_made if finished else job.attempts_made + 1
+    return ExecutionRecord(
+        execution_id=job.id,
+        enqueued_ms=job.created_ms,
+        status=status,
+        job_id=schedule_id,
+        trigger=trigger,
+        handler_name=job.name,
+        queue=queue,
+        started_at=_dt(started),
+        finished_at=_dt(job.finished_ms) if finished else None,
+        duration_ms=duration,
+        result=job.result if status == JobExecutionStatus.COMPLETED else None,
+        error_message=job.failed_reason if status == JobExecutionStatus.FAILED else None,
+        retry_count=max(attempts - 1, 0),
+        updated_at=now,
+    )
+
+
+def verdict(
+    row: ExecutionRecord, job: QueueJob | None, *, queue: str, now: datetime
+) -> ExecutionRecord | None:
+    """What a stale unfinished ``row`` must become given its ``job`` in Redis; None to leave it.
+
+    A row written before creation times were recorded (``enqueued_ms`` 0) cannot tell a newer
+    job with its id from its own, so only an absent job condemns it."""
+    reused = job is not None and row.enqueued_ms != 0 and job.created_ms != row.enqueued_ms
+    if job is None or reused:
+        return ExecutionRecord(
+            execution_id=row.execution_id,
+            enqueued_ms=row.enqueued_ms,
+            status=JobExecutionStatus.FAILED,
+            finished_at=now,
+            error_message=REUSED_REASON if reused else LOST_REASON,
+            retry_count=row.retry_count,
+            updated_at=now,
+        )
+    if job.state in FINISHED_STATES:
+        settled = record_of(job, STATUS_OF_STATE[job.state], queue=queue, now=now)
+        return replace(settled, enqueued_ms=row.enqueued_ms)  # a legacy row keeps its key
+    return None
+
+
+def is_lost(record: ExecutionRecord) -> bool:
+    """Whether ``record`` is a :func:`verdict` that the row's job is gone."""
+    return record.error_message in (LOST_REASON, REUSED_REASON) and record.handler_name is None
+
+
+def missing(
+    jobs: Sequence[tuple[str, QueueJob]],
+    present: set[tuple[str, int]],
+    *,
+    queue: str,
+    created_before_ms: int,
+    now: datetime,
+) -> list[ExecutionRecord]:
+    """Rows for the ``(listed state, job)`` pairs old enough to have one and without one."""
+    records: list[ExecutionRecord] = []
+    for listed, job in jobs:
+        if job.created_ms > created_before_ms or (job.id, job.created_ms) in present:
+            continue
+        state = job.state if job.state in FINISHED_STATES else listed
+        records.append(record_of(job, STATUS_OF_STATE[state], queue=queue, now=now))
+    return records
+
+
+@dataclass(slots=True)
+class PassReport:
+    """What one pass did: rows checked and written."""
+
+    rows_checked: int = 0
+    jobs_checked: int = 0
+    lost: int = 0  # rows failed because their job is gone
+    settled: int = 0  # rows given the outcome their job has in Redis
+    added: int = 0  # rows added for jobs that had none
+
+    @property
+    def changed(self) -> int:
+        return self.lost + self.settled + self.added
+
+
+@dataclass(slots=True)
+class ReconcileStats:
+    """Totals since the process started."""
+
+    passes: int = 0
+    lost: int = 0
+    settled: int = 0
+    added: int = 0
+    failures: int = 0
+    last: PassReport = field(default_factory=PassReport)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reconciler:
+    """One queue's reconciliation passes. Each pass does a bounded amount of work: at most
+    ``page`` rows and ``page`` jobs per state, newest jobs first, plus one more page that moves
+    through the rest on successive passes, so a large queue or history is covered over time."""
+
+    def __init__(
+        self,
+        jobs: JobSource,
+        log: ReconcileLog,
+        *,
+        queue: str,
+        grace_s: float,
+        page: int = DEFAULT_PAGE,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.jobs = jobs
+        self.log = log
+        self.queue = queue
+        self.grace = timedelta(seconds=grace_s)
+        self.page = page
+        self.clock = clock
+        self.stats = ReconcileStats()
+        self._row_cursor = 0
+        self._job_cursors: dict[str, int] = {}
+
+    async def run_once(self) -> PassReport:
+        report = PassReport()
+        await self._rows_without_jobs(report)
+        await self._jobs_without_rows(report)
+        self.stats.passes += 1
+        self.stats.lost += report.lost
+        self.stats.settled += report.settled
+        self.stats.added += report.added
+        self.stats.last = report
+        if report.changed:
+            logger.info(
+                "reconciled the execution log of queue %s: %d lost jobs failed, %d rows given "
+                "their job's outcome, %d rows added for jobs that had none",
+                self.queue,
+                report.lost,
+                report.settled,
+                report.added,
+                extra={
+                    "event": "execlog.reconciled",
+                    "lost": report.lost,
+                    "settled": report.settled,
+                    "added": report.added,
+                },
+            )
+        return report
+
+    async def _rows_without_jobs(self, report: PassReport) -> None:
+        now = self.clock()
+        rows = await self.log.unsettled(
+            self.queue,
+            statuses=[str(s) for s in UNSETTLED],
+            updated_before=now - self.grace,
+            after_row=self._row_cursor,
+            limit=self.page,
+        )
+        self._row_cursor = rows[-1][0] if len(rows) >= self.page else 0
+        report.rows_checked = len(rows)
+        if not rows:
+            return
+        facts = await self.jobs.job_facts([record.execution_id for _, record in rows])
+        for _, row in rows:
+            change = verdict(row, facts.get(row.execution_id), queue=self.queue, now=now)
+            if change is None or row.updated_at is None:
+                continue
+            applied = await self.log.settle(
+                change, seen_status=str(row.status), seen_updated_at=row.updated_at
+            )
+            if applied and is_lost(change):
+                report.lost += 1
+            elif applied:
+                report.settled += 1
+
+    async def _jobs_without_rows(self, report: PassReport) -> None:
+        now = self.clock()
+        created_before_ms = int((now - self.grace).timestamp() * 1000)
+        listed: list[tuple[str, str]] = []
+        for state in STATUS_OF_STATE:
+            listed.extend((state, job_id) for job_id in await self._page_of(state))
+        if not listed:
+            return
+        facts = await self.jobs.job_facts(sorted({job_id for _, job_id in listed}))
+        found: list[tuple[str, QueueJob]] = []
+        seen: set[str] = set()
+        for state, job_id in listed:
+            job = facts.get(job_id)
+            if job is not None and job_id not in seen:
+                seen.add(job_id)
+                found.append((state, job))
+        report.jobs_checked = len(found)
+        present = await self.log.present([(job.id, job.created_ms) for _, job in found])
+        records = missing(
+            found, present, queue=self.queue, created_before_ms=created_before_ms, now=now
+        )
+        if records:
+            report.added = await self.log.insert_missing(records)
+
+    async def _page_of(self, state: str) -> list[str]:
+        """The newest page of ``state``, plus the page at this state's moving cursor."""
+        ids = await self.jobs.job_ids(state, offset=0, limit=self.page)
+        if len(ids) < self.page:
+            self._job_cursors[state] = 0
+            return ids
+        cursor = self._job_cursors.get(state, 0) or self.page
+        more = await self.jobs.job_ids(state, offset=cursor, limit=self.page)
+        self._job_cursors[state] = cursor + self.page if len(more) >= self.page else 0
+        return ids + more

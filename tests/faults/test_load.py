@@ -229,3 +229,60 @@ async def test_l4_a_cluster_wide_limiter_holds_across_three_workers(rig: Rig) ->
     )
     assert len(times) >= 10 * int(L4_SECONDS) * 0.8  # the limiter lets the work through
     assert closest >= 0.8
+
+
+L2_SECONDS = 3600.0 if SOAK else 180.0
+L2_RATE = 200 if SOAK else 100
+
+
+@pytest.mark.timeout(4200 if SOAK else 400)
+async def test_l2_retention_keeps_redis_bounded_under_steady_load(rig: Rig) -> None:
+    """L2: a steady stream of jobs, 5 % failing, default retention: Redis memory levels off
+    (the last sample is at most 1.1 x the sample at 20 % of the run), at most 1,000 completed
+    and 5,000 failed jobs are kept, and the events stream stays capped."""
+    queue = rig.settings.queue
+    samples: list[tuple[float, int]] = []
+    stop = asyncio.Event()
+
+    async def produce() -> int:
+        n = 0
+        started = time.monotonic()
+        while not stop.is_set():
+            n += 1
+            name = "fail" if n % 20 == 0 else "noop"
+            await rig.qm.add_job(name, {"n": n}, attempts=1)
+            await asyncio.sleep(max(0.0, started + n / L2_RATE - time.monotonic()))
+        return n
+
+    async def sample() -> None:
+        started = time.monotonic()
+        while not stop.is_set():
+            samples.append((time.monotonic() - started, await _used_memory(rig)))
+            await asyncio.sleep(5)
+
+    with rig.workers(2, "--concurrency", "10"):
+        producing = asyncio.create_task(produce())
+        sampling = asyncio.create_task(sample())
+        await asyncio.sleep(L2_SECONDS)
+        stop.set()
+        added = await producing
+        await sampling
+        counts = await eventually(
+            rig.qm.get_queue_status,
+            until=lambda s: s["counts"]["waiting"] + s["counts"]["active"] == 0,
+            timeout_s=30,
+        )
+    counts = counts["counts"]
+    stream = await rig.redis.xlen(f"corraltest:{queue}:events")
+    at_20 = next(memory for t, memory in samples if t >= L2_SECONDS * 0.2)
+    last = samples[-1][1]
+    print(
+        f"L2: {added} jobs at {L2_RATE}/s over {L2_SECONDS:.0f} s, 5 % failing; used_memory "
+        f"{at_20 / 2**20:.1f} MiB at 20 %, {last / 2**20:.1f} MiB at the end "
+        f"(peak {max(m for _, m in samples) / 2**20:.1f}); kept {counts['completed']} completed, "
+        f"{counts['failed']} failed; events stream {stream} entries"
+    )
+    assert counts["completed"] <= 1000 + 50  # retention trims when jobs finish: a little slack
+    assert counts["failed"] <= 5000 + 50
+    assert stream <= 10_000 + 100  # BullMQ trims the stream approximately
+    assert last <= at_20 * 1.1

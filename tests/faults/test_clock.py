@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import glob
+import itertools
 import os
 import time
 from collections import Counter
@@ -131,7 +132,8 @@ class Redis:
         return {k: float(v) for k, v in raw.items()}
 
     async def heartbeats(self) -> list[tuple[str, float]]:
-        return list(await self.client.zrange(f"{self.base}:corral:schedulers", 0, -1, withscores=True))
+        key = f"{self.base}:corral:schedulers"
+        return list(await self.client.zrange(key, 0, -1, withscores=True))
 
     async def redis_now(self) -> float:
         seconds, micros = await self.client.time()
@@ -235,10 +237,10 @@ async def test_clock_stepping_forward_and_back_neither_bursts_nor_refires(
             missed_forward = (await seen.stats()).get("missed", 0.0)
 
             clock_file.write_text("+0\n")  # and back
-            back_at = await seen.redis_now()
             await asyncio.sleep(6)
             after = _ticks_of(await seen.added(), schedule)
             beats = await seen.heartbeats()
+            beat_read_at = await seen.redis_now()
         text = log.read_text()
     finally:
         await seen.aclose()
@@ -250,21 +252,23 @@ async def test_clock_stepping_forward_and_back_neither_bursts_nor_refires(
         f"\nS5 step: ticks {before[0]}..{before[-1]} ({len(before)}) before the step; +1 h: "
         f"next tick {ahead[0]} ({ahead[0] - before[-1]} s later) then {len(ahead) - 1} more, "
         f"{skipped:.0f} ticks counted missed; -1 h: {len(after) - len(forward)} new ticks in "
-        f"6 s, heartbeat {beats[0][1] / 1000 - back_at:+.1f} s off Redis after the step back"
+        f"6 s, heartbeat {beats[0][1] / 1000 - beat_read_at:+.1f} s old after the step back"
     )
 
     def contiguous(ticks: list[int]) -> bool:
-        return all(b - a == 1 for a, b in zip(ticks, ticks[1:], strict=False))
+        return all(b - a == 1 for a, b in itertools.pairwise(ticks))
 
     # Forward: the hour of ticks is a misfire, coalesced into one catch-up run (the latest tick,
     # within the catch-up window) with the others counted as missed, not a burst.
-    assert contiguous(before) and contiguous(ahead)
+    assert contiguous(before)
+    assert contiguous(ahead)
     assert ahead[0] - before[-1] > 3500
     assert skipped == ahead[0] - before[-1] - 1
     # Back: every tick below the watermark was fired or counted already; none fires again.
     assert after == forward
     # ...and the scheduler is still alive: it heartbeats on its (stepped back) clock.
-    assert len(beats) == 1 and abs(beats[0][1] / 1000 - back_at) < 3
+    assert len(beats) == 1
+    assert abs(beats[0][1] / 1000 - beat_read_at) < 3
     assert "ahead of Redis" in text  # the forward step was noticed
 
 
@@ -315,7 +319,8 @@ async def test_health_metrics_and_log_report_a_scheduler_clock_ahead(
     print(f"\nS5 report: health skew {skew} s, gauge {gauges}, problems {details['problems']}")
     print(f"log: {warning}")
     assert 2.5 < skew < 3.5
-    assert len(gauges) == 1 and 2.5 < gauges[0] < 3.5
+    assert len(gauges) == 1
+    assert 2.5 < gauges[0] < 3.5
     assert any("clock" in p and "ahead of Redis" in p for p in details["problems"])
     assert details["health"] == "degraded"
     assert "WARNING" in warning

@@ -1,5 +1,5 @@
-"""S5 and T3 (RELIABILITY.md): `corral scheduler` processes whose wall clock is wrong, stepped
-or running fast, under libfaketime (Debian package ``faketime``).
+"""Clock faults (reliability rows S5 and T3): `corral scheduler` processes whose wall clock is
+wrong, stepped or running fast, under libfaketime (Debian package ``faketime``).
 
 * S5: three replicas at -2 s, 0 and +2 s fire every 1-second tick exactly once, and none more
   than the skew before its time; one replica whose clock steps +1 h and back fires one

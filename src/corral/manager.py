@@ -128,12 +128,13 @@ class JobQueueManager:
         try:
             latency = await self._rt.ping()
             queue = await self._rt.monitor()
-            counts, paused, workers, stats, info = await asyncio.gather(
+            counts, paused, workers, stats, info, skews = await asyncio.gather(
                 queue.counts(),
                 queue.is_paused(),
                 queue.live_workers(),
                 queue.cluster_stats(),
                 self._rt.redis_info(),
+                queue.scheduler_clock_skews(),
             )
         except BrokerUnavailable as exc:
             return evaluate_health(
@@ -157,6 +158,7 @@ class JobQueueManager:
                 has_password=self._rt.redis_has_password,
                 host=self._rt.redis_host,
             ),
+            scheduler_clock_skews=skews,
         )
 
     # -- management ---------------------------------------------------------------------------

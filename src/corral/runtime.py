@@ -223,12 +223,13 @@ class Runtime:
         """The cluster-wide figures ``/metrics`` shows, read from Redis now (see
         ``adapters/prometheus.py`` for their shape)."""
         queue = await self.monitor()
-        stats, counts, paused, workers, scheduler = await asyncio.gather(
+        stats, counts, paused, workers, scheduler, skews = await asyncio.gather(
             queue.cluster_stats(),
             queue.counts(),
             queue.is_paused(),
             queue.live_workers(),
             queue.scheduler_stats(),
+            queue.scheduler_clock_skews(),
         )
         return {
             "queue": queue.name,
@@ -237,6 +238,7 @@ class Runtime:
             "paused": paused,
             "workers_alive": len(workers),
             "scheduler": scheduler,
+            "scheduler_clock_skew": skews,
         }
 
     @staticmethod

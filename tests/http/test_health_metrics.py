@@ -217,3 +217,22 @@ async def test_concurrent_probes_share_one_readiness_check() -> None:
     await expired.get(check)
     await expired.get(check)
     assert calls == 3
+
+
+async def test_scheduler_clock_skew_in_ready_details_and_metrics(
+    api: httpx.AsyncClient, queue_name: str, redis_url: str
+) -> None:
+    # What a scheduler's heartbeat writes (see adapters/bullmq/fires.py), 2.5 s ahead.
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.zadd(f"corraltest:{queue_name}:corral:schedulers", {"s1": 1})
+        client.set(f"corraltest:{queue_name}:corral:schedulers:skew:s1", "2.5", px=5000)
+    finally:
+        client.close()
+    details = (await api.get("/health/ready")).json()["details"]
+    assert details["schedulerClockSkewS"] == {"s1": 2.5}
+    assert "scheduler s1 clock is 2.5 s ahead of Redis TIME (more than 1 s)" in details["problems"]
+    assert details["health"] == "degraded"
+    figures = await _metrics(api)
+    labels = (("queue", queue_name), ("scheduler", "s1"))
+    assert figures[("corral_scheduler_clock_skew_seconds", labels)] == 2.5

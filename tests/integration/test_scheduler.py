@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from corral import JobQueueManager
 from corral.core.jobs import Retention
@@ -259,6 +260,27 @@ async def test_direct_database_edit_reaches_a_running_scheduler(
         assert late == []
     finally:
         await scheduler.close()
+
+
+async def test_heartbeats_carry_the_clock_skew_against_redis(
+    sched_settings: CorralSettings, redis_url: str, queue_name: str
+) -> None:
+    scheduler = TaskScheduler(sched_settings)
+    await scheduler._rt.migrate()
+    await scheduler.initialize()
+    assert scheduler.loop is not None
+    queue = await scheduler._rt.queue()
+    skews = await queue.scheduler_clock_skews()
+    # Same machine, same clock: the skew is the measuring error, well under the 1 s warning.
+    assert list(skews) == [scheduler.loop.id]
+    assert abs(skews[scheduler.loop.id]) < 0.5
+    assert scheduler.loop.clock_skew_s is not None
+    await scheduler.close()
+    client = redis.Redis.from_url(redis_url)
+    try:  # a scheduler that stops takes its skew with it
+        assert client.keys(f"corraltest:{queue_name}:corral:schedulers:skew:*") == []
+    finally:
+        client.close()
 
 
 async def test_running_schedulers_send_heartbeats(sched_settings: CorralSettings) -> None:

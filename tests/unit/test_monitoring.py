@@ -10,6 +10,7 @@ from corral.services.monitoring import (
     HealthThresholds,
     Metrics,
     ThroughputPoint,
+    clock_skew_problems,
     compute_metrics,
     evaluate_health,
     throughput_series,
@@ -215,3 +216,21 @@ def test_a_busy_redis_is_not_called_unreachable() -> None:
     assert report.status == "unhealthy"
     assert report.details["redis"].startswith("busy: Redis connection pool exhausted")
     assert "unreachable" not in str(report.details)
+
+
+def test_a_scheduler_clock_more_than_a_second_off_redis_is_a_problem() -> None:
+    report = _health(scheduler_clock_skews={"a": 0.0021, "b": 3.04, "c": -1.5, "d": -0.9})
+    assert report.status == "degraded"
+    assert report.details["scheduler_clock_skew_s"] == {"a": 0.002, "b": 3.04, "c": -1.5, "d": -0.9}
+    assert report.details["problems"] == [
+        "scheduler b clock is 3.0 s ahead of Redis TIME (more than 1 s)",
+        "scheduler c clock is 1.5 s behind Redis TIME (more than 1 s)",
+    ]
+
+
+def test_clock_skews_within_a_second_are_fine() -> None:
+    assert clock_skew_problems({"a": 1.0, "b": -1.0}) == []
+    report = _health(scheduler_clock_skews={})
+    assert report.status == "healthy"
+    assert report.details["scheduler_clock_skew_s"] == {}
+    assert "scheduler_clock_skew_s" not in _health().details

@@ -14,6 +14,7 @@ Redis (ARCHITECTURE.md decision 11), and any API replica answers the same. The f
         "paused": False,
         "workers_alive": 2,
         "scheduler": {"fired": 5, "missed": 0, "lateness_ms_sum": 40.2},
+        "scheduler_clock_skew": {"9f0c...": 0.002},  # scheduler id -> its clock - Redis TIME (s)
         "execution_log_backlog": 0,             # only when this process has a writer
     }
 
@@ -60,6 +61,7 @@ class _Figures:
         yield from _job_metrics(queue, f.get("stats") or {})
         yield from _queue_metrics(queue, f)
         yield from _scheduler_metrics(queue, f.get("scheduler") or {})
+        yield _skew_gauge(queue, f.get("scheduler_clock_skew") or {})
         backlog = f.get("execution_log_backlog")
         if backlog is not None:
             gauge = GaugeMetricFamily(
@@ -130,6 +132,17 @@ def _scheduler_metrics(queue: str, stats: Mapping[str, Any]) -> Iterable[Metric]
     )
     lateness.add_metric([queue], int(fired), _num(stats, "lateness_ms_sum") / 1000)
     yield lateness
+
+
+def _skew_gauge(queue: str, skews: Mapping[str, Any]) -> Metric:
+    gauge = GaugeMetricFamily(
+        "corral_scheduler_clock_skew_seconds",
+        "A live scheduler's wall clock minus Redis TIME, measured at its last heartbeat",
+        labels=["queue", "scheduler"],
+    )
+    for scheduler in sorted(skews):
+        gauge.add_metric([queue, str(scheduler)], _num(skews, scheduler))
+    return gauge
 
 
 def render(figures: Mapping[str, Any]) -> bytes:

@@ -8,6 +8,24 @@ from typing import Any, Final, Literal
 
 HealthStatus = Literal["healthy", "degraded", "unhealthy"]
 
+#: A scheduler whose clock is further than this from Redis's is worth a warning: replicas fire a
+#: tick when their own clock reaches it, so that much early (ahead) or late (behind).
+MAX_CLOCK_SKEW_S: Final = 1.0
+
+
+def skew_text(skew_s: float) -> str:
+    """``3.0 s ahead of Redis TIME`` / ``2.1 s behind Redis TIME``."""
+    return f"{abs(skew_s):.1f} s {'ahead of' if skew_s > 0 else 'behind'} Redis TIME"
+
+
+def clock_skew_problems(skews: Mapping[str, float], limit_s: float = MAX_CLOCK_SKEW_S) -> list[str]:
+    """One line per scheduler whose clock is more than ``limit_s`` off Redis's."""
+    return [
+        f"scheduler {sid} clock is {skew_text(skew)} (more than {limit_s:g} s)"
+        for sid, skew in sorted(skews.items())
+        if abs(skew) > limit_s
+    ]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Metrics:
@@ -97,6 +115,7 @@ def evaluate_health(
     warnings: Sequence[str] = (),
     thresholds: HealthThresholds = HealthThresholds(),
     redis_busy: bool = False,
+    scheduler_clock_skews: Mapping[str, float] | None = None,
 ) -> HealthReport:
     """``unhealthy`` when Redis cannot be reached (or, ``redis_busy``, when every connection to
     it stayed in use); ``degraded`` (with every reason listed in ``details.problems``) when it
@@ -127,6 +146,7 @@ def evaluate_health(
     if paused:
         problems.append("queue is paused")
     problems.extend(warnings)
+    problems.extend(clock_skew_problems(scheduler_clock_skews or {}))
     details: dict[str, Any] = {
         "redis": "ok",
         "redis_latency_ms": None if latency_ms is None else round(latency_ms, 2),
@@ -137,6 +157,10 @@ def evaluate_health(
     }
     if metrics is not None:
         details["success_rate"] = round(metrics.success_rate, 4)
+    if scheduler_clock_skews is not None:
+        details["scheduler_clock_skew_s"] = {
+            sid: round(skew, 3) for sid, skew in sorted(scheduler_clock_skews.items())
+        }
     return HealthReport(status="degraded" if problems else "healthy", details=details)
 
 

@@ -35,6 +35,7 @@ from corral.core.schedules import (
     plan_fire,
 )
 from corral.core.throttle import LogThrottle, held_note
+from corral.services.monitoring import MAX_CLOCK_SKEW_S, skew_text
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,8 @@ class Gate(Protocol):
         spec_for: Callable[[datetime], JobSpec],
     ) -> Outcome: ...
 
-    async def heartbeat(self, scheduler_id: str, *, stopping: bool = False) -> None: ...
+    async def heartbeat(self, scheduler_id: str, *, stopping: bool = False) -> float | None:
+        """Mark the scheduler alive (or gone); return its clock minus Redis's, in seconds."""
 
 
 def spec_for_schedule(
@@ -162,6 +164,9 @@ class SchedulerLoop:
         self.loaded = asyncio.Event()
         self._throttles: dict[str, LogThrottle] = {}
         self._settle_throttle = LogThrottle()
+        #: This process's clock minus Redis's TIME (s), as the last heartbeat measured it.
+        self.clock_skew_s: float | None = None
+        self._skew_throttle = LogThrottle(interval_s=60.0)
 
     def nudge(self) -> None:
         """Something changed (a pub/sub message): reload on the next turn."""
@@ -203,20 +208,53 @@ class SchedulerLoop:
             await self.reload()
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self._guarded(self.gate.heartbeat(self.id), "heartbeat")
+        await self._guarded(self._heartbeat(), "heartbeat")
         await self.reload()
         next_poll = self.clock() + timedelta(seconds=self.poll_s)
         try:
             while not stop.is_set():
                 now = self.clock()
-                if now >= next_poll or self._changed.is_set():
+                # Also when the next poll is further off than one interval: the wall clock
+                # stepped back, and waiting for it would stop heartbeats and reloads until the
+                # clock is back where it was (an hour, after a one-hour step).
+                stepped_back = next_poll - now > timedelta(seconds=self.poll_s)
+                if now >= next_poll or stepped_back or self._changed.is_set():
                     await self._guarded(self._maybe_reload(), "reload")
-                    await self._guarded(self.gate.heartbeat(self.id), "heartbeat")
+                    await self._guarded(self._heartbeat(), "heartbeat")
                     next_poll = self.clock() + timedelta(seconds=self.poll_s)
                 await self._fire_due(self.clock())
                 await self._wait(stop, min(self._next_due(), next_poll))
         finally:
             await self._guarded(self.gate.heartbeat(self.id, stopping=True), "heartbeat")
+
+    async def _heartbeat(self) -> None:
+        skew = await self.gate.heartbeat(self.id)
+        if skew is not None:
+            self._note_skew(skew)
+
+    def _note_skew(self, skew: float) -> None:
+        """Warn once a minute while this clock is more than a second off Redis's: ticks fire
+        when this clock reaches them, so that much early or late."""
+        self.clock_skew_s = skew
+        if abs(skew) <= MAX_CLOCK_SKEW_S:
+            if self._skew_throttle.clear():
+                logger.info(
+                    "scheduler clock is within %g s of Redis TIME again (%+.3f s)",
+                    MAX_CLOCK_SKEW_S,
+                    skew,
+                    extra={"event": "scheduler.clock_ok", "skew_s": skew},
+                )
+            return
+        held = self._skew_throttle.allow(time.monotonic())
+        if held is not None:
+            logger.warning(
+                "scheduler clock is %s (more than %g s): this replica fires ticks up to that "
+                "much %s; check the host's time sync (NTP)",
+                skew_text(skew),
+                MAX_CLOCK_SKEW_S,
+                "early" if skew > 0 else "late",
+                extra={"event": "scheduler.clock_skew", "skew_s": skew},
+            )
 
     async def _guarded(self, work: Any, step: str) -> None:
         throttle = self._throttles.setdefault(step, LogThrottle())
@@ -240,7 +278,8 @@ class SchedulerLoop:
         return self._heap[0][0] if self._heap else self.clock() + timedelta(seconds=self.poll_s)
 
     async def _wait(self, stop: asyncio.Event, until: datetime) -> None:
-        delay = (until - self.clock()).total_seconds()
+        # Never longer than a poll interval: ``until`` is on the wall clock, which may step.
+        delay = min((until - self.clock()).total_seconds(), self.poll_s)
         if delay <= 0:
             return
         waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._changed.wait())}

@@ -132,17 +132,34 @@ class FireGate:
         """Drop a deleted schedule's watermark."""
         await self.client.delete(self._key(schedule_id))
 
-    async def heartbeat(self, scheduler_id: str, *, stopping: bool = False) -> None:
-        """Mark this scheduler alive (or gone), for health checks and /metrics."""
+    async def heartbeat(self, scheduler_id: str, *, stopping: bool = False) -> float | None:
+        """Mark this scheduler alive (or gone), for health checks and /metrics, and return its
+        clock skew: this process's wall clock minus Redis's ``TIME``, in seconds (None when
+        stopping).
+
+        Every replica fires a tick when its own clock reaches it, so a replica whose clock is
+        ahead fires early by that much. Redis's clock is the one reference all replicas share;
+        the skew is measured against it, taking the local time halfway through the round trip.
+        """
         key = keys.schedulers(self.prefix, self.name)
-        now_ms = int(time.time() * 1000)
-        async with self.client.pipeline(transaction=False) as pipe:
-            if stopping:
+        skew_key = keys.scheduler_skew(self.prefix, self.name, scheduler_id)
+        if stopping:
+            async with self.client.pipeline(transaction=False) as pipe:
                 pipe.zrem(key, scheduler_id)
-            else:
-                pipe.zadd(key, {scheduler_id: now_ms})
-                pipe.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
+                pipe.delete(skew_key)
+                await pipe.execute()
+            return None
+        sent = time.time()
+        seconds, micros = await self.client.time()
+        received = time.time()
+        skew = (sent + received) / 2 - (int(seconds) + int(micros) / 1_000_000)
+        now_ms = int(received * 1000)
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zadd(key, {scheduler_id: now_ms})
+            pipe.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
+            pipe.set(skew_key, f"{skew:.4f}", px=keys.HEARTBEAT_TTL_MS)
             await pipe.execute()
+        return skew
 
     async def stats(self) -> dict[str, float]:
         raw = await self.client.hgetall(keys.scheduler_stats(self.prefix, self.name))  # type: ignore[misc]

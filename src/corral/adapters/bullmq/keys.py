@@ -63,3 +63,10 @@ def schedulers(prefix: str, queue: str) -> str:
 def claim(prefix: str, queue: str, what: str) -> str:
     """String (``SET NX PX``): which process does ``what`` (e.g. ``reconcile``) this period."""
     return f"{base(prefix, queue)}:corral:claim:{what}"
+
+
+def scheduler_skew(prefix: str, queue: str, scheduler_id: str) -> str:
+    """String: a scheduler's clock minus Redis's TIME, in seconds, as its last heartbeat measured
+    it; expires :data:`HEARTBEAT_TTL_MS` after it (on Redis's clock, so a scheduler whose own
+    clock is far off, and whose heartbeat score therefore looks stale or fresh, still shows)."""
+    return f"{base(prefix, queue)}:corral:schedulers:skew:{scheduler_id}"

@@ -313,6 +313,18 @@ class BullQueue:
                 return None
             return int(await self.client.zcount(key, now_ms - max_age_ms, "+inf"))
 
+    async def scheduler_clock_skews(self) -> dict[str, float]:
+        """Scheduler id -> its clock minus Redis's TIME in seconds, for every scheduler that
+        sent a heartbeat in the last few seconds by Redis's clock (see ``fires.heartbeat``)."""
+        async with self._guard():
+            ids = await self.client.zrange(keys.schedulers(self.prefix, self.name), 0, -1)
+            if not ids:
+                return {}
+            values = await self.client.mget(
+                [keys.scheduler_skew(self.prefix, self.name, str(i)) for i in ids]
+            )
+        return {str(i): float(v) for i, v in zip(ids, values, strict=True) if v is not None}
+
     async def close(self) -> None:
         await self._queue.close()
 

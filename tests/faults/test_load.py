@@ -241,7 +241,8 @@ async def test_l2_retention_keeps_redis_bounded_under_steady_load(rig: Rig) -> N
     (the last sample is at most 1.1 x the sample at 20 % of the run), at most 1,000 completed
     and 5,000 failed jobs are kept, and the events stream stays capped."""
     queue = rig.settings.queue
-    samples: list[tuple[float, int]] = []
+    baseline = await _used_memory(rig)
+    samples: list[tuple[float, int, int]] = []  # (seconds, used_memory, jobs kept)
     stop = asyncio.Event()
 
     async def produce() -> int:
@@ -257,7 +258,9 @@ async def test_l2_retention_keeps_redis_bounded_under_steady_load(rig: Rig) -> N
     async def sample() -> None:
         started = time.monotonic()
         while not stop.is_set():
-            samples.append((time.monotonic() - started, await _used_memory(rig)))
+            counts = (await rig.qm.get_queue_status())["counts"]
+            kept = counts["completed"] + counts["failed"]
+            samples.append((time.monotonic() - started, await _used_memory(rig), kept))
             await asyncio.sleep(5)
 
     with rig.workers(2, "--concurrency", "10"):
@@ -274,15 +277,33 @@ async def test_l2_retention_keeps_redis_bounded_under_steady_load(rig: Rig) -> N
         )
     counts = counts["counts"]
     stream = await rig.redis.xlen(f"corraltest:{queue}:events")
-    at_20 = next(memory for t, memory in samples if t >= L2_SECONDS * 0.2)
-    last = samples[-1][1]
+    failed_ids = await rig.redis.zrange(f"corraltest:{queue}:failed", 0, 9)
+    per_job = max(
+        [int(await rig.redis.memory_usage(f"corraltest:{queue}:{j}") or 0) for j in failed_ids]
+        or [1024]
+    )
+    _, at_20, kept_20 = next(s for s in samples if s[0] >= L2_SECONDS * 0.2)
+    _, last, kept_last = samples[-1]
     print(
         f"L2: {added} jobs at {L2_RATE}/s over {L2_SECONDS:.0f} s, 5 % failing; used_memory "
-        f"{at_20 / 2**20:.1f} MiB at 20 %, {last / 2**20:.1f} MiB at the end "
-        f"(peak {max(m for _, m in samples) / 2**20:.1f}); kept {counts['completed']} completed, "
-        f"{counts['failed']} failed; events stream {stream} entries"
+        f"{at_20 / 2**20:.1f} MiB at 20 % ({kept_20} jobs kept), {last / 2**20:.1f} MiB at the "
+        f"end ({kept_last} kept; peak {max(m for _, m, _ in samples) / 2**20:.1f}); "
+        f"{counts['completed']} completed and {counts['failed']} failed kept; a failed job "
+        f"takes {per_job} bytes; events stream {stream} entries"
     )
     assert counts["completed"] <= 1000 + 50  # retention trims when jobs finish: a little slack
     assert counts["failed"] <= 5000 + 50
     assert stream <= 10_000 + 100  # BullMQ trims the stream approximately
-    assert last <= at_20 * 1.1
+    if SOAK:
+        # The failed set fills (5,000) after about 8 minutes at 10 failures a second: from then
+        # on retention removes as much as arrives, and memory is flat.
+        assert last <= at_20 * 1.1
+    else:
+        # 3 minutes at 5 failures a second do not fill the failed set (900 of 5,000), so memory
+        # still grows with it and flatness is the soak run's to show. Here: all the memory in
+        # use is what retention keeps (about 2.5 KiB per kept job as measured, the events stream
+        # aside); jobs, locks or logs left behind by 18,000 jobs would be far over.
+        stream_bytes = int(await rig.redis.memory_usage(f"corraltest:{queue}:events", samples=0))
+        per_kept = (last - baseline - stream_bytes) / max(kept_last, 1)
+        print(f"L2: {per_kept:,.0f} bytes of Redis memory per kept job")
+        assert per_kept <= 4096

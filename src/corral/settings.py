@@ -124,7 +124,14 @@ class CorralSettings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: SecretStr) -> SecretStr:
+        check_credentials(value.get_secret_value())
         check_redis_url(value.get_secret_value())
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr) -> SecretStr:
+        check_credentials(value.get_secret_value())
         return value
 
     @field_validator("allowed_hosts")
@@ -172,6 +179,26 @@ class CorralSettings(BaseSettings):
 
 def _split(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+#: Characters that end the user info of a URL early (or start the path, query or fragment):
+#: unencoded in a password, they make a parser see another host, and the rest of the password
+#: then appears in messages as if it were a host name.
+_RESERVED_IN_PASSWORD = "@/?#"
+
+
+def check_credentials(url: str) -> None:
+    """Raise ValueError (showing no part of the URL) if its password holds an unencoded
+    ``@``, ``/``, ``?`` or ``#``: drivers would each read such a URL differently."""
+    _, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return
+    userinfo = rest.rpartition("@")[0]  # the password may hold '@': the host part cannot
+    if any(ch in userinfo for ch in _RESERVED_IN_PASSWORD):
+        raise ValueError(
+            "the user name or password contains an unencoded '@', '/', '?' or '#'; "
+            "percent-encode it (urllib.parse.quote(password, safe=''): '@' is %40)"
+        )
 
 
 def check_redis_url(url: str) -> None:

@@ -217,3 +217,17 @@ def test_bad_variable_with_password_elsewhere_stays_redacted() -> None:
         REDIS_URL=f"redis://:{CANARY}@127.0.0.1:1/0",
     )
     _assert_one_line_error(result, 1, "LOG_LEVEL")
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("DATABASE_URL", f"postgresql+asyncpg://postgres:p@ss{CANARY}@127.0.0.1:5499/test"),
+        ("REDIS_URL", f"redis://:{CANARY}@RY#x@127.0.0.1:6379/0"),
+    ],
+)
+def test_an_unencoded_at_in_a_password_stops_start_up_unseen(variable: str, url: str) -> None:
+    """Parsed as it stands, the password's tail became the host name and showed in messages."""
+    for command in ("api", "scheduler"):
+        result = corral(command, **{variable: url})
+        _assert_one_line_error(result, 1, variable, "percent-encode")

@@ -236,3 +236,45 @@ def test_long_tokens_are_accepted_in_production(monkeypatch: pytest.MonkeyPatch)
     settings = load_settings()
     assert settings.admin_token is not None
     assert settings.admin_token.get_secret_value() == LONG
+
+
+RAW_PASSWORD_URLS = [
+    ("DATABASE_URL", "postgresql+asyncpg://postgres:p@ssCANARY8@127.0.0.1:5499/test"),
+    ("DATABASE_URL", "postgresql://postgres:pa/ssCANARY8@127.0.0.1/test"),
+    ("DATABASE_URL", "postgresql://postgres:pa?ssCANARY8@127.0.0.1/test"),
+    ("REDIS_URL", "redis://:CAN@RY#CANARY8@127.0.0.1:6379/0"),
+    ("REDIS_URL", "redis://:CANARY8#x@127.0.0.1:6379/0"),
+    ("REDIS_URL", "redis://default:p@ssCANARY8@localhost:6379"),
+]
+
+
+@pytest.mark.parametrize(("variable", "url"), RAW_PASSWORD_URLS)
+def test_a_password_with_unencoded_reserved_characters_is_refused_unseen(
+    monkeypatch: pytest.MonkeyPatch, variable: str, url: str
+) -> None:
+    """A raw '@', '/', '?' or '#' in a password makes the URL parse to another host (and the
+    password's tail then shows in messages as a host name): refuse it, show none of it."""
+    error = _error(monkeypatch, **{variable: url})
+    message = str(error)
+    assert message.startswith(f"{variable}: ")
+    assert "percent-encode" in message
+    assert "\n" not in message
+    for fragment in ("CANARY8", "CAN", "RY", "ssCANARY", "p@ss", "pa/ss"):
+        assert fragment not in message.replace("CORRAL", "")
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("DATABASE_URL", "postgresql+asyncpg://postgres:p%40ss@127.0.0.1:5432/test"),
+        ("REDIS_URL", "redis://:CAN%40RY%23x@127.0.0.1:6379/0"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        ("DATABASE_URL", "sqlite+aiosqlite:///./corral.db"),
+    ],
+)
+def test_percent_encoded_passwords_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, variable: str, url: str
+) -> None:
+    monkeypatch.setenv(variable, url)
+    settings = load_settings()
+    assert getattr(settings, variable.lower()).get_secret_value() == url

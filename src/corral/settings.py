@@ -184,7 +184,7 @@ def _split(value: str) -> list[str]:
 #: Characters that end the user info of a URL early (or start the path, query or fragment):
 #: unencoded in a password, they make a parser see another host, and the rest of the password
 #: then appears in messages as if it were a host name.
-_RESERVED_IN_PASSWORD = "@/?#"
+_URL_DELIMITERS = "@/?#"
 
 
 def check_credentials(url: str) -> None:
@@ -194,7 +194,7 @@ def check_credentials(url: str) -> None:
     if not sep or "@" not in rest:
         return
     userinfo = rest.rpartition("@")[0]  # the password may hold '@': the host part cannot
-    if any(ch in userinfo for ch in _RESERVED_IN_PASSWORD):
+    if any(ch in userinfo for ch in _URL_DELIMITERS):
         raise ValueError(
             "the user name or password contains an unencoded '@', '/', '?' or '#'; "
             "percent-encode it (urllib.parse.quote(password, safe=''): '@' is %40)"

@@ -41,6 +41,12 @@ def test_api_without_a_token_says_what_to_set(
             message = answer.json()["error"]["message"]
             assert "no admin token configured" in message, message
             assert "CORRAL_ADMIN_TOKEN" in message, message
+        # The dashboard's login form says the same, not "invalid token".
+        login = httpx.post(
+            f"{base}/dashboard/login", json={"token": "anything"}, headers={"Origin": base}
+        )
+        assert login.status_code == 401
+        assert "no admin token configured" in login.json()["error"]["message"], login.text
     output = log.read_text()
     warnings = [line for line in output.splitlines() if "CORRAL_ADMIN_TOKEN" in line]
     assert warnings, output

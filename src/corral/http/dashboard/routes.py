@@ -23,7 +23,12 @@ from pydantic import BaseModel, ConfigDict, StrictStr
 from starlette.exceptions import HTTPException
 
 from corral.core.schedules import DEFAULT_TIMEZONE
-from corral.http.auth import record_failure, refuse_if_locked_out, require_admin
+from corral.http.auth import (
+    UNCONFIGURED_MESSAGE,
+    record_failure,
+    refuse_if_locked_out,
+    require_admin,
+)
 from corral.http.dashboard import session as sessions
 
 STATIC: Final = Path(__file__).resolve().parent / "static"
@@ -47,12 +52,10 @@ async def login(body: LoginIn, request: Request) -> JSONResponse:
     sessions.check_origin(request)
     refuse_if_locked_out(request)
     expected: str | None = request.app.state.admin_token
+    if not expected:  # no token could pass: say what to fix (no guess is counted either)
+        raise HTTPException(401, UNCONFIGURED_MESSAGE)
     presented = body.token.strip()
-    if (
-        not expected
-        or not presented
-        or not hmac.compare_digest(presented.encode(), expected.encode())
-    ):
+    if not presented or not hmac.compare_digest(presented.encode(), expected.encode()):
         record_failure(request, "invalid dashboard login")
         raise HTTPException(401, "invalid token")
     store = sessions.store_of(request)

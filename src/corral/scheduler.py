@@ -31,6 +31,7 @@ from corral.core.schedules import (
     validate_changes,
 )
 from corral.core.throttle import LogThrottle, held_note
+from corral.core.validation import is_strict_int
 from corral.errors import InvalidCronExpression, ValidationError
 from corral.runtime import Runtime
 from corral.services.reconcile import Reconciler
@@ -283,7 +284,7 @@ class TaskScheduler:
     ) -> builtins.list[datetime]:
         """The next ``n`` fire times (UTC) of an expression in a zone; raises ValidationError
         naming ``cron_expression`` or ``timezone``."""
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PREVIEW:
+        if not is_strict_int(n, 1, MAX_PREVIEW):
             raise ValidationError("count", f"must be an integer between 1 and {MAX_PREVIEW}")
         try:
             cron = CronExpression.parse(cron_expression)

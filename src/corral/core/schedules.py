@@ -18,8 +18,9 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from corral.core.cron import CronExpression, parse_timezone
-from corral.core.jobs import DEFAULT_MAX_DATA_BYTES, NAME_RE, NAME_RULE, validate_data
+from corral.core.job_data import DEFAULT_MAX_DATA_BYTES, validate_data
 from corral.core.text import name_problem
+from corral.core.validation import check_name, check_text, is_strict_int, strict_int
 from corral.errors import InvalidCronExpression, ValidationError
 
 DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
@@ -102,14 +103,6 @@ WRITABLE: Final = (
 REQUIRED: Final = ("name", "handler_name", "cron_expression", "domain")
 
 
-def _strict_int(value: object, path: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(path, f"must be an integer, got {type(value).__name__}")
-    if not low <= value <= high:
-        raise ValidationError(path, f"must be between {low} and {high}, got {value}")
-    return value
-
-
 def _text(value: object, path: str, *, max_len: int, blank_ok: bool = False) -> str:
     if not isinstance(value, str):
         raise ValidationError(path, f"must be a string, got {type(value).__name__}")
@@ -117,12 +110,7 @@ def _text(value: object, path: str, *, max_len: int, blank_ok: bool = False) -> 
         raise ValidationError(path, "must not be empty or blank")
     if len(value) > max_len:
         raise ValidationError(path, f"must be at most {max_len} characters, got {len(value)}")
-    if "\x00" in value:
-        raise ValidationError(path, "must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(path, "contains a lone surrogate (not valid Unicode)") from None
+    check_text(value, path, "must not contain NUL characters")
     return value
 
 
@@ -156,12 +144,6 @@ def _v_description(value: object) -> str | None:
     )
 
 
-def _v_handler_name(value: object) -> str:
-    if not isinstance(value, str) or not NAME_RE.match(value):
-        raise ValidationError("handler_name", NAME_RULE)
-    return value
-
-
 def _v_cron(value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError("cron_expression", f"must be a string, got {type(value).__name__}")
@@ -186,7 +168,7 @@ def _v_status(value: object) -> ScheduleStatus:
     """A status by number (as stored and answered) or by its lower-case name: "paused" is 2."""
     if isinstance(value, str) and value.islower() and value.upper() in ScheduleStatus.__members__:
         return ScheduleStatus[value.upper()]
-    if isinstance(value, int) and not isinstance(value, bool) and value in _STATUS_NUMBERS:
+    if is_strict_int(value) and value in _STATUS_NUMBERS:
         return ScheduleStatus(value)
     raise ValidationError("status", f"must be one of {STATUS_CHOICES}, by name or number")
 
@@ -196,21 +178,21 @@ def _v_domain(value: object) -> str:
 
 
 def _v_catch_up(value: object) -> int | None:
-    return None if value is None else _strict_int(value, "catch_up_ms", 0, 7 * MAX_MS)
+    return None if value is None else strict_int(value, "catch_up_ms", 0, 7 * MAX_MS)
 
 
 _VALIDATORS: Final[dict[str, Callable[[object], Any]]] = {
     "name": _v_name,
     "description": _v_description,
-    "handler_name": _v_handler_name,
+    "handler_name": lambda v: check_name(v, "handler_name"),
     "cron_expression": _v_cron,
     "timezone": _v_timezone,
     "status": _v_status,
     "payload": lambda v: _payload(v, "payload"),
-    "retry_attempts": lambda v: _strict_int(v, "retry_attempts", 0, MAX_RETRY_ATTEMPTS),
-    "retry_delay": lambda v: _strict_int(v, "retry_delay", 0, MAX_MS),
-    "timeout": lambda v: _strict_int(v, "timeout", 1, MAX_MS),
-    "priority": lambda v: _strict_int(v, "priority", 1, 20),
+    "retry_attempts": lambda v: strict_int(v, "retry_attempts", 0, MAX_RETRY_ATTEMPTS),
+    "retry_delay": lambda v: strict_int(v, "retry_delay", 0, MAX_MS),
+    "timeout": lambda v: strict_int(v, "timeout", 1, MAX_MS),
+    "priority": lambda v: strict_int(v, "priority", 1, 20),
     "domain": _v_domain,
     "catch_up_ms": _v_catch_up,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from corral.core.jobs import MAX_PRIORITY, JobOptions, Retention
+from corral.core.validation import is_strict_int
 
 _PRIORITY_BASE: Final = MAX_PRIORITY + 1
 
@@ -57,4 +58,4 @@ def to_bullmq_options(options: JobOptions) -> dict[str, Any]:
 
 def timeout_of(opts: dict[str, Any]) -> int | None:
     value = opts.get("timeout")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    return value if is_strict_int(value, low=1) else None

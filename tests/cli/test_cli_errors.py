@@ -1,4 +1,4 @@
-"""CLI and environment bad inputs (RELIABILITY.md §5): one line on stderr naming the flag or
+"""CLI and environment bad inputs: one line on stderr naming the flag or
 variable, no traceback, no password, exit code 2 (usage) or 1.
 
 Runs the installed ``corral`` console script as a subprocess with an explicit environment.
@@ -129,7 +129,7 @@ def test_two_handlers_with_the_same_name() -> None:
 
 
 def test_unreachable_redis_is_retried_without_the_password_until_stopped() -> None:
-    """Redis may come up after the worker (RELIABILITY.md R3): the worker says why it waits in
+    """Redis may come up after the worker (docs/reliability.md, R3): the worker says why it waits in
     one line per attempt, never shows the password, and still stops at once on SIGTERM."""
     proc = subprocess.Popen(
         [

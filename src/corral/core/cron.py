@@ -20,7 +20,7 @@ Day matching (Vixie cron)
     either field starts with ``*`` (``*`` or ``*/n``), both must match; with a plain ``*`` that
     means only the other field counts.
 
-DST (ARCHITECTURE.md decision 6, Vixie cron as Debian applies it)
+DST (Vixie cron as Debian applies it; the table in docs/howto-scheduling.md)
     Times are matched in the wall time of the job's zone and mapped to UTC. The hour field
     decides the mode:
 

@@ -236,7 +236,7 @@ def validate_changes(
 
 
 def new_schedule(id: UUID, fields: Mapping[str, Any], now: datetime) -> ScheduledJob:
-    """Build a ScheduledJob from validated create fields (defaults per the SPEC table)."""
+    """Build a ScheduledJob from validated create fields (the defaults are ScheduledJob's)."""
     return ScheduledJob(id=id, created_at=now, updated_at=now, **dict(fields))
 
 
@@ -286,10 +286,10 @@ def plan_fire(
     now: datetime,
     catch_up_ms: int = DEFAULT_CATCH_UP_MS,
 ) -> FirePlan:
-    """The misfire policy (ARCHITECTURE.md decision 7). If the oldest tick in (base, now] is
-    late by at most :data:`MISFIRE_THRESHOLD` (and the catch-up window), fire it alone: the
-    caller plans again for the next. Otherwise the ticks are misfires: fire only the latest,
-    and only if it is within the catch-up window; count the others as skipped.
+    """The misfire policy (docs/howto-scheduling.md, "Downtime and misfires"). If the oldest
+    tick in (base, now] is late by at most :data:`MISFIRE_THRESHOLD` (and the catch-up window),
+    fire it alone: the caller plans again for the next. Otherwise the ticks are misfires: fire
+    only the latest, and only if it is within the catch-up window; count the others as skipped.
 
     ``base`` is the later of the watermark and the schedule's last change, so a schedule that was
     paused, disabled, created or edited resumes from its next tick: no burst.

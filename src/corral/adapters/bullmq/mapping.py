@@ -2,7 +2,7 @@
 
 Priority: Corral's scale is 1..20 with 20 the most urgent; BullMQ's 1 is the most urgent and 0
 (no priority) jumps ahead of every prioritized job. Corral therefore always sets a priority and
-maps ``bullmq = 21 - corral`` (ARCHITECTURE.md decision 2).
+maps ``bullmq = 21 - corral``.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import builtins
 import logging
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 from uuid import UUID, uuid4
@@ -27,6 +27,7 @@ from corral.core.schedules import (
     DEFAULT_TIMEZONE,
     ScheduledJob,
     ScheduleStatus,
+    epoch_ms,
     new_schedule,
     validate_changes,
 )
@@ -295,8 +296,8 @@ class TaskScheduler:
     async def trigger_now(self, schedule_id: UUID) -> str:
         """Enqueue one run of the schedule now, outside its cron (job id ``manual-...``)."""
         schedule = await self.get(schedule_id)
-        now = datetime.now(UTC)
-        job_id = f"manual-{schedule.id}-{int(time.time() * 1000)}"
+        now = self.clock()
+        job_id = f"manual-{schedule.id}-{epoch_ms(now)}"
         spec = spec_for_schedule(schedule, now, job_id=job_id)
         await (await self._rt.queue()).add(spec)
         logger.info(

@@ -203,6 +203,12 @@ def test_bad_log_level(level: str) -> None:
     _assert_one_line_error(result, 1, "LOG_LEVEL", "debug, info, warning, error")
 
 
+@pytest.mark.parametrize("log_format", ["yaml", ""])
+def test_bad_log_format(log_format: str) -> None:
+    result = corral("worker", "--handlers", "corral.examples.handlers", LOG_FORMAT=log_format)
+    _assert_one_line_error(result, 1, "LOG_FORMAT", "text, json")
+
+
 def test_bad_corral_env() -> None:
     result = corral("worker", "--handlers", "corral.examples.handlers", CORRAL_ENV="prod")
     _assert_one_line_error(result, 1, "CORRAL_ENV")

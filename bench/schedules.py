@@ -1,4 +1,4 @@
-"""The scheduler at scale (RELIABILITY.md 3.3, row S6): many cron schedules, one or more replicas.
+"""The scheduler at scale: many cron schedules, one or more replicas.
 
 Run from the repository root::
 

@@ -1,11 +1,18 @@
 """``corral dev``: everything in one process on embedded defaults, for trying Corral out and
 for developing your handlers.
 
-It runs a private Redis (unless REDIS_URL is set) and an SQLite database (unless DATABASE_URL
-is set), both under the state folder (``.corral/``) so a restart keeps jobs, job ids and the
-scheduler's watermarks (no tick fires twice); a scheduler, a worker with your handlers (or the
-examples), the API and dashboard; and, when their handlers are registered, the example
-schedules and the seed's example jobs.
+One process runs a scheduler, a worker, and the API and dashboard (on ``--host``/``--port``,
+default CORRAL_API_HOST/CORRAL_API_PORT; a generated admin token unless CORRAL_ADMIN_TOKEN is
+set). State lives in the state folder (``--folder``, default ``.corral/``): a private Redis
+with its data and password (unless REDIS_URL is set) and an SQLite database (unless
+DATABASE_URL is set), so a restart keeps jobs, job ids and the scheduler's watermarks (no tick
+fires twice). With the private Redis it prints the REDIS_URL (and the DATABASE_URL) that your
+scripts and a second ``corral worker`` join with.
+
+The worker runs the handlers of ``--handlers`` (default CORRAL_HANDLERS; without either, the
+examples). The example schedules and the seed's example jobs are added only when their
+handlers are registered and ``--no-examples`` is not given; example schedules an earlier run
+created are paused when the examples are off.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import builtins
 import logging
 import time
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 from uuid import UUID, uuid4
@@ -27,10 +27,12 @@ from corral.core.schedules import (
     DEFAULT_TIMEZONE,
     ScheduledJob,
     ScheduleStatus,
+    epoch_ms,
     new_schedule,
     validate_changes,
 )
 from corral.core.throttle import LogThrottle, held_note
+from corral.core.validation import is_strict_int
 from corral.errors import InvalidCronExpression, ValidationError
 from corral.runtime import Runtime
 from corral.services.reconcile import Reconciler
@@ -283,7 +285,7 @@ class TaskScheduler:
     ) -> builtins.list[datetime]:
         """The next ``n`` fire times (UTC) of an expression in a zone; raises ValidationError
         naming ``cron_expression`` or ``timezone``."""
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_PREVIEW:
+        if not is_strict_int(n, 1, MAX_PREVIEW):
             raise ValidationError("count", f"must be an integer between 1 and {MAX_PREVIEW}")
         try:
             cron = CronExpression.parse(cron_expression)
@@ -294,8 +296,8 @@ class TaskScheduler:
     async def trigger_now(self, schedule_id: UUID) -> str:
         """Enqueue one run of the schedule now, outside its cron (job id ``manual-...``)."""
         schedule = await self.get(schedule_id)
-        now = datetime.now(UTC)
-        job_id = f"manual-{schedule.id}-{int(time.time() * 1000)}"
+        now = self.clock()
+        job_id = f"manual-{schedule.id}-{epoch_ms(now)}"
         spec = spec_for_schedule(schedule, now, job_id=job_id)
         await (await self._rt.queue()).add(spec)
         logger.info(

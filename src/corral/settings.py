@@ -13,6 +13,7 @@ from corral.core.redaction import redact_url
 from corral.errors import ConfigurationError
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("text", "json")
 
 #: An entry of CORRAL_ALLOWED_HOSTS: ``*``, a name (``*.`` for any subdomain) or an IP literal.
 _HOST_PATTERN = re.compile(r"\*|(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\]", re.IGNORECASE)
@@ -55,6 +56,7 @@ class CorralSettings(BaseSettings):
         le=64 * 1024 * 1024,
     )
     log_level: str = Field(default="info", validation_alias="LOG_LEVEL")
+    log_format: str = Field(default="text", validation_alias="LOG_FORMAT")
     environment: Environment = Field(default="development", validation_alias="CORRAL_ENV")
     queue: str = Field(
         default="corral", validation_alias="CORRAL_QUEUE", min_length=1, max_length=64
@@ -116,10 +118,12 @@ class CorralSettings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:
-        lowered = value.strip().lower()
-        if lowered not in LEVELS:
-            raise ValueError(f"must be one of {', '.join(LEVELS)}")
-        return lowered
+        return _one_of(value, LEVELS)
+
+    @field_validator("log_format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        return _one_of(value, LOG_FORMATS)
 
     @field_validator("redis_url")
     @classmethod
@@ -243,6 +247,13 @@ _ALIASES = {
     name: (field.validation_alias if isinstance(field.validation_alias, str) else name)
     for name, field in CorralSettings.model_fields.items()
 }
+
+
+def _one_of(value: str, choices: tuple[str, ...]) -> str:
+    lowered = value.strip().lower()
+    if lowered not in choices:
+        raise ValueError(f"must be one of {', '.join(choices)}")
+    return lowered
 
 
 def load_settings(**overrides: object) -> CorralSettings:

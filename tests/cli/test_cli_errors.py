@@ -1,4 +1,4 @@
-"""CLI and environment bad inputs (RELIABILITY.md §5): one line on stderr naming the flag or
+"""CLI and environment bad inputs: one line on stderr naming the flag or
 variable, no traceback, no password, exit code 2 (usage) or 1.
 
 Runs the installed ``corral`` console script as a subprocess with an explicit environment.
@@ -129,7 +129,7 @@ def test_two_handlers_with_the_same_name() -> None:
 
 
 def test_unreachable_redis_is_retried_without_the_password_until_stopped() -> None:
-    """Redis may come up after the worker (RELIABILITY.md R3): the worker says why it waits in
+    """Redis may come up after the worker (docs/reliability.md, R3): the worker says why it waits in
     one line per attempt, never shows the password, and still stops at once on SIGTERM."""
     proc = subprocess.Popen(
         [
@@ -201,6 +201,12 @@ def test_bad_redis_url(url: str, needle: str) -> None:
 def test_bad_log_level(level: str) -> None:
     result = corral("worker", "--handlers", "corral.examples.handlers", LOG_LEVEL=level)
     _assert_one_line_error(result, 1, "LOG_LEVEL", "debug, info, warning, error")
+
+
+@pytest.mark.parametrize("log_format", ["yaml", ""])
+def test_bad_log_format(log_format: str) -> None:
+    result = corral("worker", "--handlers", "corral.examples.handlers", LOG_FORMAT=log_format)
+    _assert_one_line_error(result, 1, "LOG_FORMAT", "text, json")
 
 
 def test_bad_corral_env() -> None:

@@ -1,6 +1,7 @@
-"""D1 (RELIABILITY.md 3.5), worker side: the execution-log database goes down under a live
-worker. Jobs must keep completing (they never wait for the log), the rows wait in the writer's
-memory, and once PostgreSQL is back every execution has exactly one row with its final status.
+"""A database outage (docs/reliability.md), worker side: the execution-log database goes down
+under a live worker. Jobs must keep completing (they never wait for the log), the rows wait in
+the writer's memory, and once PostgreSQL is back every execution has exactly one row with its
+final status.
 
 Each test runs its own PostgreSQL cluster (``tests.support.postgres``), never the shared one.
 """

@@ -1,4 +1,4 @@
-"""R1 (RELIABILITY.md 3.2): a clean Redis restart under load.
+"""R1 (docs/reliability.md): a clean Redis restart under load.
 
 A producer adds about 200 jobs/s while two ``corral worker`` processes run them; Redis (AOF
 ``always``) is shut down cleanly and started again 5 s later. Every job the producer was told

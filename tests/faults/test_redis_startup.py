@@ -1,4 +1,4 @@
-"""R3 (RELIABILITY.md 3.2): Redis is down when the worker, the scheduler and the API start.
+"""R3 (docs/reliability.md): Redis is down when the worker, the scheduler and the API start.
 
 All three stay up. ``/health/ready`` answers 503 with ``details.redis = "unreachable: ..."`` and
 no password; the processes retry with a capped backoff, log under one line a second, and run

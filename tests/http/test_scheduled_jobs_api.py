@@ -1,4 +1,4 @@
-"""The scheduled-jobs API against RELIABILITY.md's bad-input table, on SQLite AND PostgreSQL:
+"""The scheduled-jobs API against every bad input of a schedule field, on SQLite AND PostgreSQL:
 422 naming the field (camelCase), nothing stored; plus the happy path."""
 
 from __future__ import annotations

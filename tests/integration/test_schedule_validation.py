@@ -1,4 +1,4 @@
-"""RELIABILITY.md section 5, the schedule-field rows: the same answer on SQLite and PostgreSQL,
+"""Bad schedule fields: the same answer on SQLite and PostgreSQL,
 naming the field, with nothing stored."""
 
 from __future__ import annotations

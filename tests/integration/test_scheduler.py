@@ -200,6 +200,19 @@ async def test_trigger_now_enqueues_one_manual_run(
     assert await _job_ids(qm) == [job_id]
 
 
+async def test_trigger_now_uses_the_schedulers_clock(
+    admin: TaskScheduler, qm: JobQueueManager
+) -> None:
+    job = await admin.create(
+        name="manual", handler_name="noop", cron_expression="0 0 2 * * *", domain="test", status=0
+    )
+    at = datetime(2031, 5, 4, 3, 2, 1, 250_000, tzinfo=UTC)
+    admin.clock = FakeClock(at)
+    job_id = await admin.trigger_now(job.id)
+    assert job_id == f"manual-{job.id}-{int(at.timestamp() * 1000)}"
+    assert await _job_ids(qm) == [job_id]
+
+
 @pytest.mark.timeout(120)
 async def test_three_schedulers_fire_each_tick_exactly_once(
     sched_settings: CorralSettings, admin: TaskScheduler, qm: JobQueueManager, ledger: Any

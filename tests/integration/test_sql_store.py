@@ -82,7 +82,7 @@ async def test_core_defaults_are_stored(store: SqlScheduleStore) -> None:
 async def test_database_defaults_apply_to_a_bare_insert(
     migrated: AsyncEngine, store: SqlScheduleStore
 ) -> None:
-    """A row inserted by hand with only the required columns gets the SPEC's defaults."""
+    """A row inserted by hand with only the required columns gets the documented defaults."""
     schedule_id = uuid.uuid4()
     async with migrated.begin() as conn:
         await conn.execute(

@@ -1,4 +1,5 @@
-"""Regression tests for the bullmq traps of ARCHITECTURE.md decision 1, on a real Redis.
+"""Regression tests for bullmq traps Corral works around (a delayed job on an idle worker, a
+long-idle worker, the rate limiter past its first window, a Redis restart), on a real Redis.
 
 Bounds are correctness properties asserted with slack; figures are printed for the notes.
 """

@@ -144,7 +144,7 @@ def test_expression_is_frozen_value() -> None:
     assert hash(cron) == hash(CronExpression.parse("0 0 2 * * *"))
 
 
-# -- bad input (RELIABILITY.md section 5 and section 4 row 4) --------------------------------
+# -- bad input ---------------------------------------------------------------------------------
 
 BAD = [
     ("", "", "expected 5 or 6 fields, got 0"),

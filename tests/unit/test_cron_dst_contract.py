@@ -1,4 +1,4 @@
-"""T1: the time zone and DST firing contract of RELIABILITY.md section 3.4, row by row."""
+"""The time zone and DST firing contract (docs/howto-scheduling.md), row by row."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The job model: every ``add_job`` / ``add_bulk_jobs`` bad-input row (RELIABILITY.md §5)."""
+"""The job model: every bad input of ``add_job`` / ``add_bulk_jobs``, named by its path."""
 
 from __future__ import annotations
 

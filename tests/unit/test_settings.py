@@ -152,6 +152,18 @@ def test_log_level_is_case_insensitive(
     assert load_settings().log_level == expected
 
 
+def test_log_format_is_text_unless_json_is_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().log_format == "text"
+    monkeypatch.setenv("LOG_FORMAT", " JSON ")
+    assert load_settings().log_format == "json"
+
+
+@pytest.mark.parametrize("value", ["yaml", "", "logfmt"])
+def test_bad_log_format(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    error = _error(monkeypatch, LOG_FORMAT=value)
+    assert str(error) == "LOG_FORMAT: must be one of text, json"
+
+
 @pytest.mark.parametrize("env", ["prod", "", "dev", "PRODUCTION"])
 def test_bad_corral_env(monkeypatch: pytest.MonkeyPatch, env: str) -> None:
     error = _error(monkeypatch, CORRAL_ENV=env)

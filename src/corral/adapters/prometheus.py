@@ -3,7 +3,7 @@ in the Prometheus text format (0.0.4).
 
 Every scrape builds a fresh ``CollectorRegistry`` around one collector over a plain dict, so
 nothing here counts anything: the numbers are the ones every worker and scheduler flush to
-Redis (ARCHITECTURE.md decision 11), and any API replica answers the same. The figures::
+Redis (docs/design.md, "Cluster-wide figures"), and any API replica answers the same. The figures::
 
     {
         "queue": "corral",

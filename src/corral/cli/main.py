@@ -56,7 +56,7 @@ def _settings() -> CorralSettings:
         settings = load_settings()
     except CorralError as exc:
         _die(str(exc))
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return settings
 
 

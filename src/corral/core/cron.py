@@ -1,5 +1,8 @@
 """Cron expressions: strict parsing and DST-correct firing times. Pure: no I/O, no clock.
 
+Parsing is in ``core.cron_syntax``, epoch and zone arithmetic in ``core.cron_time``; this
+module matches wall times and walks the offset segments.
+
 Syntax
     Six whitespace-separated fields, seconds first (``second minute hour day-of-month month
     day-of-week``), or five (``minute hour day-of-month month day-of-week``, second = 0). Each
@@ -20,7 +23,7 @@ Day matching (Vixie cron)
     either field starts with ``*`` (``*`` or ``*/n``), both must match; with a plain ``*`` that
     means only the other field counts.
 
-DST (ARCHITECTURE.md decision 6, Vixie cron as Debian applies it)
+DST (Vixie cron as Debian applies it; the table in docs/howto-scheduling.md)
     Times are matched in the wall time of the job's zone and mapped to UTC. The hour field
     decides the mode:
 
@@ -44,13 +47,24 @@ from __future__ import annotations
 
 import bisect
 import calendar
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from corral.errors import InvalidCronExpression, ValidationError
+from corral.core.cron_syntax import MAX_LENGTH, parse_fields
+from corral.core.cron_time import (
+    DAY,
+    EPOCH_ORDINAL,
+    MAX_EPOCH,
+    MIN_EPOCH,
+    epoch_of,
+    last_transition,
+    next_transition,
+    offset_at,
+    parse_timezone,
+    utc_of,
+)
 
 __all__ = [
     "MAX_LENGTH",
@@ -60,35 +74,8 @@ __all__ = [
     "parse_timezone",
 ]
 
-MAX_LENGTH = 64
 SEARCH_HORIZON_YEARS = 50
-
-# (name, minimum, maximum for explicit numbers, maximum for '*' and 'N/S')
-_FIELDS = (
-    ("second", 0, 59, 59),
-    ("minute", 0, 59, 59),
-    ("hour", 0, 23, 23),
-    ("day-of-month", 1, 31, 31),
-    ("month", 1, 12, 12),
-    ("day-of-week", 0, 7, 6),
-)
-_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
-_DAYS = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
-_NAMES: dict[str, dict[str, int]] = {
-    "month": {name: i for i, name in enumerate(_MONTHS, start=1)},
-    "day-of-week": {name: i for i, name in enumerate(_DAYS)},
-}
-_LONGEST_MONTH = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February in a leap year
-_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})  # host files, not real zones
-
-_DAY = 86_400
-_PROBE = 6 * 3600
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_MIN_EPOCH = (date(3, 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY
-_MAX_EPOCH = (date(9998, 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY
-_HORIZON = SEARCH_HORIZON_YEARS * 366 * _DAY
-
-_Transition = tuple[int, int, int]  # (instant, offset before, offset after), epoch seconds
+_HORIZON = SEARCH_HORIZON_YEARS * 366 * DAY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,31 +113,7 @@ class CronExpression:
     @classmethod
     def parse(cls, expression: str) -> CronExpression:
         """Parse and validate; raises :class:`InvalidCronExpression` naming the field."""
-        if not isinstance(expression, str):
-            raise InvalidCronExpression(repr(expression), "", "must be a string")
-        text = expression.strip()
-        if len(text) > MAX_LENGTH:
-            problem = f"{len(text)} characters; at most {MAX_LENGTH} allowed"
-            raise InvalidCronExpression(text[:MAX_LENGTH], "", problem)
-        for position, char in enumerate(text):
-            if not char.isascii():
-                problem = f"non-ASCII character U+{ord(char):04X} at position {position}"
-                raise InvalidCronExpression(text, "", problem)
-        if text.startswith("@"):
-            problem = (
-                f"{text}: @-aliases are not supported; write the fields (@daily = '0 0 0 * * *')"
-            )
-            raise InvalidCronExpression(text, "", problem)
-        parts = text.split()
-        if len(parts) not in (5, 6):
-            raise InvalidCronExpression(text, "", f"expected 5 or 6 fields, got {len(parts)}")
-        if len(parts) == 5:
-            parts.insert(0, "0")
-        sets = [_parse_field(text, spec, part) for spec, part in zip(_FIELDS, parts, strict=True)]
-        dom_star, dow_star = parts[3].startswith("*"), parts[5].startswith("*")
-        if (dom_star or dow_star) and min(sets[3]) > max(_LONGEST_MONTH[m - 1] for m in sets[4]):
-            problem = f"never fires: day {_fmt(sets[3])} does not exist in month {_fmt(sets[4])}"
-            raise InvalidCronExpression(text, "", problem)
+        text, parts, sets = parse_fields(expression)
         return cls(
             source=text,
             seconds=sets[0],
@@ -159,34 +122,34 @@ class CronExpression:
             days_of_month=sets[3],
             months=sets[4],
             days_of_week=sets[5],
-            dom_star=dom_star,
-            dow_star=dow_star,
+            dom_star=parts[3].startswith("*"),
+            dow_star=parts[5].startswith("*"),
             hour_wildcard=parts[2].startswith("*"),
         )
 
     def next_fire(self, after: datetime, tz: ZoneInfo) -> datetime | None:
         """The first firing strictly after ``after`` (aware), in UTC; None past the horizon."""
-        start = _epoch(after) + 1
+        start = epoch_of(after) + 1
         fire = _next_epoch(self, tz, start, start + _HORIZON)
-        return None if fire is None else _utc(fire)
+        return None if fire is None else utc_of(fire)
 
     def fires_between(self, since: datetime, until: datetime, tz: ZoneInfo) -> Iterator[datetime]:
         """Every firing in ``(since, until]``, as aware UTC, strictly increasing."""
-        last, end = _epoch(since), _epoch(until)
+        last, end = epoch_of(since), epoch_of(until)
         while last < end:
             fire = _next_epoch(self, tz, last + 1, min(end, last + _HORIZON))
             if fire is None:
                 return
-            yield _utc(fire)
+            yield utc_of(fire)
             last = fire
 
     # -- wall-time matching (naive local seconds since 1970-01-01 00:00) --------------------
 
     def _next_wall(self, low: int, high: int) -> int | None:
         """The first matching wall time in ``[low, high]``."""
-        days, second_of_day = divmod(low, _DAY)
-        day = date.fromordinal(_EPOCH_ORDINAL + days)
-        last = date.fromordinal(_EPOCH_ORDINAL + high // _DAY)
+        days, second_of_day = divmod(low, DAY)
+        day = date.fromordinal(EPOCH_ORDINAL + days)
+        last = date.fromordinal(EPOCH_ORDINAL + high // DAY)
         while day <= last:
             found = self._next_date(day, last)
             if found is None:
@@ -195,7 +158,7 @@ class CronExpression:
                 second_of_day = 0
             time_of_day = self._next_time(second_of_day)
             if time_of_day is not None:
-                wall = (found.toordinal() - _EPOCH_ORDINAL) * _DAY + time_of_day
+                wall = (found.toordinal() - EPOCH_ORDINAL) * DAY + time_of_day
                 return wall if wall <= high else None
             day, second_of_day = found + timedelta(days=1), 0
         return None
@@ -274,161 +237,6 @@ def next_fires(
     return fires
 
 
-def parse_timezone(name: str) -> ZoneInfo:
-    """The zone for an exact IANA name; raises ``ValidationError('timezone', ...)`` otherwise.
-
-    Only names listed by ``zoneinfo.available_timezones()`` pass, compared exactly, so case
-    variants, padding, offsets like ``UTC+8`` and file paths never reach the filesystem.
-    """
-    if not isinstance(name, str) or name not in _zone_names():
-        shown = repr(name) if not isinstance(name, str) or len(name) <= 40 else repr(name[:40])
-        raise ValidationError("timezone", f"unknown IANA time zone {shown}")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ValidationError("timezone", f"unknown IANA time zone {name!r}") from exc
-
-
-@functools.cache
-def _zone_names() -> frozenset[str]:
-    return frozenset(available_timezones()) - _NOT_ZONES
-
-
-# -- parsing helpers ------------------------------------------------------------------------
-
-
-def _parse_field(expression: str, spec: tuple[str, int, int, int], text: str) -> frozenset[int]:
-    name = spec[0]
-    values: set[int] = set()
-    for item in text.split(","):
-        if not item:
-            raise InvalidCronExpression(expression, name, f"empty list item in {text!r}")
-        values.update(_parse_item(expression, spec, item))
-    if name == "day-of-week" and 7 in values:
-        values = (values - {7}) | {0}
-    return frozenset(values)
-
-
-def _parse_item(expression: str, spec: tuple[str, int, int, int], item: str) -> range:
-    name, low, _, star_high = spec
-    for char, problem in (("?", "'?' is not supported; use '*'"), ("#", "'#' is not supported")):
-        if char in item:
-            raise InvalidCronExpression(expression, name, problem)
-    base, slash, step_text = item.partition("/")
-    step = 1
-    if slash:
-        step = _number(expression, name, step_text, "step")
-        if not 1 <= step <= star_high - low + 1:
-            raise InvalidCronExpression(
-                expression, name, f"step {step} out of range 1-{star_high - low + 1}"
-            )
-    if base == "*":
-        return range(low, star_high + 1, step)
-    first_text, dash, last_text = base.partition("-")
-    first = _value(expression, spec, first_text)
-    last = _value(expression, spec, last_text) if dash else (star_high if slash else first)
-    if first > last:
-        raise InvalidCronExpression(expression, name, f"range {base} is reversed")
-    return range(first, last + 1, step)
-
-
-def _value(expression: str, spec: tuple[str, int, int, int], token: str) -> int:
-    name, low, high, _ = spec
-    names = _NAMES.get(name, {})
-    value = names[token.upper()] if token.upper() in names else _number(expression, name, token)
-    if not low <= value <= high:
-        raise InvalidCronExpression(expression, name, f"{value} out of range {low}-{high}")
-    return value
-
-
-def _number(expression: str, name: str, token: str, what: str = "value") -> int:
-    if token and all("0" <= char <= "9" for char in token):
-        return int(token)
-    upper = token.upper()
-    if upper.startswith("L") or (upper.endswith("L") and upper[:-1].isdigit()):
-        problem = f"{token!r}: 'L' (last day) is not supported"
-    elif upper.endswith("W") and upper[:-1].isdigit():
-        problem = f"{token!r}: 'W' (nearest weekday) is not supported"
-    elif not token:
-        problem = f"empty {what}"
-    else:
-        problem = f"invalid {what} {token!r}"
-    raise InvalidCronExpression(expression, name, problem)
-
-
-def _fmt(values: frozenset[int]) -> str:
-    return ",".join(str(value) for value in sorted(values))
-
-
-# -- time helpers (epoch seconds; walls are naive local seconds) -----------------------------
-
-
-def _epoch(moment: datetime) -> int:
-    """Whole seconds since the epoch, rounded down."""
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError("cron times must be timezone-aware")
-    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(seconds=1)
-
-
-def _utc(epoch: int) -> datetime:
-    return datetime.fromtimestamp(epoch, UTC)
-
-
-def _offset(tz: ZoneInfo, epoch: int) -> int:
-    offset = datetime.fromtimestamp(epoch, tz).utcoffset()
-    return 0 if offset is None else offset.days * _DAY + offset.seconds
-
-
-def _year_start(year: int) -> int:
-    return (date(year, 1, 1).toordinal() - _EPOCH_ORDINAL) * _DAY
-
-
-@functools.lru_cache(maxsize=2048)
-def _transitions(tz: ZoneInfo, year: int) -> tuple[_Transition, ...]:
-    """The offset changes with instants in ``(start of year, start of next year]`` (UTC)."""
-    found: list[_Transition] = []
-    end = _year_start(year + 1)
-    before, before_offset = _year_start(year), _offset(tz, _year_start(year))
-    while before < end:
-        probe = min(before + _PROBE, end)
-        probe_offset = _offset(tz, probe)
-        if probe_offset != before_offset:
-            low, high = before, probe  # offset(low) == before_offset != offset(high)
-            while high - low > 1:
-                middle = (low + high) // 2
-                low, high = (
-                    (middle, high) if _offset(tz, middle) == before_offset else (low, middle)
-                )
-            found.append((high, before_offset, _offset(tz, high)))
-        before, before_offset = probe, probe_offset
-    return tuple(found)
-
-
-def _year_of(epoch: int) -> int:
-    return date.fromordinal(_EPOCH_ORDINAL + epoch // _DAY).year
-
-
-def _next_transition(tz: ZoneInfo, after: int, until: int) -> _Transition | None:
-    """The first transition in ``(after, until]``."""
-    for year in range(_year_of(after), _year_of(until) + 1):
-        changes = _transitions(tz, year)
-        i = bisect.bisect_right(changes, after, key=lambda change: change[0])
-        if i < len(changes):
-            return changes[i] if changes[i][0] <= until else None
-    return None
-
-
-def _last_transition(tz: ZoneInfo, at: int) -> _Transition | None:
-    """The last transition at or before ``at`` (looking back about a year at most)."""
-    year = _year_of(at)
-    changes = _transitions(tz, year)
-    i = bisect.bisect_right(changes, at, key=lambda change: change[0])
-    if i:
-        return changes[i - 1]
-    earlier = _transitions(tz, year - 1)
-    return earlier[-1] if earlier else None
-
-
 def _next_epoch(cron: CronExpression, tz: ZoneInfo, start: int, limit: int) -> int | None:
     """The first firing at or after ``start`` and at or before ``limit`` (epoch seconds).
 
@@ -437,13 +245,13 @@ def _next_epoch(cron: CronExpression, tz: ZoneInfo, start: int, limit: int) -> i
     showed (fall-back) and fires at the segment's first instant if a wall time it skipped
     (spring-forward gap) matches.
     """
-    segment_start = max(start, _MIN_EPOCH)
-    limit = min(limit, _MAX_EPOCH)
+    segment_start = max(start, MIN_EPOCH)
+    limit = min(limit, MAX_EPOCH)
     while segment_start <= limit:
-        offset = _offset(tz, segment_start)
+        offset = offset_at(tz, segment_start)
         low_wall = segment_start + offset
         if not cron.hour_wildcard:
-            previous = _last_transition(tz, segment_start)
+            previous = last_transition(tz, segment_start)
             if previous is not None:
                 at, before, after = previous
                 if before > after:
@@ -453,9 +261,9 @@ def _next_epoch(cron: CronExpression, tz: ZoneInfo, start: int, limit: int) -> i
                 ):
                     return at
         # Offsets differ by less than a day, so a day of slack finds any wall time <= limit.
-        wall = cron._next_wall(low_wall, limit + offset + _DAY)
+        wall = cron._next_wall(low_wall, limit + offset + DAY)
         candidate = limit + 1 if wall is None else wall - offset
-        change = _next_transition(tz, segment_start, min(candidate, limit))
+        change = next_transition(tz, segment_start, min(candidate, limit))
         if change is None:
             return candidate if candidate <= limit else None
         segment_start = change[0]

@@ -9,6 +9,7 @@ from uuid import UUID
 
 from corral.core.jobs import JobExecutionStatus
 from corral.core.schedules import epoch_ms, missed_id
+from corral.core.validation import is_strict_int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,7 +123,7 @@ def missed_ticks(record: ExecutionRecord) -> MissedTicks | None:
         return None
     try:
         count, first, last = result[_TICKS], result[_FIRST], result[_LAST]
-        if isinstance(count, bool) or not isinstance(count, int):
+        if not is_strict_int(count):
             return None
         return MissedTicks(
             count=count, first=datetime.fromisoformat(first), last=datetime.fromisoformat(last)

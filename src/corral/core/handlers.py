@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, overload
 
-from corral.core.jobs import NAME_RE, NAME_RULE
 from corral.core.ports import JobControl
-from corral.errors import DuplicateHandler, HandlerNotFound, ValidationError
+from corral.core.validation import check_name
+from corral.errors import DuplicateHandler, HandlerNotFound
 
 _MARK: Final = "__corral_handler_name__"
 
@@ -92,9 +92,7 @@ HandlerFunc = Callable[[Job], Awaitable[Any]] | Callable[[Job], Any]
 
 
 def validate_handler_name(name: object, path: str = "handler_name") -> str:
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ValidationError(path, NAME_RULE)
-    return name
+    return check_name(name, path)
 
 
 @overload

@@ -1,7 +1,7 @@
-"""Scheduled jobs: the validated model, field rules, fire ids and the misfire policy. Pure.
+"""Scheduled jobs: the validated model and its field rules. Pure.
 
-The SQL adapter stores :class:`ScheduledJob`; the scheduler service asks :func:`plan_fire`
-what to do for a schedule at a given instant. Every field rule lives here so the Python API,
+The SQL adapter stores :class:`ScheduledJob`; fire ids and the misfire policy are in
+``core.misfire`` (importable from here too). Every field rule lives here so the Python API,
 the HTTP API and the store give the same answer (and name the same field) on every database.
 """
 
@@ -11,15 +11,24 @@ import functools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import IntEnum
 from typing import Any, Final
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from corral.core.cron import CronExpression, parse_timezone
-from corral.core.jobs import DEFAULT_MAX_DATA_BYTES, NAME_RE, NAME_RULE, validate_data
+from corral.core.job_data import DEFAULT_MAX_DATA_BYTES, validate_data
+from corral.core.misfire import DEFAULT_CATCH_UP_MS as DEFAULT_CATCH_UP_MS
+from corral.core.misfire import MAX_COUNTED_MISSES as MAX_COUNTED_MISSES
+from corral.core.misfire import MISFIRE_THRESHOLD as MISFIRE_THRESHOLD
+from corral.core.misfire import FirePlan as FirePlan
+from corral.core.misfire import epoch_ms as epoch_ms
+from corral.core.misfire import fire_id as fire_id
+from corral.core.misfire import missed_id as missed_id
+from corral.core.misfire import plan_fire as plan_fire
 from corral.core.text import name_problem
+from corral.core.validation import check_name, check_text, is_strict_int, strict_int
 from corral.errors import InvalidCronExpression, ValidationError
 
 DEFAULT_TIMEZONE: Final = "Asia/Shanghai"
@@ -28,12 +37,6 @@ MAX_DESCRIPTION: Final = 64 * 1024
 MAX_DOMAIN: Final = 64
 MAX_RETRY_ATTEMPTS: Final = 100
 MAX_MS: Final = 24 * 60 * 60 * 1000
-DEFAULT_CATCH_UP_MS: Final = 10 * 60 * 1000
-MAX_COUNTED_MISSES: Final = 100_000
-#: A tick at most this late is "late", not "missed": it fires on its own, even when the next
-#: tick is due too (a busy machine or a paused process must not coalesce a 1-second schedule).
-#: Older ticks are misfires and coalesce (Quartz calls this the misfire threshold).
-MISFIRE_THRESHOLD: Final = timedelta(seconds=5)
 
 
 class ScheduleStatus(IntEnum):
@@ -102,14 +105,6 @@ WRITABLE: Final = (
 REQUIRED: Final = ("name", "handler_name", "cron_expression", "domain")
 
 
-def _strict_int(value: object, path: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationError(path, f"must be an integer, got {type(value).__name__}")
-    if not low <= value <= high:
-        raise ValidationError(path, f"must be between {low} and {high}, got {value}")
-    return value
-
-
 def _text(value: object, path: str, *, max_len: int, blank_ok: bool = False) -> str:
     if not isinstance(value, str):
         raise ValidationError(path, f"must be a string, got {type(value).__name__}")
@@ -117,12 +112,7 @@ def _text(value: object, path: str, *, max_len: int, blank_ok: bool = False) -> 
         raise ValidationError(path, "must not be empty or blank")
     if len(value) > max_len:
         raise ValidationError(path, f"must be at most {max_len} characters, got {len(value)}")
-    if "\x00" in value:
-        raise ValidationError(path, "must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(path, "contains a lone surrogate (not valid Unicode)") from None
+    check_text(value, path, "must not contain NUL characters")
     return value
 
 
@@ -156,12 +146,6 @@ def _v_description(value: object) -> str | None:
     )
 
 
-def _v_handler_name(value: object) -> str:
-    if not isinstance(value, str) or not NAME_RE.match(value):
-        raise ValidationError("handler_name", NAME_RULE)
-    return value
-
-
 def _v_cron(value: object) -> str:
     if not isinstance(value, str):
         raise ValidationError("cron_expression", f"must be a string, got {type(value).__name__}")
@@ -186,7 +170,7 @@ def _v_status(value: object) -> ScheduleStatus:
     """A status by number (as stored and answered) or by its lower-case name: "paused" is 2."""
     if isinstance(value, str) and value.islower() and value.upper() in ScheduleStatus.__members__:
         return ScheduleStatus[value.upper()]
-    if isinstance(value, int) and not isinstance(value, bool) and value in _STATUS_NUMBERS:
+    if is_strict_int(value) and value in _STATUS_NUMBERS:
         return ScheduleStatus(value)
     raise ValidationError("status", f"must be one of {STATUS_CHOICES}, by name or number")
 
@@ -196,21 +180,21 @@ def _v_domain(value: object) -> str:
 
 
 def _v_catch_up(value: object) -> int | None:
-    return None if value is None else _strict_int(value, "catch_up_ms", 0, 7 * MAX_MS)
+    return None if value is None else strict_int(value, "catch_up_ms", 0, 7 * MAX_MS)
 
 
 _VALIDATORS: Final[dict[str, Callable[[object], Any]]] = {
     "name": _v_name,
     "description": _v_description,
-    "handler_name": _v_handler_name,
+    "handler_name": lambda v: check_name(v, "handler_name"),
     "cron_expression": _v_cron,
     "timezone": _v_timezone,
     "status": _v_status,
     "payload": lambda v: _payload(v, "payload"),
-    "retry_attempts": lambda v: _strict_int(v, "retry_attempts", 0, MAX_RETRY_ATTEMPTS),
-    "retry_delay": lambda v: _strict_int(v, "retry_delay", 0, MAX_MS),
-    "timeout": lambda v: _strict_int(v, "timeout", 1, MAX_MS),
-    "priority": lambda v: _strict_int(v, "priority", 1, 20),
+    "retry_attempts": lambda v: strict_int(v, "retry_attempts", 0, MAX_RETRY_ATTEMPTS),
+    "retry_delay": lambda v: strict_int(v, "retry_delay", 0, MAX_MS),
+    "timeout": lambda v: strict_int(v, "timeout", 1, MAX_MS),
+    "priority": lambda v: strict_int(v, "priority", 1, 20),
     "domain": _v_domain,
     "catch_up_ms": _v_catch_up,
 }
@@ -254,118 +238,12 @@ def validate_changes(
 
 
 def new_schedule(id: UUID, fields: Mapping[str, Any], now: datetime) -> ScheduledJob:
-    """Build a ScheduledJob from validated create fields (defaults per the SPEC table)."""
+    """Build a ScheduledJob from validated create fields (the defaults are ScheduledJob's)."""
     return ScheduledJob(id=id, created_at=now, updated_at=now, **dict(fields))
 
 
 def apply_changes(job: ScheduledJob, fields: Mapping[str, Any], now: datetime) -> ScheduledJob:
     return replace(job, updated_at=now, **dict(fields))
-
-
-# -- firing ----------------------------------------------------------------------------------
-
-
-def fire_id(schedule_id: UUID, nominal: datetime) -> str:
-    """Deterministic queue job id per (schedule, tick): never all digits, never a ':'."""
-    return f"sched-{schedule_id}-{int(nominal.timestamp())}"
-
-
-def epoch_ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def missed_id(schedule_id: UUID, first: datetime) -> str:
-    """The execution-log id of a range of skipped ticks, named by its oldest tick. A tick is
-    skipped at most once (the watermark only moves forward), so the id names one range."""
-    return f"missed-{schedule_id}-{epoch_ms(first)}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FirePlan:
-    """What to do at ``now``: fire ``fire`` (or nothing), having skipped ``skipped`` older ticks.
-
-    ``watermark`` is the newest tick accounted for (fired or skipped); the next plan starts
-    after it, so nothing fires twice even if the clock steps back.
-    """
-
-    fire: datetime | None
-    skipped: int
-    watermark: datetime | None
-    #: The oldest and newest skipped tick (both None when nothing was skipped): the scheduler
-    #: that commits the plan records that range in the execution log as one ``missed`` row.
-    first_skipped: datetime | None = None
-    last_skipped: datetime | None = None
-
-
-def plan_fire(
-    schedule: ScheduledJob,
-    *,
-    watermark: datetime | None,
-    now: datetime,
-    catch_up_ms: int = DEFAULT_CATCH_UP_MS,
-) -> FirePlan:
-    """The misfire policy (ARCHITECTURE.md decision 7). If the oldest tick in (base, now] is
-    late by at most :data:`MISFIRE_THRESHOLD` (and the catch-up window), fire it alone: the
-    caller plans again for the next. Otherwise the ticks are misfires: fire only the latest,
-    and only if it is within the catch-up window; count the others as skipped.
-
-    ``base`` is the later of the watermark and the schedule's last change, so a schedule that was
-    paused, disabled, created or edited resumes from its next tick: no burst.
-    """
-    window = timedelta(
-        milliseconds=schedule.catch_up_ms if schedule.catch_up_ms is not None else catch_up_ms
-    )
-    base = max(watermark, schedule.updated_at) if watermark is not None else schedule.updated_at
-    if base >= now:
-        return FirePlan(fire=None, skipped=0, watermark=watermark)
-    cron, zone = schedule.cron, schedule.zone
-    # Count ticks in (base, now]; only look back one window plus a margin for the last one.
-    first: datetime | None = None
-    previous: datetime | None = None
-    latest: datetime | None = None
-    count = 0
-    for tick in cron.fires_between(base, now, zone):
-        if latest is None and now - tick <= min(MISFIRE_THRESHOLD, window):
-            return FirePlan(fire=tick, skipped=0, watermark=tick)
-        first = first or tick
-        previous, latest = latest, tick
-        count += 1
-        if count >= MAX_COUNTED_MISSES:
-            last = _last_tick(cron, zone, tick, now)
-            if last is not None and last != tick:
-                # the count stops here (a lower bound); the range still ends at the real ticks
-                latest = last
-                previous = _last_tick(cron, zone, tick, last - timedelta(seconds=1)) or tick
-            break
-    if latest is None:
-        return FirePlan(fire=None, skipped=0, watermark=watermark)
-    if now - latest <= window:
-        return FirePlan(
-            fire=latest,
-            skipped=count - 1,
-            watermark=latest,
-            first_skipped=first if count > 1 else None,
-            last_skipped=previous,
-        )
-    return FirePlan(
-        fire=None, skipped=count, watermark=latest, first_skipped=first, last_skipped=latest
-    )
-
-
-def _last_tick(
-    cron: CronExpression, zone: ZoneInfo, since: datetime, until: datetime
-) -> datetime | None:
-    """The last tick in (since, until] without walking every one: search backwards in widening
-    windows from ``until``."""
-    span = timedelta(seconds=2)
-    while True:
-        start = max(since, until - span)
-        last = None
-        for tick in cron.fires_between(start, until, zone):
-            last = tick
-        if last is not None or start == since:
-            return last
-        span *= 4
 
 
 def payload_json(payload: Mapping[str, Any]) -> str:

@@ -127,6 +127,8 @@ def server_config(app: FastAPI, *, host: str, port: int, log_level: str) -> uvic
         host=host,
         port=port,
         log_level=log_level,
+        # JSON logs: uvicorn's records go to Corral's handler, not uvicorn's own text one.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         access_log=False,
         lifespan="on",
         http=with_read_deadline(settings.api_read_timeout_s),

@@ -2,7 +2,7 @@
 
 Priority: Corral's scale is 1..20 with 20 the most urgent; BullMQ's 1 is the most urgent and 0
 (no priority) jumps ahead of every prioritized job. Corral therefore always sets a priority and
-maps ``bullmq = 21 - corral`` (ARCHITECTURE.md decision 2).
+maps ``bullmq = 21 - corral``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from corral.core.jobs import MAX_PRIORITY, JobOptions, Retention
+from corral.core.validation import is_strict_int
 
 _PRIORITY_BASE: Final = MAX_PRIORITY + 1
 
@@ -57,4 +58,4 @@ def to_bullmq_options(options: JobOptions) -> dict[str, Any]:
 
 def timeout_of(opts: dict[str, Any]) -> int | None:
     value = opts.get("timeout")
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    return value if is_strict_int(value, low=1) else None

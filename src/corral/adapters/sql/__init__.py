@@ -1,5 +1,6 @@
 """The SQL adapter: SQLAlchemy 2 (async) over SQLite (aiosqlite) or PostgreSQL (asyncpg), with
-Alembic migrations shipped in ``migrations/`` (ARCHITECTURE.md decision 9).
+Alembic migrations shipped in ``migrations/`` (in the wheel, so an installed Corral can
+upgrade its own schema at start).
 
 Typical use (the runtime does this)::
 

@@ -39,6 +39,7 @@ from corral.adapters.sql.engine import translate_errors
 from corral.adapters.sql.tables import SCHEDULES_COUNTER, meta, schedules
 from corral.core.queries import MAX_LIMIT, ScheduleQuery, ScheduleSort
 from corral.core.schedules import WRITABLE, ScheduledJob, ScheduleStatus
+from corral.core.validation import is_strict_int
 from corral.errors import ScheduleNotFound
 
 _SORT_COLUMNS: Final = {
@@ -106,9 +107,9 @@ def _changes(fields: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_page(limit: int, offset: int) -> None:
     """Defence in depth behind the HTTP layer: SQLite reads ``LIMIT -1`` as "no limit"."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+    if not is_strict_int(limit, 1, MAX_LIMIT):
         raise ValueError(f"limit must be an integer 1-{MAX_LIMIT}, got {limit!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+    if not is_strict_int(offset, low=0):
         raise ValueError(f"offset must be an integer >= 0, got {offset!r}")
 
 

@@ -3,7 +3,7 @@
 
 Choices, beyond the documented columns (whose names, types and defaults are kept exactly):
 
-* Columns with a SPEC default are NOT NULL (an INSERT that omits them gets the default; a NULL
+* Columns with a default are NOT NULL (an INSERT that omits them gets the default; a NULL
   status or timezone would mean nothing to the scheduler). ``description`` and the added
   ``catch_up_ms`` stay nullable. ``status`` is checked to be 0, 1 or 2 by the database too, so a
   hand-edited row cannot crash a scheduler.

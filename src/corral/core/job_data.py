@@ -1,0 +1,123 @@
+"""Job data: a JSON object of plain JSON values, bounded in depth and in stored size. Pure."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, Final
+
+from corral.core.validation import check_text
+from corral.errors import InvalidJobOptions
+
+#: The default cap on a job's data as BullMQ stores it (compact JSON, ASCII escapes); the
+#: runtime passes CORRAL_MAX_JOB_DATA_BYTES instead.
+DEFAULT_MAX_DATA_BYTES: Final = 512 * 1024
+MAX_DATA_DEPTH: Final = 32
+
+
+def _fail(path: str, problem: str) -> InvalidJobOptions:
+    return InvalidJobOptions(path, problem)
+
+
+def validate_data(
+    data: object, path: str = "data", *, max_bytes: int = DEFAULT_MAX_DATA_BYTES
+) -> dict[str, Any]:
+    """Job data must be a JSON object of plain JSON values, at most 32 levels deep and at most
+    ``max_bytes`` serialized as BullMQ stores it (compact, ASCII escapes).
+
+    Checked by walking the value, not by serialising it whole, so the error can name the exact
+    path (``data.items[3].when``), a 10,000-deep structure fails fast instead of recursing, and
+    a 50 MB value is refused once the walk has counted past the limit.
+    """
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise _fail(path, f"must be a JSON object (dict), got {type(data).__name__}")
+    meter = _Meter(max_bytes)
+    meter.walk(data, path, 0)
+    if meter.over:
+        raise _fail(path, f"is at least {meter.total} bytes serialized; {meter.limit_text}")
+    if meter.total > max_bytes:
+        raise _fail(path, f"is {meter.total} bytes serialized; {meter.limit_text}")
+    return data
+
+
+class _Over(Exception):
+    """The walk has counted past the limit; the rest need not be looked at."""
+
+
+class _Meter:
+    """Sums the exact size of the compact JSON form while checking each value.
+
+    The walk goes on to twice the limit, so data a little over it gets its exact size in the
+    error; past that it stops and the error gives the size counted so far ("at least").
+    """
+
+    __slots__ = ("limit", "over", "stop_at", "total")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.stop_at = 2 * limit
+        self.total = 0
+        self.over = False
+
+    @property
+    def limit_text(self) -> str:
+        return f"the limit is {self.limit} bytes"
+
+    def add(self, size: int) -> None:
+        self.total += size
+        if self.total > self.stop_at:
+            raise _Over
+
+    def walk(self, value: object, path: str, depth: int) -> None:
+        try:
+            self._value(value, path, depth)
+        except _Over:
+            self.over = True
+
+    def _value(self, value: object, path: str, depth: int) -> None:
+        if depth > MAX_DATA_DEPTH:
+            raise _fail(path, f"nested deeper than {MAX_DATA_DEPTH} levels")
+        if isinstance(value, dict):
+            self._object(value, path, depth)
+        elif isinstance(value, list | tuple):
+            self.add(2 + max(len(value) - 1, 0))  # brackets and commas
+            for index, item in enumerate(value):
+                self._value(item, f"{path}[{index}]", depth + 1)
+        elif isinstance(value, str):
+            self._text(value, path)
+        else:
+            self.add(_scalar_size(value, path))
+
+    def _object(self, value: dict[Any, Any], path: str, depth: int) -> None:
+        self.add(2 + max(len(value) - 1, 0))  # braces and commas
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _fail(path, f"has a non-string key {key!r}")
+            self._text(key, path)
+            self.add(1)  # the colon
+            self._value(item, f"{path}.{key}", depth + 1)
+
+    def _text(self, text: str, path: str) -> None:
+        check_text(text, path, "NUL characters are not allowed", error=InvalidJobOptions)
+        if self.total + len(text) + 2 > self.stop_at:
+            # Certainly past the stop without escaping a (maybe huge) string to measure it.
+            self.add(len(text) + 2)
+        self.add(len(json.dumps(text)))  # the exact stored form, at C speed
+
+
+def _scalar_size(value: object, path: str) -> int:
+    if value is None:
+        return 4
+    if isinstance(value, bool):
+        return 4 if value else 5
+    if isinstance(value, int):
+        if abs(value) >= 10**30:
+            raise _fail(path, "integer too large")
+        return len(int.__repr__(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _fail(path, "NaN and Infinity are not valid JSON")
+        return len(float.__repr__(value))
+    raise _fail(path, f"{type(value).__name__} is not JSON-serializable")

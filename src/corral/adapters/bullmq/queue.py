@@ -6,7 +6,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -21,57 +20,15 @@ from corral.adapters.bullmq.fires import FireGate
 from corral.adapters.bullmq.mapping import from_bullmq_priority, to_bullmq_options
 from corral.adapters.bullmq.memory import MemoryReserve
 from corral.core.jobs import JobSpec, is_job_id
+from corral.core.queue_jobs import JobFacts, JobInfo, JobState
 from corral.errors import CorralError, JobNotFound
 
-STATES = (
-    "waiting",
-    "active",
-    "completed",
-    "failed",
-    "delayed",
-    "paused",
-    "prioritized",
-    "waiting-children",
-)
+#: BullMQ's state names, in the order counts list them.
+STATES = tuple(state.value for state in JobState)
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobInfo:
-    id: str
-    name: str
-    data: Any
-    state: str
-    priority: int | None
-    progress: Any
-    attempts_made: int
-    max_attempts: int
-    failed_reason: str | None
-    stacktrace: list[str]
-    result: Any
-    created_at_ms: int
-    processed_at_ms: int | None
-    finished_at_ms: int | None
-    options: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class JobFacts:
-    """The few fields of a job the execution-log reconciliation reads (``services.reconcile``).
-    ``state`` is ``completed`` or ``failed`` for a finished job, else None."""
-
-    id: str
-    name: str
-    created_ms: int
-    state: str | None
-    attempts_made: int
-    processed_ms: int | None
-    finished_ms: int | None
-    failed_reason: str | None
-    result: Any
-
-
-_STATE_KEYS = {"waiting": "wait"}
-_LIST_STATES = ("waiting", "active", "paused")
+#: BullMQ's key (and ``clean`` type) for a state, where it is not the state's name.
+_STATE_KEYS = {JobState.WAITING: "wait"}
+_LIST_STATES = (JobState.WAITING, JobState.ACTIVE, JobState.PAUSED)
 _FACT_FIELDS = (
     "timestamp",
     "name",
@@ -156,9 +113,9 @@ class BullQueue:
         async with self._guard():
             await self._queue.resume()
 
-    async def clean(self, grace_ms: int, limit: int, state: str) -> int:
+    async def clean(self, grace_ms: int, limit: int, state: JobState) -> int:
         async with self._guard():
-            removed = await self._queue.clean(grace_ms, limit, state)
+            removed = await self._queue.clean(grace_ms, limit, _STATE_KEYS.get(state, state.value))
         return len(removed)
 
     async def get_job(self, job_id: str) -> JobInfo:
@@ -168,9 +125,10 @@ class BullQueue:
             # hash read after a "failed" state is guaranteed to carry the failure.
             state = await self._queue.getJobState(job_id)
             job = await self._queue.getJob(job_id)
-            if job is None:
+            # "unknown" with a job: it was added between the two reads, after the state read.
+            if job is None or state not in STATES:
                 raise JobNotFound(job_id)
-        return _job_info(job, str(state))
+        return _job_info(job, JobState(state))
 
     async def retry_job(self, job_id: str) -> None:
         _known(job_id)
@@ -244,22 +202,20 @@ class BullQueue:
         return names
 
     async def list_jobs(
-        self, state: str, *, offset: int, limit: int, ascending: bool
+        self, state: JobState, *, offset: int, limit: int, ascending: bool
     ) -> list[JobInfo]:
-        """One page of the jobs in ``state`` (one of :data:`STATES`), ids and hashes read in one
-        script, so a job removed meanwhile is skipped rather than half-read."""
-        if state not in STATES:
-            raise ValueError(f"state: must be one of {', '.join(STATES)}")
+        """One page of the jobs in ``state``, ids and hashes read in one script, so a job
+        removed meanwhile is skipped rather than half-read."""
+        state = _checked(state)
         async with self._guard():
-            jobs = await self._queue.getJobs([state], offset, offset + limit - 1, ascending)
+            jobs = await self._queue.getJobs([state.value], offset, offset + limit - 1, ascending)
         return [_job_info(job, state) for job in jobs]
 
     async def job_ids(self, state: str, *, offset: int, limit: int) -> list[str]:
-        """A page of the ids in ``state`` (one of :data:`STATES`), newest first, without
-        reading the jobs."""
-        if state not in STATES:
-            raise ValueError(f"state: must be one of {', '.join(STATES)}")
-        key = f"{keys.base(self.prefix, self.name)}:{_STATE_KEYS.get(state, state)}"
+        """A page of the ids in ``state`` (a :class:`JobState`), newest first, without reading
+        the jobs."""
+        state = _checked(state)
+        key = f"{keys.base(self.prefix, self.name)}:{_STATE_KEYS.get(state, state.value)}"
         last = offset + limit - 1
         async with self._guard():
             # BullMQ pushes new ids at the head of its lists and scores its sets by time.
@@ -286,7 +242,9 @@ class BullQueue:
                 replies = await pipe.execute()
         for n, job_id in enumerate(asked):
             values, completed, failed = replies[3 * n : 3 * n + 3]
-            state = "completed" if completed is not None else "failed" if failed else None
+            state = JobState.FAILED if failed else None
+            if completed is not None:
+                state = JobState.COMPLETED
             facts[job_id] = _facts(job_id, dict(zip(_FACT_FIELDS, values, strict=True)), state)
         return facts
 
@@ -336,6 +294,12 @@ def _known(job_id: str) -> None:
         raise JobNotFound(job_id if len(job_id) <= 130 else job_id[:128] + "...")
 
 
+def _checked(state: str) -> JobState:
+    if state not in STATES:
+        raise ValueError(f"state: must be one of {', '.join(STATES)}")
+    return JobState(state)
+
+
 def _int(value: str | None) -> int | None:
     try:
         return None if value is None or value == "" else int(float(value))
@@ -343,12 +307,12 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-def _facts(job_id: str, raw: dict[str, str | None], state: str | None) -> JobFacts | None:
+def _facts(job_id: str, raw: dict[str, str | None], state: JobState | None) -> JobFacts | None:
     created = _int(raw["timestamp"])
     if created is None:  # no job hash (or not one BullMQ wrote): no job
         return None
     result: Any = None
-    if state == "completed" and raw["returnvalue"] is not None:
+    if state is JobState.COMPLETED and raw["returnvalue"] is not None:
         try:
             result = json.loads(raw["returnvalue"])
         except ValueError:
@@ -366,7 +330,7 @@ def _facts(job_id: str, raw: dict[str, str | None], state: str | None) -> JobFac
     )
 
 
-def _job_info(job: Any, state: str) -> JobInfo:
+def _job_info(job: Any, state: JobState) -> JobInfo:
     return JobInfo(
         id=str(job.id),
         name=job.name,

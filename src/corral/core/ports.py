@@ -10,7 +10,9 @@ from uuid import UUID
 if TYPE_CHECKING:
     from corral.core.executions import ExecutionRecord
     from corral.core.handlers import Handler, Job
+    from corral.core.jobs import JobSpec
     from corral.core.queries import ExecutionQuery, ScheduleQuery
+    from corral.core.queue_jobs import JobFacts, JobInfo, JobState
     from corral.core.schedules import ScheduledJob
 
 
@@ -55,6 +57,73 @@ class JobRunner(Protocol):
     async def run(self, handler: Handler, job: Job, timeout_ms: int | None) -> Any: ...
 
     def close(self) -> None: ...
+
+
+class QueueBroker(Protocol):
+    """One queue in the broker (implemented by ``adapters.bullmq.queue.BullQueue``). Every call
+    raises ``BrokerUnavailable`` when Redis cannot be reached; a call naming a job raises
+    ``JobNotFound`` for an id no job has (or can have)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def add(self, spec: JobSpec) -> str: ...
+
+    async def add_bulk(self, specs: Sequence[JobSpec]) -> list[str]:
+        """All of ``specs`` in one transaction, or none of them."""
+        ...
+
+    async def get_job(self, job_id: str) -> JobInfo: ...
+
+    async def list_jobs(
+        self, state: JobState, *, offset: int, limit: int, ascending: bool
+    ) -> list[JobInfo]: ...
+
+    async def job_logs(self, job_id: str, *, limit: int) -> tuple[list[str], int]:
+        """The newest ``limit`` lines the job logged (oldest first), and how many in all."""
+        ...
+
+    async def retry_job(self, job_id: str) -> None: ...
+
+    async def remove_job(self, job_id: str) -> None: ...
+
+    async def counts(self) -> dict[str, int]:
+        """How many jobs are in each :class:`~corral.core.queue_jobs.JobState`."""
+        ...
+
+    async def is_paused(self) -> bool: ...
+
+    async def pause(self) -> None: ...
+
+    async def resume(self) -> None: ...
+
+    async def clean(self, grace_ms: int, limit: int, state: JobState) -> int: ...
+
+    async def cluster_stats(self) -> dict[str, float]:
+        """The counters every worker flushes (completed, failed, retried, stalled, ...)."""
+        ...
+
+    async def minute_counts(
+        self, first_minute: int, last_minute: int
+    ) -> dict[int, tuple[int, int]]: ...
+
+    async def live_workers(self) -> list[dict[str, Any]]: ...
+
+    async def known_handlers(self) -> set[str]: ...
+
+    async def scheduler_stats(self) -> dict[str, float]: ...
+
+    async def live_schedulers(self) -> int | None: ...
+
+    async def scheduler_clock_skews(self) -> dict[str, float]: ...
+
+    async def job_ids(self, state: str, *, offset: int, limit: int) -> list[str]: ...
+
+    async def job_facts(self, ids: Sequence[str]) -> Mapping[str, JobFacts | None]: ...
+
+    async def claim(self, what: str, owner: str, ttl_ms: int) -> bool:
+        """True for the one caller that takes ``what`` until ``ttl_ms`` have passed."""
+        ...
 
 
 class ScheduleStore(Protocol):

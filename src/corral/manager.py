@@ -56,6 +56,12 @@ class JobQueueManager:
     def queue_name(self) -> str:
         return self._rt.queue_name
 
+    @property
+    def runtime(self) -> Runtime:
+        """The connections behind this manager. Not part of the Python API: the admin API reads
+        readiness and ``/metrics`` through it, and the CLI checks the Redis password."""
+        return self._rt
+
     async def __aenter__(self) -> JobQueueManager:
         await self._rt.queue()
         return self
@@ -119,11 +125,6 @@ class JobQueueManager:
         current = now_ms // 60_000
         counts = await (await self._rt.queue()).minute_counts(current - minutes + 1, current)
         return throughput_series(now_ms, minutes, counts)
-
-    async def check_redis_password(self) -> None:
-        """Raise BrokerAuthenticationFailed if Redis refuses the password (an unreachable
-        Redis is not an error here)."""
-        await self._rt.check_redis_password()
 
     async def health_check(self) -> HealthReport:
         try:
@@ -231,26 +232,6 @@ class JobQueueManager:
             queue.counts(),
         )
         return jobs, counts.get(job_state, 0)
-
-    async def live_schedulers(self) -> int | None:
-        """Schedulers with a fresh heartbeat; None if no scheduler has ever reported one."""
-        return await (await self._rt.monitor()).live_schedulers()
-
-    async def ping_database(self) -> float:
-        """Database round trip in ms; raises StoreUnavailable (no password in the message)."""
-        return await self._rt.ping_database()
-
-    async def metric_figures(self) -> dict[str, Any]:
-        """Cluster-wide figures for ``/metrics``, read from Redis now."""
-        figures = await self._rt.metric_figures()
-        backlog = self._rt.execution_log_backlog()
-        if backlog is not None:
-            figures["execution_log_backlog"] = backlog
-        return figures
-
-    def metrics_exposition(self, figures: dict[str, Any]) -> tuple[bytes, str]:
-        """``figures`` in the Prometheus text format, and its Content-Type."""
-        return self._rt.exposition(figures)
 
     # -- events -------------------------------------------------------------------------------
     def on(self, event: str, listener: Listener) -> None:

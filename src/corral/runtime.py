@@ -225,28 +225,6 @@ class Runtime:
         """Rows this process's execution-log writer still holds; None without a writer."""
         return None if self._writer is None else self._writer.backlog
 
-    async def metric_figures(self) -> dict[str, Any]:
-        """The cluster-wide figures ``/metrics`` shows, read from Redis now (see
-        ``adapters/prometheus.py`` for their shape)."""
-        queue = await self.monitor()
-        stats, counts, paused, workers, scheduler, skews = await asyncio.gather(
-            queue.cluster_stats(),
-            queue.counts(),
-            queue.is_paused(),
-            queue.live_workers(),
-            queue.scheduler_stats(),
-            queue.scheduler_clock_skews(),
-        )
-        return {
-            "queue": queue.name,
-            "stats": stats,
-            "counts": counts,
-            "paused": paused,
-            "workers_alive": len(workers),
-            "scheduler": scheduler,
-            "scheduler_clock_skew": skews,
-        }
-
     @staticmethod
     def exposition(figures: dict[str, Any]) -> tuple[bytes, str]:
         """``figures`` (plus any the caller added) in Prometheus text format, and the

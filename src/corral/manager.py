@@ -9,11 +9,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
-from corral.adapters.bullmq.queue import STATES, JobInfo
 from corral.core.events import QueueEvent
 from corral.core.handlers import HandlerRegistry
 from corral.core.jobs import JobExecutionStatus, build_bulk, build_spec
 from corral.core.queries import MAX_LIMIT
+from corral.core.queue_jobs import FINISHED_STATES, JobInfo, JobState
 from corral.core.redaction import mask_payload
 from corral.errors import BrokerPoolExhausted, BrokerUnavailable, ValidationError
 from corral.runtime import Listener, Runtime
@@ -31,14 +31,15 @@ from corral.settings import CorralSettings, load_settings
 
 logger = logging.getLogger(__name__)
 
-_CLEANABLE = {
-    JobExecutionStatus.COMPLETED: "completed",
-    JobExecutionStatus.FAILED: "failed",
-    JobExecutionStatus.DELAYED: "delayed",
-    JobExecutionStatus.WAITING: "wait",
-    JobExecutionStatus.ACTIVE: "active",
-    JobExecutionStatus.PAUSED: "paused",
-}
+#: The states ``clean_jobs`` accepts: those an execution status names too.
+_CLEANABLE = (
+    JobState.COMPLETED,
+    JobState.FAILED,
+    JobState.DELAYED,
+    JobState.WAITING,
+    JobState.ACTIVE,
+    JobState.PAUSED,
+)
 
 
 class JobQueueManager:
@@ -54,6 +55,12 @@ class JobQueueManager:
     @property
     def queue_name(self) -> str:
         return self._rt.queue_name
+
+    @property
+    def runtime(self) -> Runtime:
+        """The connections behind this manager. Not part of the Python API: the admin API reads
+        readiness and ``/metrics`` through it, and the CLI checks the Redis password."""
+        return self._rt
 
     async def __aenter__(self) -> JobQueueManager:
         await self._rt.queue()
@@ -119,11 +126,6 @@ class JobQueueManager:
         counts = await (await self._rt.queue()).minute_counts(current - minutes + 1, current)
         return throughput_series(now_ms, minutes, counts)
 
-    async def check_redis_password(self) -> None:
-        """Raise BrokerAuthenticationFailed if Redis refuses the password (an unreachable
-        Redis is not an error here)."""
-        await self._rt.check_redis_password()
-
     async def health_check(self) -> HealthReport:
         try:
             latency = await self._rt.ping()
@@ -175,20 +177,16 @@ class JobQueueManager:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise ValidationError("limit", "must be an integer >= 0 (0 = no limit)")
         # Not every execution-log state is a queue state (``missed`` rows have no job).
-        try:
-            state = _CLEANABLE.get(JobExecutionStatus(status))
-        except ValueError:
-            state = None
+        state = next((s for s in _CLEANABLE if s == status), None)
         if state is None:
-            raise ValidationError(
-                "status", f"must be one of {', '.join(s.value for s in _CLEANABLE)}"
-            )
+            raise ValidationError("status", f"must be one of {', '.join(_CLEANABLE)}")
         queue = await self._rt.queue()
         count = await queue.clean(grace_ms, limit, state)
-        if state == "wait" and (limit == 0 or count < limit):
+        if state is JobState.WAITING and (limit == 0 or count < limit):
             # Corral always gives jobs a priority, so BullMQ keeps waiting jobs in its
             # "prioritized" set, not the wait list: clean both.
-            count += await queue.clean(grace_ms, limit - count if limit else 0, "prioritized")
+            prioritized = JobState.PRIORITIZED
+            count += await queue.clean(grace_ms, limit - count if limit else 0, prioritized)
         logger.info("cleaned %d %s jobs", count, state, extra={"event": "queue.cleaned"})
         return count
 
@@ -198,7 +196,7 @@ class JobQueueManager:
     async def resume(self) -> None:
         await (await self._rt.queue()).resume()
 
-    async def get_job(self, job_id: str) -> Any:
+    async def get_job(self, job_id: str) -> JobInfo:
         return await (await self._rt.queue()).get_job(job_id)
 
     async def get_job_logs(self, job_id: str, *, limit: int = 100) -> tuple[list[str], int]:
@@ -220,39 +218,20 @@ class JobQueueManager:
         """One page of the jobs in ``state`` (waiting, active, completed, failed, delayed,
         paused, prioritized, waiting-children) and how many are in that state. Finished jobs
         come newest first; the others in the order they will run."""
-        if state not in STATES:
-            raise ValidationError("state", f"must be one of {', '.join(STATES)}")
+        job_state = next((s for s in JobState if s == state), None)
+        if job_state is None:
+            raise ValidationError("state", f"must be one of {', '.join(JobState)}")
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise ValidationError("limit", f"must be an integer between 1 and {MAX_LIMIT}")
         if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
             raise ValidationError("offset", "must be an integer >= 0")
         queue = await self._rt.queue()
-        ascending = state not in ("completed", "failed")
+        ascending = job_state not in FINISHED_STATES
         jobs, counts = await asyncio.gather(
-            queue.list_jobs(state, offset=offset, limit=limit, ascending=ascending),
+            queue.list_jobs(job_state, offset=offset, limit=limit, ascending=ascending),
             queue.counts(),
         )
-        return jobs, counts.get(state, 0)
-
-    async def live_schedulers(self) -> int | None:
-        """Schedulers with a fresh heartbeat; None if no scheduler has ever reported one."""
-        return await (await self._rt.monitor()).live_schedulers()
-
-    async def ping_database(self) -> float:
-        """Database round trip in ms; raises StoreUnavailable (no password in the message)."""
-        return await self._rt.ping_database()
-
-    async def metric_figures(self) -> dict[str, Any]:
-        """Cluster-wide figures for ``/metrics``, read from Redis now."""
-        figures = await self._rt.metric_figures()
-        backlog = self._rt.execution_log_backlog()
-        if backlog is not None:
-            figures["execution_log_backlog"] = backlog
-        return figures
-
-    def metrics_exposition(self, figures: dict[str, Any]) -> tuple[bytes, str]:
-        """``figures`` in the Prometheus text format, and its Content-Type."""
-        return self._rt.exposition(figures)
+        return jobs, counts.get(job_state, 0)
 
     # -- events -------------------------------------------------------------------------------
     def on(self, event: str, listener: Listener) -> None:

@@ -26,7 +26,7 @@ from corral.adapters.sql.migrate import upgrade
 from corral.adapters.sql.schedule_store import SqlScheduleStore
 from corral.core.events import EVENT_NAMES, QueueEvent
 from corral.core.handlers import HandlerRegistry
-from corral.core.ports import JobLifecycle
+from corral.core.ports import JobLifecycle, QueueBroker
 from corral.errors import BrokerAuthenticationFailed, BrokerUnavailable, StoreUnavailable
 from corral.services.discovery import discover
 from corral.services.execution import Executor
@@ -109,7 +109,16 @@ class Runtime:
         self._writer: ExecutionLogWriter | None = None
 
     # -- producer / admin --------------------------------------------------------------------
-    async def queue(self) -> BullQueue:
+    async def queue(self) -> QueueBroker:
+        return await self._bull_queue()
+
+    async def monitor(self) -> QueueBroker:
+        """The same queue on a small client of its own, for health checks and metric scrapes:
+        a flood of probes waits on these few connections and never takes one the work needs
+        (adds, admin calls), nor is a probe starved by a burst of adds."""
+        return await self._bull_monitor()
+
+    async def _bull_queue(self) -> BullQueue:
         if self._queue is None:
             async with self._lock:
                 if self._queue is None:
@@ -127,10 +136,7 @@ class Runtime:
                     self._queue = queue
         return self._queue
 
-    async def monitor(self) -> BullQueue:
-        """The same queue on a small client of its own, for health checks and metric scrapes:
-        a flood of probes waits on these few connections and never takes one the work needs
-        (adds, admin calls), nor is a probe starved by a burst of adds."""
+    async def _bull_monitor(self) -> BullQueue:
         if self._monitor is None:
             async with self._lock:
                 if self._monitor is None:
@@ -148,7 +154,7 @@ class Runtime:
         return self._monitor
 
     async def ping(self) -> float:
-        monitor = await self.monitor()
+        monitor = await self._bull_monitor()
         return await ping(monitor.client, self._url, self.settings.redis_connect_timeout_s)
 
     async def check_redis_password(self) -> None:
@@ -170,7 +176,7 @@ class Runtime:
         return urlsplit(self._url).hostname
 
     async def redis_info(self) -> dict[str, object]:
-        return await server_info((await self.monitor()).client, self._url)
+        return await server_info((await self._bull_monitor()).client, self._url)
 
     # -- SQL ----------------------------------------------------------------------------------
     async def migrate(self) -> None:
@@ -219,28 +225,6 @@ class Runtime:
         """Rows this process's execution-log writer still holds; None without a writer."""
         return None if self._writer is None else self._writer.backlog
 
-    async def metric_figures(self) -> dict[str, Any]:
-        """The cluster-wide figures ``/metrics`` shows, read from Redis now (see
-        ``adapters/prometheus.py`` for their shape)."""
-        queue = await self.monitor()
-        stats, counts, paused, workers, scheduler, skews = await asyncio.gather(
-            queue.cluster_stats(),
-            queue.counts(),
-            queue.is_paused(),
-            queue.live_workers(),
-            queue.scheduler_stats(),
-            queue.scheduler_clock_skews(),
-        )
-        return {
-            "queue": queue.name,
-            "stats": stats,
-            "counts": counts,
-            "paused": paused,
-            "workers_alive": len(workers),
-            "scheduler": scheduler,
-            "scheduler_clock_skew": skews,
-        }
-
     @staticmethod
     def exposition(figures: dict[str, Any]) -> tuple[bytes, str]:
         """``figures`` (plus any the caller added) in Prometheus text format, and the
@@ -249,11 +233,11 @@ class Runtime:
 
     # -- scheduling ---------------------------------------------------------------------------
     async def fire_gate(self) -> FireGate:
-        queue = await self.queue()
+        queue = await self._bull_queue()
         return queue.fire_gate()
 
     async def publish_change(self, what: str) -> None:
-        queue = await self.queue()
+        queue = await self._bull_queue()
         await publish_change(
             queue.client, prefix=self.settings.prefix, queue=self.queue_name, what=what
         )

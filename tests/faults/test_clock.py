@@ -167,7 +167,9 @@ async def test_skewed_replicas_fire_every_tick_once_and_never_early_beyond_the_s
             _scheduler(env, tmp_path / "exact.log"),
             _scheduler(_faked(env, FAKETIME="+2s"), tmp_path / "fast.log"),
         ):
-            await eventually(qm.live_schedulers, until=lambda n: n == 3, timeout_s=60)
+            await eventually(
+                (await qm.runtime.monitor()).live_schedulers, until=lambda n: n == 3, timeout_s=60
+            )
             start = int(await seen.redis_now()) + 1
             await asyncio.sleep(WINDOW_S)
             # The last tick every replica has certainly settled: the slowest clock is 2 s behind.
@@ -221,7 +223,9 @@ async def test_clock_stepping_forward_and_back_neither_bursts_nor_refires(
     seen = Redis(redis_url, queue_name)
     try:
         with _scheduler(env, log):
-            await eventually(qm.live_schedulers, until=lambda n: n == 1, timeout_s=60)
+            await eventually(
+                (await qm.runtime.monitor()).live_schedulers, until=lambda n: n == 1, timeout_s=60
+            )
             await asyncio.sleep(4)
             missed_before = (await seen.stats()).get("missed", 0.0)
 

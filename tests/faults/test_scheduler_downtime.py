@@ -76,18 +76,20 @@ async def test_all_schedulers_down_then_back(
     await qm.start_worker(concurrency=20)
     env = corral_env(redis_url, queue_name, database_url)
 
+    live_schedulers = (await qm.runtime.monitor()).live_schedulers
+
     # -- up, down for OUTAGE_S, up again ------------------------------------------------------
     with ExitStack() as stack:
         procs = [stack.enter_context(scheduler_process(env)) for _ in range(REPLICAS)]
-        await eventually(qm.live_schedulers, until=lambda n: n == REPLICAS, timeout_s=60)
+        await eventually(live_schedulers, until=lambda n: n == REPLICAS, timeout_s=60)
         await asyncio.sleep(RUN_S)
         _stop_all(procs)
     down_at = datetime.now(UTC)
-    await eventually(qm.live_schedulers, until=lambda n: not n, timeout_s=10)
+    await eventually(live_schedulers, until=lambda n: not n, timeout_s=10)
     await asyncio.sleep(OUTAGE_S)
     with ExitStack() as stack:
         procs = [stack.enter_context(scheduler_process(env)) for _ in range(REPLICAS)]
-        await eventually(qm.live_schedulers, until=lambda n: n == REPLICAS, timeout_s=60)
+        await eventually(live_schedulers, until=lambda n: n == REPLICAS, timeout_s=60)
         back_at = datetime.now(UTC)
         await asyncio.sleep(RUN_S)
         _stop_all(procs)  # a clean stop flushes their execution-log rows

@@ -56,7 +56,11 @@ async def _kill_storm(tmp_path: Path, queue_name: str, database_url: str, window
 
             stack.enter_context(corral_process("worker", env, log=tmp_path / "worker.log"))
             replicas = [start_scheduler() for _ in range(SCHEDULERS)]
-            await eventually(qm.live_schedulers, until=lambda n: n == SCHEDULERS, timeout_s=90)
+            await eventually(
+                (await qm.runtime.monitor()).live_schedulers,
+                until=lambda n: n == SCHEDULERS,
+                timeout_s=90,
+            )
             window_start = window_edge(start=True)
             opened = time.monotonic()
             next_kill = opened + KILL_EVERY_S / 3

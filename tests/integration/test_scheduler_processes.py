@@ -32,7 +32,9 @@ async def test_replicas_fire_exactly_once_while_one_is_killed(
     with scheduler_process(env), scheduler_process(env) as victim, scheduler_process(env):
         # Start-up (imports, migrations, loading) takes seconds on a busy machine: the window
         # opens once all three replicas send heartbeats.
-        await eventually(qm.live_schedulers, until=lambda n: n == 3, timeout_s=60)
+        await eventually(
+            (await qm.runtime.monitor()).live_schedulers, until=lambda n: n == 3, timeout_s=60
+        )
         window_start = window_edge(start=True)
         await asyncio.sleep(15)
         victim.send_signal(signal.SIGKILL)

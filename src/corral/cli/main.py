@@ -160,7 +160,7 @@ def api(
 
     async def run() -> None:
         application = create_app(settings)
-        await application.state.manager.check_redis_password()
+        await application.state.manager.runtime.check_redis_password()
         await serve_until_signal(
             application,
             host=host or settings.api_host,

@@ -14,6 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
 
 from corral.core.executions import ExecutionRecord, missed_ticks
+from corral.core.queue_jobs import JobState
 from corral.core.schedules import ScheduledJob, ScheduleStatus
 from corral.http.names import to_camel
 
@@ -193,7 +194,7 @@ class JobOut(Out):
     id: str
     name: str
     data: Any = None
-    state: str
+    state: JobState
     priority: int | None
     progress: Any = None
     attempts_made: int

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from corral.core.queue_jobs import JobState
+
+if TYPE_CHECKING:
+    from corral.core.ports import QueueBroker
 
 HealthStatus = Literal["healthy", "degraded", "unhealthy"]
 
@@ -131,7 +137,7 @@ def evaluate_health(
         )
     problems: list[str] = []
     counts = counts or {}
-    backlog = int(counts.get("waiting", 0)) + int(counts.get("prioritized", 0))
+    backlog = int(counts.get(JobState.WAITING, 0)) + int(counts.get(JobState.PRIORITIZED, 0))
     live = len(workers or ())
     if latency_ms is not None and latency_ms > thresholds.max_latency_ms:
         problems.append(f"Redis latency {latency_ms:.0f} ms > {thresholds.max_latency_ms:.0f} ms")
@@ -175,3 +181,29 @@ def redis_warnings(*, info: Mapping[str, Any], has_password: bool, host: str | N
     if not has_password and not loopback:
         found.append("Redis has no password and is not on a loopback address")
     return found
+
+
+async def metric_figures(queue: QueueBroker, *, backlog: int | None) -> dict[str, Any]:
+    """The cluster-wide figures ``/metrics`` shows, read from the broker now (see
+    ``adapters/prometheus.py`` for their shape), with ``backlog``, the execution-log rows this
+    process still holds (None: it has no writer)."""
+    stats, counts, paused, workers, scheduler, skews = await asyncio.gather(
+        queue.cluster_stats(),
+        queue.counts(),
+        queue.is_paused(),
+        queue.live_workers(),
+        queue.scheduler_stats(),
+        queue.scheduler_clock_skews(),
+    )
+    figures: dict[str, Any] = {
+        "queue": queue.name,
+        "stats": stats,
+        "counts": counts,
+        "paused": paused,
+        "workers_alive": len(workers),
+        "scheduler": scheduler,
+        "scheduler_clock_skew": skews,
+    }
+    if backlog is not None:
+        figures["execution_log_backlog"] = backlog
+    return figures

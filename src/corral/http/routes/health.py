@@ -88,7 +88,8 @@ async def _redis(qm: JobQueueManager, timeout_s: float) -> dict[str, Any]:
             details = dict(report.details)
             details["health"] = report.status
             if details.get("redis") == "ok":
-                details["schedulers_alive"] = await qm.live_schedulers()
+                monitor = await qm.runtime.monitor()
+                details["schedulers_alive"] = await monitor.live_schedulers()
     except Exception as exc:
         return {"redis": _failure(exc), "health": "unhealthy"}
     return details
@@ -97,7 +98,7 @@ async def _redis(qm: JobQueueManager, timeout_s: float) -> dict[str, Any]:
 async def _database(qm: JobQueueManager, timeout_s: float) -> dict[str, Any]:
     try:
         async with asyncio.timeout(timeout_s):
-            latency_ms = await qm.ping_database()
+            latency_ms = await qm.runtime.ping_database()
     except Exception as exc:
         return {"database": _failure(exc)}
     return {"database": "ok", "database_latency_ms": round(latency_ms, 2)}

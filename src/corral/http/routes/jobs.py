@@ -14,6 +14,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, Response
 from starlette.exceptions import HTTPException
 
+from corral.core.queue_jobs import JobInfo, JobState
 from corral.http.deps import manager as get_manager
 from corral.http.schemas import JobDetailOut, JobOut
 from corral.manager import JobQueueManager
@@ -31,7 +32,7 @@ def _when(ms: Any) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
-def job_out(info: Any) -> JobOut:
+def job_out(info: JobInfo) -> JobOut:
     """The API's view of a queue job. BullMQ's inverted priority is replaced by Corral's."""
     options = {k: v for k, v in info.options.items() if k != "priority"}
     if info.priority is not None:
@@ -72,7 +73,7 @@ async def get_job(job_id: str, qm: Manager) -> JobDetailOut:
 async def retry_job(job_id: str, qm: Manager) -> JobDetailOut:
     """Move a failed job back to waiting (its attempt count is kept)."""
     info = await qm.get_job(job_id)
-    if info.state != "failed":
+    if info.state is not JobState.FAILED:
         raise HTTPException(409, f"job is {info.state}; only failed jobs can be retried")
     await qm.retry_job(job_id)
     return await job_detail(qm, job_id)
@@ -81,7 +82,7 @@ async def retry_job(job_id: str, qm: Manager) -> JobDetailOut:
 @router.delete("/jobs/{job_id}", status_code=204, response_class=Response)
 async def delete_job(job_id: str, qm: Manager) -> Response:
     info = await qm.get_job(job_id)
-    if info.state == "active":
+    if info.state is JobState.ACTIVE:
         raise HTTPException(409, "job is active; it can be removed once it has finished")
     await qm.remove_job(job_id)
     return Response(status_code=204)

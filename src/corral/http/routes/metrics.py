@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, Response
 from corral.errors import BrokerUnavailable
 from corral.http.deps import manager as get_manager
 from corral.manager import JobQueueManager
+from corral.services.monitoring import metric_figures
 
 router = APIRouter(tags=["metrics"])
 Manager = Annotated[JobQueueManager, Depends(get_manager)]
@@ -28,10 +29,11 @@ Manager = Annotated[JobQueueManager, Depends(get_manager)]
     responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
 )
 async def metrics(qm: Manager) -> Response:
+    rt = qm.runtime
     figures: dict[str, Any]
     try:
-        figures = await qm.metric_figures()
+        figures = await metric_figures(await rt.monitor(), backlog=rt.execution_log_backlog())
     except BrokerUnavailable:
         figures = {"queue": qm.queue_name, "redis_up": False}
-    body, content_type = qm.metrics_exposition(figures)
+    body, content_type = rt.exposition(figures)
     return Response(content=body, media_type=content_type)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, Query
@@ -19,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from corral.core.jobs import OPTION_NAMES
 from corral.core.queries import MAX_LIMIT
+from corral.core.queue_jobs import JobState
 from corral.errors import InvalidJobOptions, ValidationError
 from corral.http.deps import manager as get_manager
 from corral.http.names import to_camel
@@ -50,17 +50,6 @@ LIST_TEXT_MAX_CHARS: Final = 1000
 #: camelCase option name (JSON) -> add_job keyword.
 OPTION_KEYS: Final = {to_camel(name): name for name in sorted(OPTION_NAMES)}
 _KNOWN: Final = ", ".join(OPTION_KEYS)
-
-
-class JobState(StrEnum):
-    waiting = "waiting"
-    active = "active"
-    completed = "completed"
-    failed = "failed"
-    delayed = "delayed"
-    paused = "paused"
-    prioritized = "prioritized"
-    waiting_children = "waiting-children"
 
 
 def served_queue(queue_name: str, qm: Manager) -> JobQueueManager:
@@ -145,7 +134,7 @@ async def clean_queue(body: QueueCleanIn, qm: Queue) -> QueueCleanOut:
 @router.get("/queues/{queue_name}/jobs", response_model=Page[JobOut], response_model_by_alias=True)
 async def list_jobs(
     qm: Queue,
-    state: Annotated[JobState, Query()] = JobState.waiting,
+    state: Annotated[JobState, Query()] = JobState.WAITING,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Page[JobOut]:

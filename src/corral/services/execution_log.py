@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
+from corral.core.attempts import Attempt, AttemptOutcome
 from corral.core.executions import ExecutionRecord, MissedTicks, missed_record
 from corral.core.jobs import JobExecutionStatus
 from corral.core.ports import ExecutionLog
@@ -42,7 +43,7 @@ def _ms_to_dt(ms: float) -> datetime:
 
 
 class ExecutionLogWriter:
-    """Implements the worker's lifecycle hooks (``core.ports.JobLifecycle``)."""
+    """Listens to the worker's attempts (``core.ports.AttemptListener``)."""
 
     def __init__(
         self,
@@ -90,45 +91,32 @@ class ExecutionLogWriter:
             )
         )
 
-    def job_active(
-        self, job_id: str, enqueued_ms: int, name: str, attempt: int, started_ms: float
-    ) -> None:
+    def attempt_started(self, attempt: Attempt) -> None:
         self._put(
             ExecutionRecord(
                 status=JobExecutionStatus.ACTIVE,
-                started_at=_ms_to_dt(started_ms),
-                **self._base(job_id, enqueued_ms, name, attempt),
+                started_at=_ms_to_dt(attempt.started_ms),
+                **self._base(attempt.job_id, attempt.enqueued_ms, attempt.name, attempt.number),
             )
         )
 
-    def job_finished(
-        self,
-        job_id: str,
-        enqueued_ms: int,
-        name: str,
-        attempt: int,
-        *,
-        started_ms: float,
-        finished_ms: float,
-        result: Any = None,
-        error: str | None = None,
-        stacktrace: str | None = None,
-        retrying: bool = False,
-    ) -> None:
-        if error is None:
+    def attempt_finished(self, outcome: AttemptOutcome) -> None:
+        attempt = outcome.attempt
+        if outcome.ok:
             status = JobExecutionStatus.COMPLETED
         else:
-            status = JobExecutionStatus.DELAYED if retrying else JobExecutionStatus.FAILED
+            status = JobExecutionStatus.DELAYED if outcome.retrying else JobExecutionStatus.FAILED
+        error, trace = outcome.error, outcome.stacktrace
         self._put(
             ExecutionRecord(
                 status=status,
-                started_at=_ms_to_dt(started_ms),
-                finished_at=None if retrying else _ms_to_dt(finished_ms),
-                duration_ms=round(finished_ms - started_ms),
-                result=result,
+                started_at=_ms_to_dt(attempt.started_ms),
+                finished_at=None if outcome.retrying else _ms_to_dt(outcome.finished_ms),
+                duration_ms=round(outcome.duration_ms),
+                result=outcome.result,
                 error_message=None if error is None else error[:_MAX_ERROR],
-                stacktrace=None if stacktrace is None else stacktrace[-_MAX_STACKTRACE:],
-                **self._base(job_id, enqueued_ms, name, attempt),
+                stacktrace=None if trace is None else trace[-_MAX_STACKTRACE:],
+                **self._base(attempt.job_id, attempt.enqueued_ms, attempt.name, attempt.number),
             )
         )
 

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from corral.adapters.bullmq import keys
 from corral.adapters.bullmq.config import WorkerConfig
 from corral.core.attempts import Attempt, AttemptOutcome
+from corral.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -72,20 +73,18 @@ class StatsReporter:
         self._task = asyncio.create_task(self._loop(), name="corral-heartbeat")
 
     async def _loop(self) -> None:
-        failures = 0
+        # No backoff: the next beat is the retry, and a worker is seen alive a beat after
+        # Redis is back.
+        supervisor = Supervisor(
+            logger,
+            failure="worker heartbeat failed: {error}",
+            event="worker.heartbeat_failed",
+            recovery="worker heartbeat works again",
+            recovered_event="worker.heartbeat_ok",
+        )
         while True:
             await asyncio.sleep(keys.HEARTBEAT_INTERVAL_S)
-            try:
-                await self.flush()
-                failures = 0
-            except Exception as exc:
-                failures += 1
-                if failures == 1 or failures % 30 == 0:
-                    logger.warning(
-                        "worker heartbeat failed: %s",
-                        exc,
-                        extra={"event": "worker.heartbeat_failed"},
-                    )
+            await supervisor.attempt(self.flush)
 
     async def flush(self, *, final: bool = False) -> None:
         completed, failed, retried, stalled, ms = (

@@ -26,7 +26,7 @@ from corral.adapters.sql.migrate import upgrade
 from corral.adapters.sql.schedule_store import SqlScheduleStore
 from corral.core.events import EVENT_NAMES, QueueEvent
 from corral.core.handlers import HandlerRegistry
-from corral.core.ports import JobLifecycle, QueueBroker
+from corral.core.ports import AttemptListener, QueueBroker
 from corral.errors import BrokerAuthenticationFailed, BrokerUnavailable, StoreUnavailable
 from corral.services.discovery import discover
 from corral.services.execution import Executor
@@ -282,7 +282,7 @@ class Runtime:
         limiter_max: int | None = None,
         limiter_duration_ms: int | None = None,
         name: str | None = None,
-        lifecycle: JobLifecycle | None = None,
+        lifecycle: AttemptListener | None = None,
     ) -> BullConsumer:
         s = self.settings
         config = WorkerConfig(
@@ -313,8 +313,9 @@ class Runtime:
             raise
         # Sync handlers get threads of their own; a timed-out one keeps its thread, so allow
         # some headroom above the concurrency.
-        executor = Executor(registry, threads=config.concurrency * 2)
-        consumer = BullConsumer(client, config, executor, lifecycle, blocking_client=blocking)
+        listeners = [] if lifecycle is None else [lifecycle]
+        executor = Executor(registry, threads=config.concurrency * 2, listeners=listeners)
+        consumer = BullConsumer(client, config, executor, blocking_client=blocking)
         await consumer.start()
         self.consumers.append(consumer)
         return consumer

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-import time
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -31,13 +30,14 @@ from corral.core.schedules import (
     new_schedule,
     validate_changes,
 )
-from corral.core.throttle import LogThrottle, held_note
 from corral.core.validation import is_strict_int
 from corral.errors import InvalidCronExpression, ValidationError
 from corral.runtime import Runtime
+from corral.services.firing import spec_for_schedule
 from corral.services.reconcile import Reconciler
-from corral.services.scheduling import Clock, SchedulerLoop, spec_for_schedule, utc_now
+from corral.services.scheduling import Clock, SchedulerLoop, utc_now
 from corral.settings import CorralSettings, load_settings
+from corral.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -155,27 +155,22 @@ class TaskScheduler:
         anyway (a claim expired under a slow pass) is harmless, its writes are conditional."""
         interval = self.settings.reconcile_interval_s
         queue = await self._rt.queue()
-        failures = LogThrottle()
+        supervisor = Supervisor(
+            logger,
+            failure="execution log reconciliation failed: {error}",
+            event="execlog.reconcile_failed",
+            recovery="execution log reconciliation works again",
+            recovered_event="execlog.reconcile_ok",
+        )
+
+        async def run_once() -> None:
+            # A little under the interval, so the winner's next turn finds the claim gone.
+            if await queue.claim("reconcile", owner, max(int(interval * 900), 1)):
+                await reconciler.run_once()
+
         while not self._stop.is_set():
-            try:
-                # A little under the interval, so the winner's next turn finds the claim gone.
-                if await queue.claim("reconcile", owner, max(int(interval * 900), 1)):
-                    await reconciler.run_once()
-                if failures.clear():
-                    logger.info(
-                        "execution log reconciliation works again",
-                        extra={"event": "execlog.reconcile_ok"},
-                    )
-            except Exception as exc:
+            if not await supervisor.attempt(run_once):
                 reconciler.stats.failures += 1
-                held = failures.allow(time.monotonic())
-                if held is not None:
-                    logger.warning(
-                        "execution log reconciliation failed: %s%s",
-                        exc,
-                        held_note(held),
-                        extra={"event": "execlog.reconcile_failed"},
-                    )
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=interval)
             except TimeoutError:

@@ -13,22 +13,19 @@ import logging
 import signal
 from collections.abc import Iterable
 
+from corral.core.backoff import RetryPolicy
 from corral.core.handlers import HandlerRegistry
 from corral.errors import BrokerAuthenticationFailed, BrokerUnavailable
 from corral.runtime import Runtime
 from corral.services.monitoring import redis_warnings
 from corral.settings import CorralSettings
+from corral.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
 #: Start-up retries wait 1 s, 1.5 s, 2.25 s, ... growing by half each time, at most 20 s: fast
-#: enough to start within a few seconds of Redis, slow enough to log under one line a second.
-STARTUP_RETRY_MAX_S = 20.0
-
-
-def startup_retry_delay(attempt: int) -> float:
-    """Seconds to wait after failed start-up attempt number ``attempt`` (0-based)."""
-    return min(STARTUP_RETRY_MAX_S, 1.5 ** min(attempt, 16))
+#: enough to start within a few seconds of Redis.
+STARTUP_RETRY = RetryPolicy(initial_s=1.0, factor=1.5, max_s=20.0)
 
 
 class StopSignal:
@@ -83,8 +80,16 @@ async def run_worker(
     try:
         registry = runtime.registry_from(handlers)
         writer = await runtime.execution_log_writer() if settings.execution_log else None
-        attempt = 0
-        while True:
+        connecting = Supervisor(
+            logger,
+            failure="{error} Retrying in {delay:.1f} s.",
+            event="worker.start_retry",
+            recovery="connected to Redis after {failures} failed attempts",
+            recovered_event="worker.start_recovered",
+            policy=STARTUP_RETRY,
+        )
+        consumer = None
+        while consumer is None:
             try:
                 consumer = await runtime.start_consumer(
                     registry,
@@ -93,30 +98,16 @@ async def run_worker(
                     limiter_duration_ms=limiter_duration_ms,
                     lifecycle=writer,
                 )
-                break
             except BrokerAuthenticationFailed:
                 raise
             except BrokerUnavailable as exc:
                 # Redis may simply not be up yet (a deploy that starts everything at once):
                 # wait and try again rather than exit, until told to stop.
-                delay = startup_retry_delay(attempt)
-                attempt += 1
-                logger.warning(
-                    "%s Retrying in %.1f s.",
-                    exc,
-                    delay,
-                    extra={"event": "worker.start_retry", "attempt": attempt},
-                )
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.stop.wait(), delay)
+                    await asyncio.wait_for(stop.stop.wait(), connecting.failed(exc))
                 if stop.stop.is_set():
                     return True
-        if attempt:
-            logger.info(
-                "connected to Redis after %d failed attempts",
-                attempt,
-                extra={"event": "worker.start_recovered"},
-            )
+        connecting.recovered()
         await _warn_about_redis(runtime)
         stopped = asyncio.ensure_future(stop.stop.wait())
         died = asyncio.ensure_future(consumer.wait_closed())

@@ -1,4 +1,4 @@
-"""The Executor: async and sync handlers, timeouts, observers. No Redis: a fake JobControl."""
+"""The Executor: async and sync handlers, timeouts, listeners. No Redis: a fake JobControl."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from corral.core.attempts import Attempt, AttemptOutcome
 from corral.core.handlers import HandlerRegistry, Job
 from corral.errors import HandlerNotFound, JobTimeoutError, UnrecoverableError
 from corral.services.execution import Executor
@@ -32,42 +33,24 @@ class FakeControl:
         self.lines.append(line)
 
 
-class RecordingObserver:
+class RecordingListener:
     def __init__(self) -> None:
         self.started: list[tuple[str, str, int]] = []
-        self.finished: list[dict[str, Any]] = []
+        self.finished: list[AttemptOutcome] = []
 
-    def attempt_started(self, job_id: str, name: str, attempt: int) -> None:
-        self.started.append((job_id, name, attempt))
+    def attempt_started(self, attempt: Attempt) -> None:
+        self.started.append((attempt.job_id, attempt.name, attempt.number))
 
-    def attempt_finished(
-        self,
-        job_id: str,
-        name: str,
-        attempt: int,
-        *,
-        ok: bool,
-        duration_ms: float,
-        error: str | None,
-    ) -> None:
-        self.finished.append(
-            {
-                "job_id": job_id,
-                "name": name,
-                "attempt": attempt,
-                "ok": ok,
-                "duration_ms": duration_ms,
-                "error": error,
-            }
-        )
+    def attempt_finished(self, outcome: AttemptOutcome) -> None:
+        self.finished.append(outcome)
 
 
-class BrokenObserver:
-    def attempt_started(self, job_id: str, name: str, attempt: int) -> None:
-        raise RuntimeError("observer broke on start")
+class BrokenListener:
+    def attempt_started(self, attempt: Attempt) -> None:
+        raise RuntimeError("listener broke on start")
 
-    def attempt_finished(self, *args: object, **kwargs: object) -> None:
-        raise RuntimeError("observer broke on finish")
+    def attempt_finished(self, outcome: AttemptOutcome) -> None:
+        raise RuntimeError("listener broke on finish")
 
 
 def _job(
@@ -89,13 +72,13 @@ def registry() -> HandlerRegistry:
 
 
 @pytest.fixture
-def observer() -> RecordingObserver:
-    return RecordingObserver()
+def observer() -> RecordingListener:
+    return RecordingListener()
 
 
 @pytest.fixture
-def executor(registry: HandlerRegistry, observer: RecordingObserver) -> Iterator[Executor]:
-    ex = Executor(registry, threads=4, observers=[observer])
+def executor(registry: HandlerRegistry, observer: RecordingListener) -> Iterator[Executor]:
+    ex = Executor(registry, threads=4, listeners=[observer])
     yield ex
     ex.close()
 
@@ -106,14 +89,18 @@ async def _run(
     registry.register(func, name)
     timeout_ms = kw.pop("timeout_ms", 30_000)
     job = kw.pop("job", None) or _job(name, **kw)
-    return await executor.run(executor.handler_for(name), job, timeout_ms)
+    outcome = await executor.run(job, timeout_ms)
+    executor.finished(outcome)  # as the worker does once the broker has recorded it
+    if outcome.exception is not None:
+        raise outcome.exception
+    return outcome.result
 
 
 # -- running -----------------------------------------------------------------------------------
 
 
 async def test_async_handler(
-    executor: Executor, registry: HandlerRegistry, observer: RecordingObserver
+    executor: Executor, registry: HandlerRegistry, observer: RecordingListener
 ) -> None:
     control = FakeControl()
 
@@ -130,10 +117,10 @@ async def test_async_handler(
     assert control.lines == ["working"]
     assert observer.started == [("job-async-task", "async-task", 3)]
     [finished] = observer.finished
-    assert finished["ok"] is True
-    assert finished["attempt"] == 3
-    assert finished["error"] is None
-    assert finished["duration_ms"] >= 0
+    assert finished.ok is True
+    assert finished.attempt.number == 3
+    assert finished.error is None
+    assert finished.duration_ms >= 0
 
 
 async def test_async_handler_runs_on_the_loop_thread(
@@ -146,7 +133,7 @@ async def test_async_handler_runs_on_the_loop_thread(
 
 
 async def test_sync_handler_runs_off_the_loop_thread(
-    executor: Executor, registry: HandlerRegistry, observer: RecordingObserver
+    executor: Executor, registry: HandlerRegistry, observer: RecordingListener
 ) -> None:
     loop_thread = threading.get_ident()
 
@@ -156,7 +143,7 @@ async def test_sync_handler_runs_off_the_loop_thread(
     result = await _run(executor, registry, handler, "sync-task")
     assert result["thread"] != loop_thread
     assert result["name"].startswith("corral-handler")
-    assert observer.finished[0]["ok"] is True
+    assert observer.finished[0].ok is True
 
 
 async def test_sync_wrapper_around_async_code_is_awaited(
@@ -190,7 +177,7 @@ async def test_no_timeout(executor: Executor, registry: HandlerRegistry) -> None
 
 
 async def test_handler_error_propagates_and_is_observed(
-    executor: Executor, registry: HandlerRegistry, observer: RecordingObserver
+    executor: Executor, registry: HandlerRegistry, observer: RecordingListener
 ) -> None:
     async def handler(job: Job) -> None:
         raise ValueError("bad input row 7")
@@ -198,8 +185,10 @@ async def test_handler_error_propagates_and_is_observed(
     with pytest.raises(ValueError, match="bad input row 7"):
         await _run(executor, registry, handler, "failing")
     [finished] = observer.finished
-    assert finished["ok"] is False
-    assert "bad input row 7" in finished["error"]
+    assert finished.ok is False
+    assert finished.error == "ValueError: bad input row 7"
+    assert finished.stacktrace is not None
+    assert finished.stacktrace.endswith("ValueError: bad input row 7")
 
 
 async def test_sync_handler_error_propagates(executor: Executor, registry: HandlerRegistry) -> None:
@@ -235,7 +224,7 @@ def test_unknown_handler(executor: Executor) -> None:
 
 
 async def test_async_timeout_cancels_the_coroutine(
-    executor: Executor, registry: HandlerRegistry, observer: RecordingObserver
+    executor: Executor, registry: HandlerRegistry, observer: RecordingListener
 ) -> None:
     reached: dict[str, bool] = {"after_sleep": False, "finally": False, "cancelled": False}
 
@@ -261,8 +250,8 @@ async def test_async_timeout_cancels_the_coroutine(
     # still not reached a little later: the coroutine is gone, not running on
     await asyncio.sleep(0.05)
     assert reached["after_sleep"] is False
-    assert observer.finished[0]["ok"] is False
-    assert "JobTimeoutError" in observer.finished[0]["error"]
+    assert observer.finished[0].ok is False
+    assert isinstance(observer.finished[0].exception, JobTimeoutError)
 
 
 async def test_sync_timeout_fails_on_time_and_the_thread_runs_on(
@@ -287,14 +276,14 @@ async def test_sync_timeout_fails_on_time_and_the_thread_runs_on(
     assert await asyncio.to_thread(finished.wait, 10)
 
 
-# -- observers ---------------------------------------------------------------------------------
+# -- listeners ---------------------------------------------------------------------------------
 
 
-async def test_a_failing_observer_does_not_fail_the_job(
+async def test_a_failing_listener_does_not_fail_the_job(
     registry: HandlerRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    recording = RecordingObserver()
-    executor = Executor(registry, threads=1, observers=[BrokenObserver(), recording])
+    recording = RecordingListener()
+    executor = Executor(registry, threads=1, listeners=[BrokenListener(), recording])
     try:
 
         async def handler(job: Job) -> str:
@@ -304,17 +293,17 @@ async def test_a_failing_observer_does_not_fail_the_job(
             assert await _run(executor, registry, handler, "observed") == "ok"
     finally:
         executor.close()
-    failures = [r for r in caplog.records if r.getMessage() == "execution observer failed"]
+    failures = [r for r in caplog.records if r.getMessage() == "attempt listener failed"]
     assert len(failures) == 2  # start and finish, each logged
-    # the observer after the broken one was still told
+    # the listener after the broken one was still told
     assert recording.started == [("job-observed", "observed", 1)]
-    assert recording.finished[0]["ok"] is True
+    assert recording.finished[0].ok is True
 
 
-async def test_a_failing_observer_does_not_mask_the_handler_error(
+async def test_a_failing_listener_does_not_mask_the_handler_error(
     registry: HandlerRegistry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    executor = Executor(registry, threads=1, observers=[BrokenObserver()])
+    executor = Executor(registry, threads=1, listeners=[BrokenListener()])
     try:
 
         async def handler(job: Job) -> None:

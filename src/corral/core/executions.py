@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any, Final
@@ -130,3 +131,16 @@ def missed_ticks(record: ExecutionRecord) -> MissedTicks | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+_SCHEDULED_ID: Final = re.compile(
+    r"^(?P<kind>sched|manual)-(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-"
+)
+
+
+def schedule_of(execution_id: str) -> tuple[UUID | None, str | None]:
+    """The schedule a queue job came from, and how ("schedule" or "manual"), from its id."""
+    match = _SCHEDULED_ID.match(execution_id)
+    if match is None:
+        return None, None
+    return UUID(match["id"]), "schedule" if match["kind"] == "sched" else "manual"

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 if TYPE_CHECKING:
+    from corral.core.attempts import Attempt, AttemptOutcome
     from corral.core.executions import ExecutionRecord
     from corral.core.handlers import Handler, Job
     from corral.core.jobs import JobSpec
@@ -28,21 +29,14 @@ class JobControl(Protocol):
         ...
 
 
-class ExecutionObserver(Protocol):
-    """Told about every attempt; an observer's exception is logged, never fails the job."""
+class AttemptListener(Protocol):
+    """Told of each attempt as it starts and ends; must only touch memory (it runs on the job
+    path). Implemented by the worker's stats reporter and
+    ``services.execution_log.ExecutionLogWriter``."""
 
-    def attempt_started(self, job_id: str, name: str, attempt: int) -> None: ...
+    def attempt_started(self, attempt: Attempt) -> None: ...
 
-    def attempt_finished(
-        self,
-        job_id: str,
-        name: str,
-        attempt: int,
-        *,
-        ok: bool,
-        duration_ms: float,
-        error: str | None,
-    ) -> None: ...
+    def attempt_finished(self, outcome: AttemptOutcome) -> None: ...
 
 
 class JobRunner(Protocol):
@@ -54,7 +48,17 @@ class JobRunner(Protocol):
 
     def handler_names(self) -> list[str]: ...
 
-    async def run(self, handler: Handler, job: Job, timeout_ms: int | None) -> Any: ...
+    def add_listener(self, listener: AttemptListener) -> None: ...
+
+    async def run(
+        self, job: Job, timeout_ms: int | None, *, refused: Exception | None = None
+    ) -> AttemptOutcome:
+        """Run one attempt (or fail it at once with ``refused``); never raises for a failure."""
+        ...
+
+    def finished(self, outcome: AttemptOutcome) -> None:
+        """Tell the listeners, once the broker has recorded the outcome."""
+        ...
 
     def close(self) -> None: ...
 
@@ -139,30 +143,3 @@ class ExecutionLog(Protocol):
     async def search(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], int]: ...
 
     async def prune(self, older_than: datetime) -> int: ...
-
-
-class JobLifecycle(Protocol):
-    """Told by the worker about each attempt's steps; must only touch memory (it runs on the
-    job path). Implemented by ``services.execution_log.ExecutionLogWriter``.
-
-    A job is named by its id and its creation time in ms (``enqueued_ms``): ids come again
-    when Redis starts empty, the pair does not."""
-
-    def job_active(
-        self, job_id: str, enqueued_ms: int, name: str, attempt: int, started_ms: float
-    ) -> None: ...
-
-    def job_finished(
-        self,
-        job_id: str,
-        enqueued_ms: int,
-        name: str,
-        attempt: int,
-        *,
-        started_ms: float,
-        finished_ms: float,
-        result: Any = None,
-        error: str | None = None,
-        stacktrace: str | None = None,
-        retrying: bool = False,
-    ) -> None: ...

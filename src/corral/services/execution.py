@@ -1,4 +1,4 @@
-"""Run one attempt of one job: dispatch by name, enforce the timeout, notify observers.
+"""Run one attempt of one job: dispatch by name, enforce the timeout, tell the listeners.
 
 Sync handlers run in a thread pool, never on the event loop: a handler that blocks the loop
 would stop lock renewal and let another worker take the job (a duplicate run). A thread cannot
@@ -15,11 +15,16 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from corral.core.attempts import Attempt, AttemptOutcome
 from corral.core.handlers import Handler, HandlerRegistry, Job
-from corral.core.ports import ExecutionObserver
+from corral.core.ports import AttemptListener
 from corral.errors import JobTimeoutError
 
 logger = logging.getLogger(__name__)
+
+
+def _now_ms() -> float:
+    return time.time() * 1000
 
 
 class Executor:
@@ -28,10 +33,10 @@ class Executor:
         registry: HandlerRegistry,
         *,
         threads: int,
-        observers: Sequence[ExecutionObserver] = (),
+        listeners: Sequence[AttemptListener] = (),
     ) -> None:
         self.registry = registry
-        self.observers = list(observers)
+        self.listeners = list(listeners)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="corral-handler")
 
     def handler_for(self, name: str) -> Handler:
@@ -41,19 +46,41 @@ class Executor:
     def handler_names(self) -> list[str]:
         return sorted(self.registry)
 
-    async def run(self, handler: Handler, job: Job, timeout_ms: int | None) -> Any:
-        attempt = job.attempts_made + 1
-        self._notify_started(job, attempt)
-        started = time.perf_counter()
+    def add_listener(self, listener: AttemptListener) -> None:
+        self.listeners.append(listener)
+
+    async def run(
+        self, job: Job, timeout_ms: int | None, *, refused: Exception | None = None
+    ) -> AttemptOutcome:
+        """Run one attempt of ``job``, or fail it at once with ``refused`` (a reason known before
+        it runs); a failure is in the outcome, only cancellation raises. The listeners hear of
+        the start now; of the end through :meth:`finished`, once the broker has recorded it."""
+        attempt = Attempt(
+            job_id=job.id,
+            enqueued_ms=job.timestamp_ms,
+            name=job.name,
+            number=job.attempts_made + 1,
+            started_ms=_now_ms(),
+        )
+        self._tell("attempt_started", attempt)
         try:
-            result = await self._call(handler, job, timeout_ms)
-        except BaseException as exc:
-            duration_ms = (time.perf_counter() - started) * 1000
-            self._notify_finished(job, attempt, ok=False, duration_ms=duration_ms, error=repr(exc))
-            raise
-        duration_ms = (time.perf_counter() - started) * 1000
-        self._notify_finished(job, attempt, ok=True, duration_ms=duration_ms, error=None)
-        return result
+            if refused is not None:
+                raise refused
+            result = await self._call(self.handler_for(job.name), job, timeout_ms)
+        except Exception as exc:
+            return attempt.failed(exc, _now_ms())
+        return attempt.completed(result, _now_ms())
+
+    def finished(self, outcome: AttemptOutcome) -> None:
+        self._tell("attempt_finished", outcome)
+
+    def _tell(self, what: str, about: Attempt | AttemptOutcome) -> None:
+        # A listener's exception is logged and never fails the job.
+        for listener in self.listeners:
+            try:
+                getattr(listener, what)(about)
+            except Exception:
+                logger.exception("attempt listener failed", extra={"event": "listener.error"})
 
     async def _call(self, handler: Handler, job: Job, timeout_ms: int | None) -> Any:
         # asyncio.timeout, not wait_for: a TimeoutError the handler raises itself (an HTTP or
@@ -88,24 +115,6 @@ class Executor:
                 extra={"event": "job.timeout_thread_left", "job_id": job.id},
             )
             raise JobTimeoutError(timeout_ms or 0) from None
-
-    def _notify_started(self, job: Job, attempt: int) -> None:
-        for observer in self.observers:
-            try:
-                observer.attempt_started(job.id, job.name, attempt)
-            except Exception:
-                logger.exception("execution observer failed", extra={"event": "observer.error"})
-
-    def _notify_finished(
-        self, job: Job, attempt: int, *, ok: bool, duration_ms: float, error: str | None
-    ) -> None:
-        for observer in self.observers:
-            try:
-                observer.attempt_finished(
-                    job.id, job.name, attempt, ok=ok, duration_ms=duration_ms, error=error
-                )
-            except Exception:
-                logger.exception("execution observer failed", extra={"event": "observer.error"})
 
     def close(self) -> None:
         """Stop accepting thread work; threads of timed-out handlers are not waited for."""

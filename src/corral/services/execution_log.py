@@ -9,32 +9,23 @@ retried with a capped backoff; they are never dropped and jobs never wait for th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import re
 from datetime import UTC, datetime
 from typing import Any, Final
-from uuid import UUID
 
-from corral.core.executions import ExecutionRecord, MissedTicks, missed_record
+from corral.core.attempts import Attempt, AttemptOutcome
+from corral.core.backoff import RetryPolicy
+from corral.core.executions import ExecutionRecord, MissedTicks, missed_record, schedule_of
 from corral.core.jobs import JobExecutionStatus
 from corral.core.ports import ExecutionLog
 from corral.core.schedules import ScheduledJob
+from corral.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
-_SCHEDULED_ID: Final = re.compile(
-    r"^(?P<kind>sched|manual)-(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-"
-)
 _MAX_ERROR: Final = 8000
 _MAX_STACKTRACE: Final = 16_000  # the innermost frames, where the error was raised, are kept
-
-
-def schedule_of(execution_id: str) -> tuple[UUID | None, str | None]:
-    """The schedule a queue job came from, and how ("schedule" or "manual"), from its id."""
-    match = _SCHEDULED_ID.match(execution_id)
-    if match is None:
-        return None, None
-    return UUID(match["id"]), "schedule" if match["kind"] == "sched" else "manual"
 
 
 def _ms_to_dt(ms: float) -> datetime:
@@ -42,7 +33,7 @@ def _ms_to_dt(ms: float) -> datetime:
 
 
 class ExecutionLogWriter:
-    """Implements the worker's lifecycle hooks (``core.ports.JobLifecycle``)."""
+    """Listens to the worker's attempts (``core.ports.AttemptListener``)."""
 
     def __init__(
         self,
@@ -60,7 +51,21 @@ class ExecutionLogWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.written = 0
-        self.failures = 0
+        # Retried every second flush interval, then twice as long after each failure (at most
+        # 30 s): a database outage costs a few attempts, not a stream of them.
+        self._supervisor = Supervisor(
+            logger,
+            failure="execution log write failed ({rows} rows kept for retry): {error}",
+            event="execlog.write_failed",
+            recovery="execution log writes recovered",
+            recovered_event="execlog.recovered",
+            policy=RetryPolicy(initial_s=flush_interval_s * 2, max_s=30.0),
+        )
+
+    @property
+    def failures(self) -> int:
+        """Flushes failed in a row."""
+        return self._supervisor.failures
 
     # -- lifecycle hooks (sync: called on the job path, only touch memory) ---------------------
     def _put(self, record: ExecutionRecord) -> None:
@@ -90,45 +95,32 @@ class ExecutionLogWriter:
             )
         )
 
-    def job_active(
-        self, job_id: str, enqueued_ms: int, name: str, attempt: int, started_ms: float
-    ) -> None:
+    def attempt_started(self, attempt: Attempt) -> None:
         self._put(
             ExecutionRecord(
                 status=JobExecutionStatus.ACTIVE,
-                started_at=_ms_to_dt(started_ms),
-                **self._base(job_id, enqueued_ms, name, attempt),
+                started_at=_ms_to_dt(attempt.started_ms),
+                **self._base(attempt.job_id, attempt.enqueued_ms, attempt.name, attempt.number),
             )
         )
 
-    def job_finished(
-        self,
-        job_id: str,
-        enqueued_ms: int,
-        name: str,
-        attempt: int,
-        *,
-        started_ms: float,
-        finished_ms: float,
-        result: Any = None,
-        error: str | None = None,
-        stacktrace: str | None = None,
-        retrying: bool = False,
-    ) -> None:
-        if error is None:
+    def attempt_finished(self, outcome: AttemptOutcome) -> None:
+        attempt = outcome.attempt
+        if outcome.ok:
             status = JobExecutionStatus.COMPLETED
         else:
-            status = JobExecutionStatus.DELAYED if retrying else JobExecutionStatus.FAILED
+            status = JobExecutionStatus.DELAYED if outcome.retrying else JobExecutionStatus.FAILED
+        error, trace = outcome.error, outcome.stacktrace
         self._put(
             ExecutionRecord(
                 status=status,
-                started_at=_ms_to_dt(started_ms),
-                finished_at=None if retrying else _ms_to_dt(finished_ms),
-                duration_ms=round(finished_ms - started_ms),
-                result=result,
+                started_at=_ms_to_dt(attempt.started_ms),
+                finished_at=None if outcome.retrying else _ms_to_dt(outcome.finished_ms),
+                duration_ms=round(outcome.duration_ms),
+                result=outcome.result,
                 error_message=None if error is None else error[:_MAX_ERROR],
-                stacktrace=None if stacktrace is None else stacktrace[-_MAX_STACKTRACE:],
-                **self._base(job_id, enqueued_ms, name, attempt),
+                stacktrace=None if trace is None else trace[-_MAX_STACKTRACE:],
+                **self._base(attempt.job_id, attempt.enqueued_ms, attempt.name, attempt.number),
             )
         )
 
@@ -152,17 +144,12 @@ class ExecutionLogWriter:
         self._task = asyncio.create_task(self._run(), name="corral-execution-log")
 
     async def _run(self) -> None:
-        backoff = self.flush_interval_s
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=backoff)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                wait = self._supervisor.delay or self.flush_interval_s
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
             self._wake.clear()
-            if await self.flush():
-                backoff = self.flush_interval_s
-            else:
-                backoff = min(backoff * 2, 30.0)
+            await self.flush()
 
     async def flush(self) -> bool:
         """Write what is buffered; True on success (or nothing to do)."""
@@ -178,19 +165,10 @@ class ExecutionLogWriter:
             for key, record in batch.items():
                 newer = self._pending.get(key)
                 self._pending[key] = record if newer is None else newer.over(record)
-            self.failures += 1
-            if self.failures == 1 or self.failures % 20 == 0:
-                logger.warning(
-                    "execution log write failed (%d rows kept for retry): %s",
-                    len(self._pending),
-                    exc,
-                    extra={"event": "execlog.write_failed"},
-                )
+            self._supervisor.failed(exc, rows=len(self._pending))
             return False
         self.written += len(batch)
-        if self.failures:
-            logger.info("execution log writes recovered", extra={"event": "execlog.recovered"})
-            self.failures = 0
+        self._supervisor.recovered()
         return True
 
     @property

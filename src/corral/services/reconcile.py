@@ -15,9 +15,10 @@ by the schedulers, repairs both:
 * **job without row**: a job created more than the grace period ago with no row for its
   ``(id, creation time)`` gets a row with its current state.
 
-The decisions here are pure; the pass reads and writes through the two ports below. Its writes
-never overwrite a later real status: a verdict is applied only if the row is still exactly as
-it was read (status and ``updated_at``), and a missing row is inserted only if still missing.
+The decisions are pure (``core/reconciliation.py``); the pass reads and writes through the two
+ports below. Its writes never overwrite a later real status: a verdict is applied only if the
+row is still exactly as it was read (status and ``updated_at``), and a missing row is inserted
+only if still missing.
 A worker's write landing after a verdict is applied as usual (``completed`` replaces ``failed``).
 """
 
@@ -25,68 +26,37 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from corral.core.executions import ExecutionRecord
-from corral.core.jobs import JobExecutionStatus
-from corral.services.execution_log import schedule_of
+from corral.core.reconciliation import (
+    LOST_REASON,
+    REUSED_REASON,
+    STATUS_OF_STATE,
+    UNSETTLED,
+    QueueJob,
+    is_lost,
+    missing,
+    verdict,
+)
+
+# The pass's verdicts, named where its callers look for them.
+__all__ = [
+    "LOST_REASON",
+    "REUSED_REASON",
+    "STATUS_OF_STATE",
+    "UNSETTLED",
+    "Reconciler",
+    "is_lost",
+    "missing",
+    "verdict",
+]
 
 logger = logging.getLogger(__name__)
 
-LOST_REASON: Final = (
-    "lost: the job is no longer in Redis (Redis data lost, or the job removed before its "
-    "outcome was recorded)"
-)
-REUSED_REASON: Final = (
-    "lost: the job is no longer in Redis (its id now belongs to a newer job: the Redis data "
-    "was lost and ids started again)"
-)
-#: Row statuses that wait for a later step. ``completed`` and ``failed`` are final; ``paused``
-#: and any other status (``missed`` ticks, which never had a job) are left alone.
-UNSETTLED: Final = (
-    JobExecutionStatus.WAITING,
-    JobExecutionStatus.ACTIVE,
-    JobExecutionStatus.DELAYED,
-)
-#: The BullMQ states a job can be found in, and the row status each one means.
-STATUS_OF_STATE: Final[Mapping[str, JobExecutionStatus]] = {
-    "waiting": JobExecutionStatus.WAITING,
-    "paused": JobExecutionStatus.WAITING,
-    "prioritized": JobExecutionStatus.WAITING,
-    "waiting-children": JobExecutionStatus.WAITING,
-    "delayed": JobExecutionStatus.DELAYED,
-    "active": JobExecutionStatus.ACTIVE,
-    "completed": JobExecutionStatus.COMPLETED,
-    "failed": JobExecutionStatus.FAILED,
-}
-FINISHED_STATES: Final = ("completed", "failed")
 DEFAULT_PAGE: Final = 200
-
-
-class QueueJob(Protocol):
-    """What a pass needs to know of a job in Redis (``adapters.bullmq.queue.JobFacts``).
-    ``state`` is ``completed`` or ``failed`` for a finished job, else None (not finished)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def created_ms(self) -> int: ...
-    @property
-    def state(self) -> str | None: ...
-    @property
-    def attempts_made(self) -> int: ...
-    @property
-    def processed_ms(self) -> int | None: ...
-    @property
-    def finished_ms(self) -> int | None: ...
-    @property
-    def failed_reason(self) -> str | None: ...
-    @property
-    def result(self) -> Any: ...
 
 
 class JobSource(Protocol):
@@ -125,89 +95,6 @@ class ReconcileLog(Protocol):
     async def settle(
         self, record: ExecutionRecord, *, seen_status: str, seen_updated_at: datetime
     ) -> bool: ...
-
-
-def _dt(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def record_of(
-    job: QueueJob, status: JobExecutionStatus, *, queue: str, now: datetime
-) -> ExecutionRecord:
-    """The row Redis's view of ``job`` implies, as the worker would have written it."""
-    schedule_id, trigger = schedule_of(job.id)
-    finished = status in (JobExecutionStatus.COMPLETED, JobExecutionStatus.FAILED)
-    started = job.processed_ms if status != JobExecutionStatus.WAITING else None
-    duration = (
-        job.finished_ms - job.processed_ms
-        if finished and job.finished_ms is not None and job.processed_ms is not None
-        else None
-    )
-    # A finished job's attempts are all made; an active one is in its next attempt.
-    attempts = job.attempts_made if finished else job.attempts_made + 1
-    return ExecutionRecord(
-        execution_id=job.id,
-        enqueued_ms=job.created_ms,
-        status=status,
-        job_id=schedule_id,
-        trigger=trigger,
-        handler_name=job.name,
-        queue=queue,
-        started_at=_dt(started),
-        finished_at=_dt(job.finished_ms) if finished else None,
-        duration_ms=duration,
-        result=job.result if status == JobExecutionStatus.COMPLETED else None,
-        error_message=job.failed_reason if status == JobExecutionStatus.FAILED else None,
-        retry_count=max(attempts - 1, 0),
-        updated_at=now,
-    )
-
-
-def verdict(
-    row: ExecutionRecord, job: QueueJob | None, *, queue: str, now: datetime
-) -> ExecutionRecord | None:
-    """What a stale unfinished ``row`` must become given its ``job`` in Redis; None to leave it.
-
-    A row written before creation times were recorded (``enqueued_ms`` 0) cannot tell a newer
-    job with its id from its own, so only an absent job condemns it."""
-    reused = job is not None and row.enqueued_ms != 0 and job.created_ms != row.enqueued_ms
-    if job is None or reused:
-        return ExecutionRecord(
-            execution_id=row.execution_id,
-            enqueued_ms=row.enqueued_ms,
-            status=JobExecutionStatus.FAILED,
-            finished_at=now,
-            error_message=REUSED_REASON if reused else LOST_REASON,
-            retry_count=row.retry_count,
-            updated_at=now,
-        )
-    if job.state in FINISHED_STATES:
-        settled = record_of(job, STATUS_OF_STATE[job.state], queue=queue, now=now)
-        return replace(settled, enqueued_ms=row.enqueued_ms)  # a legacy row keeps its key
-    return None
-
-
-def is_lost(record: ExecutionRecord) -> bool:
-    """Whether ``record`` is a :func:`verdict` that the row's job is gone."""
-    return record.error_message in (LOST_REASON, REUSED_REASON) and record.handler_name is None
-
-
-def missing(
-    jobs: Sequence[tuple[str, QueueJob]],
-    present: set[tuple[str, int]],
-    *,
-    queue: str,
-    created_before_ms: int,
-    now: datetime,
-) -> list[ExecutionRecord]:
-    """Rows for the ``(listed state, job)`` pairs old enough to have one and without one."""
-    records: list[ExecutionRecord] = []
-    for listed, job in jobs:
-        if job.created_ms > created_before_ms or (job.id, job.created_ms) in present:
-            continue
-        state = job.state if job.state in FINISHED_STATES else listed
-        records.append(record_of(job, STATUS_OF_STATE[state], queue=queue, now=now))
-    return records
 
 
 @dataclass(slots=True)

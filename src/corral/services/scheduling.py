@@ -15,27 +15,22 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID, uuid4
 
 from corral.core.executions import MissedTicks
-from corral.core.jobs import (
-    DEFAULT_REMOVE_ON_COMPLETE,
-    Backoff,
-    JobOptions,
-    JobSpec,
-    Retention,
-)
+from corral.core.jobs import DEFAULT_REMOVE_ON_COMPLETE, Retention
 from corral.core.ports import ScheduleStore
 from corral.core.schedules import (
     DEFAULT_CATCH_UP_MS,
-    FirePlan,
     ScheduledJob,
     fire_id,
     plan_fire,
 )
-from corral.core.throttle import LogThrottle, held_note
+from corral.core.throttle import LogThrottle
+from corral.services.firing import Gate, OnMissed, Outcome, spec_for_schedule
 from corral.services.monitoring import MAX_CLOCK_SKEW_S, skew_text
+from corral.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -50,69 +45,6 @@ def utc_now() -> datetime:
 
 def _iso(moment: datetime | None) -> str:
     return "?" if moment is None else moment.isoformat()
-
-
-class Outcome(Protocol):
-    @property
-    def fired(self) -> datetime | None: ...
-    @property
-    def skipped(self) -> int: ...
-    @property
-    def lost_race(self) -> bool: ...
-    @property
-    def enqueued_at(self) -> datetime | None: ...
-    @property
-    def enqueued_ms(self) -> int | None: ...
-    @property
-    def first_skipped(self) -> datetime | None: ...
-    @property
-    def last_skipped(self) -> datetime | None: ...
-    @property
-    def settled_at(self) -> datetime | None: ...
-
-
-#: Called with (schedule, the skipped range, when it was committed) by the replica that
-#: committed the skip: the execution log's ``missed`` row.
-OnMissed = Callable[[ScheduledJob, MissedTicks, datetime], None]
-
-
-class Gate(Protocol):
-    """The atomic settle step (implemented by ``adapters.bullmq.fires.FireGate``)."""
-
-    async def settle(
-        self,
-        schedule_id: UUID,
-        decide: Callable[[datetime | None], FirePlan],
-        spec_for: Callable[[datetime], JobSpec],
-    ) -> Outcome: ...
-
-    async def heartbeat(self, scheduler_id: str, *, stopping: bool = False) -> float | None:
-        """Mark the scheduler alive (or gone); return its clock minus Redis's, in seconds."""
-
-
-def spec_for_schedule(
-    schedule: ScheduledJob,
-    nominal: datetime,
-    *,
-    job_id: str | None = None,
-    keep_completed: Retention = DEFAULT_REMOVE_ON_COMPLETE,
-) -> JobSpec:
-    """The queue job for one tick: the schedule's handler, payload and retry settings.
-
-    ``retry_attempts`` counts retries, so a job gets ``retry_attempts + 1`` attempts in all.
-    """
-    return JobSpec(
-        name=schedule.handler_name,
-        data=dict(schedule.payload),
-        options=JobOptions(
-            priority=schedule.priority,
-            timeout_ms=schedule.timeout,
-            attempts=schedule.retry_attempts + 1,
-            backoff=Backoff(type="fixed", delay_ms=schedule.retry_delay),
-            job_id=job_id or fire_id(schedule.id, nominal),
-            remove_on_complete=keep_completed,
-        ),
-    )
 
 
 @dataclass(slots=True)
@@ -162,8 +94,15 @@ class SchedulerLoop:
         self._changed = asyncio.Event()
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_SETTLES)
         self.loaded = asyncio.Event()
-        self._throttles: dict[str, LogThrottle] = {}
-        self._settle_throttle = LogThrottle()
+        # Outages are logged per step; the loop's poll is the retry, so no policy.
+        self._steps: dict[str, Supervisor] = {}
+        # One line for the first failure, then one per 10 s for all schedules together:
+        # during a Redis outage every schedule fails every second.
+        self._settling = Supervisor(
+            logger,
+            failure="could not settle schedule {schedule_id}: {error}",
+            event="scheduler.settle_failed",
+        )
         #: This process's clock minus Redis's TIME (s), as the last heartbeat measured it.
         self.clock_skew_s: float | None = None
         self._skew_throttle = LogThrottle(interval_s=60.0)
@@ -257,22 +196,16 @@ class SchedulerLoop:
             )
 
     async def _guarded(self, work: Any, step: str) -> None:
-        throttle = self._throttles.setdefault(step, LogThrottle())
-        try:
-            await work
-        except Exception as exc:
-            held = throttle.allow(time.monotonic())
-            if held is not None:
-                logger.warning(
-                    "scheduler step failed (%s): %s%s",
-                    step,
-                    exc,
-                    held_note(held),
-                    extra={"event": "scheduler.error"},
-                )
-        else:
-            if throttle.clear():
-                logger.info("scheduler %s works again", step, extra={"event": "scheduler.ok"})
+        supervisor = self._steps.get(step)
+        if supervisor is None:
+            supervisor = self._steps[step] = Supervisor(
+                logger,
+                failure=f"scheduler step failed ({step}): {{error}}",
+                event="scheduler.error",
+                recovery=f"scheduler {step} works again",
+                recovered_event="scheduler.ok",
+            )
+        await supervisor.attempt(lambda: work)
 
     def _next_due(self) -> datetime:
         return self._heap[0][0] if self._heap else self.clock() + timedelta(seconds=self.poll_s)
@@ -314,21 +247,11 @@ class SchedulerLoop:
                 lambda tick: spec_for_schedule(schedule, tick, keep_completed=self.keep_completed),
             )
         except Exception as exc:
-            # One line for the first failure, then one per 10 s for all schedules together:
-            # during a Redis outage every schedule fails every second.
-            held = self._settle_throttle.allow(time.monotonic())
-            if held is not None:
-                logger.warning(
-                    "could not settle schedule %s: %s%s",
-                    schedule.id,
-                    exc,
-                    held_note(held),
-                    extra={"event": "scheduler.settle_failed", "schedule_id": str(schedule.id)},
-                )
+            self._settling.failed(exc, schedule_id=str(schedule.id))
             # retry soon, without a busy loop
             self._push(entry, now + timedelta(seconds=min(self.poll_s, 1.0)))
             return
-        self._settle_throttle.clear()
+        self._settling.recovered()
         self._record(schedule, outcome)
         following = None if outcome.fired is None else self._next_tick(schedule, outcome.fired)
         if following is not None and following <= now:

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
 from corral.adapters.bullmq import keys
-from corral.core.throttle import LogThrottle, held_note
+from corral.core.backoff import RetryPolicy
+from corral.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -46,42 +46,26 @@ class ChangeFeed:
         self._task = asyncio.create_task(self._run(), name="corral-schedule-changes")
 
     async def _run(self) -> None:
-        delay = 0.1
-        throttle = LogThrottle()
-        missed = False
+        supervisor = Supervisor(
+            logger,
+            failure="schedule change feed lost: {error}",
+            event="schedules.feed_lost",
+            recovery="schedule change feed restored",
+            recovered_event="schedules.feed_restored",
+            policy=RetryPolicy(initial_s=0.1, max_s=5.0),
+        )
         while True:
-            try:
-                async with self.client.pubsub() as pubsub:
-                    await pubsub.subscribe(self.channel)
-                    delay = 0.1
-                    if missed:  # nudges may have been lost while disconnected
-                        missed = False
-                        self.on_change()
-                        if throttle.clear():
-                            logger.info(
-                                "schedule change feed restored",
-                                extra={"event": "schedules.feed_restored"},
-                            )
-                    while True:
-                        message = await pubsub.get_message(
-                            ignore_subscribe_messages=True, timeout=5.0
-                        )
-                        if message is not None:
-                            self.on_change()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                missed = True
-                held = throttle.allow(time.monotonic())
-                if held is not None:
-                    logger.warning(
-                        "schedule change feed lost: %s%s",
-                        exc,
-                        held_note(held),
-                        extra={"event": "schedules.feed_lost"},
-                    )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            await supervisor.attempt(lambda: self._listen(supervisor))
+
+    async def _listen(self, supervisor: Supervisor) -> None:
+        async with self.client.pubsub() as pubsub:
+            await pubsub.subscribe(self.channel)
+            if supervisor.recovered():  # nudges may have been lost while disconnected
+                self.on_change()
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                if message is not None:
+                    self.on_change()
 
     async def close(self) -> None:
         if self._task is not None:

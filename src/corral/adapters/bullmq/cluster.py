@@ -49,7 +49,7 @@ class ClusterReads(QueueKeys):
     """Reads of the figures every worker and scheduler of the queue writes."""
 
     async def cluster_stats(self) -> dict[str, float]:
-        """The counters every worker flushes (see ``consumer.StatsReporter``)."""
+        """The counters every worker flushes (see ``stats.StatsReporter``)."""
         async with self._guard():
             raw = await self.client.hgetall(keys.stats(self.prefix, self.name))  # type: ignore[misc]
         return {k: float(v) for k, v in raw.items()}

@@ -16,7 +16,9 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from corral.adapters.bullmq import keys
+from corral.core.backoff import RetryPolicy
 from corral.core.events import QueueEvent
+from corral.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,6 @@ class EventStream:
         self.sink = sink
         self.max_backoff_s = max_backoff_s
         self.last_id: str | None = None
-        self.reconnects = 0
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
@@ -73,42 +74,28 @@ class EventStream:
         return str(newest[0][0]) if newest else "0-0"
 
     async def _run(self) -> None:
-        delay = 0.1
-        failing = False
+        supervisor = Supervisor(
+            logger,
+            failure="event stream of {queue} lost: {error}; reconnecting",
+            event="events.disconnected",
+            recovery=f"event stream of {self.queue} reconnected",
+            recovered_event="events.reconnected",
+            policy=RetryPolicy(initial_s=0.1, max_s=self.max_backoff_s),
+        )
         while True:
-            try:
-                if self.last_id is None:
-                    self.last_id = await self._position()
-                self._ready.set()
-                response = await self.client.xread(
-                    {self.key: self.last_id}, block=_BLOCK_MS, count=500
-                )
-                if failing:
-                    logger.info(
-                        "event stream of %s reconnected",
-                        self.queue,
-                        extra={"event": "events.reconnected"},
-                    )
-                    failing, delay = False, 0.1
-                for _stream, entries in response or ():
-                    for event_id, fields in entries:
-                        self.last_id = event_id
-                        self._deliver(event_id, fields)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                if not failing:
-                    logger.warning(
-                        "event stream of %s lost: %s; reconnecting",
-                        self.queue,
-                        exc,
-                        extra={"event": "events.disconnected"},
-                    )
-                failing = True
-                self.reconnects += 1
-                self._ready.set()  # start() must not hang while Redis is down
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.max_backoff_s)
+            await supervisor.attempt(self._read, queue=self.queue)
+
+    async def _read(self) -> None:
+        try:
+            if self.last_id is None:
+                self.last_id = await self._position()
+        finally:
+            self._ready.set()  # start() must not hang while Redis is down
+        response = await self.client.xread({self.key: self.last_id}, block=_BLOCK_MS, count=500)
+        for _stream, entries in response or ():
+            for event_id, fields in entries:
+                self.last_id = event_id
+                self._deliver(event_id, fields)
 
     def _deliver(self, event_id: str, fields: dict[str, str]) -> None:
         name = fields.get("event", "")

@@ -24,7 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
-from corral.adapters.bullmq import keys
+from corral.adapters.bullmq import internals, keys
 from corral.adapters.bullmq.connection import unavailable
 from corral.adapters.bullmq.mapping import to_bullmq_options
 from corral.core.jobs import JobSpec
@@ -103,7 +103,7 @@ class FireGate:
                             self.queue, spec.name, spec.data, to_bullmq_options(spec.options)
                         )
                         job.timestamp = enqueued_ms
-                        await self.queue.scripts.addJob(job, pipe)
+                        await internals.add_in(pipe, self.queue, job)
                         pipe.hincrby(stats, "fired", 1)
                         lateness_ms = (enqueued_at - plan.fire).total_seconds() * 1000
                         pipe.hincrbyfloat(stats, "lateness_ms_sum", round(lateness_ms, 3))

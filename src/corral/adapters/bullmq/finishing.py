@@ -1,0 +1,158 @@
+"""Recording a finished attempt in BullMQ, through a Redis outage and a lost lock.
+
+A job whose handler has finished must not be re-run because Redis was away for a few seconds
+when its result was recorded: dropped, it would wait for stalled-job recovery (a lock duration
+later) and run a second time. So the recording script is called again while Redis cannot be
+reached, for as long as the job's lock could still be ours. BullMQ's script checks the lock, so
+a retry after the lock expired is refused (``Missing lock``) rather than applied twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from bullmq import Job as BullJob
+from bullmq import UnrecoverableError as BullUnrecoverable
+from bullmq import Worker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from corral.adapters.bullmq import internals
+from corral.core.attempts import AttemptOutcome
+from corral.errors import HandlerNotFound, UnrecoverableError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
+_UNRECOVERABLE = (UnrecoverableError, HandlerNotFound)
+
+
+class _Failed(Exception):
+    """A failed attempt as handed to BullMQ: its text is the described error."""
+
+
+class Finisher:
+    """Records the outcomes of one worker's attempts."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self._retried: set[str] = set()
+
+    async def complete(
+        self, job: BullJob, token: str, result: Any, fetch: bool
+    ) -> dict[str, Any] | None:
+        """Record a success; None when BullMQ refused it (the lock was lost)."""
+
+        def complete() -> Awaitable[dict[str, Any]]:
+            return internals.move_to_completed(self.worker, job, result, token, fetch_next=fetch)
+
+        try:
+            return await self._through_outage(job, complete(), complete)
+        except TypeError as exc:
+            if not internals.refused(exc):
+                raise
+            if await self._completed_by_us(job):
+                return {"result": None}
+            self._log_refused(job, exc)
+            return None
+
+    async def fail(
+        self, job: BullJob, token: str, outcome: AttemptOutcome
+    ) -> AttemptOutcome | None:
+        """Record a failure; the outcome with ``retrying`` known, None if it was not recorded."""
+        # BullMQ stores str(error) as the failure reason: hand it the described error, so the
+        # queue, the API and the log all say "KeyError: 'width'", not "'width'".
+        reason = outcome.error or ""
+        err = outcome.exception or _Failed(reason)
+        error = BullUnrecoverable(reason) if isinstance(err, _UNRECOVERABLE) else _Failed(reason)
+        trace = list(job.stacktrace)
+
+        def record() -> Awaitable[bool]:
+            job.stacktrace = list(trace)  # each call appends this attempt's traceback once
+            return internals.move_to_failed(job, error, token, err)
+
+        try:
+            final = await self._through_outage(job, record(), record)
+        except TypeError as exc:
+            if not internals.refused(exc):
+                raise
+            self._log_refused(job, exc)
+            return None
+        except Exception as exc:
+            logger.error(
+                "could not record the failure of job %s: %s",
+                job.id,
+                exc,
+                extra={"event": "job.fail_record_failed", "job_id": job.id},
+            )
+            return None
+        logger.log(
+            logging.WARNING if final else logging.INFO,
+            "job %s (%s) attempt %d failed%s: %s",
+            job.id,
+            job.name,
+            outcome.attempt.number,
+            "" if final else ", will retry",
+            reason,
+            # The traceback once, with the final failure; a retry's one line says enough.
+            exc_info=err if final else None,
+            extra={"event": "job.failed" if final else "job.retrying", "job_id": job.id},
+        )
+        return replace(outcome, retrying=not final)
+
+    async def _through_outage(
+        self, job: BullJob, first: Awaitable[T], again: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Await a recording script, calling it again while Redis cannot be reached, for as
+        long as the job's lock could still be ours."""
+        pending = first
+        deadline: float | None = None
+        delay = 0.05
+        while True:
+            try:
+                return await pending
+            except _REDIS_DOWN as exc:
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.worker.opts["lockDuration"] / 1000
+                    logger.warning(
+                        "job %s finished but Redis is not reachable (%s); retrying for %.0f s",
+                        job.id,
+                        exc,
+                        deadline - now,
+                        extra={"event": "job.finish_retrying", "job_id": job.id},
+                    )
+                if now + delay > deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                self._retried.add(str(job.id))
+                pending = again()
+
+    async def _completed_by_us(self, job: BullJob) -> bool:
+        """After a retried completion was refused: did the first call land and only its reply
+        get lost (the job is completed, its lock gone with it)?"""
+        if str(job.id) not in self._retried:
+            return False
+        self._retried.discard(str(job.id))
+        try:
+            return await internals.job_state(self.worker, str(job.id)) == "completed"
+        except Exception:
+            return False
+
+    def _log_refused(self, job: BullJob, exc: Exception) -> None:
+        self._retried.discard(str(job.id))
+        logger.warning(
+            "job %s (%s) finished after its lock was lost; the result is discarded and the job "
+            "is left to the worker that holds it now (%s)",
+            job.id,
+            job.name,
+            exc,
+            extra={"event": "job.finish_refused", "job_id": job.id},
+        )

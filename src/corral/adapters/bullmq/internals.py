@@ -1,0 +1,194 @@
+"""Every part of bullmq's internals that Corral relies on, in one place.
+
+bullmq's public surface (``Queue``, ``Worker`` with a processor, ``Job``) cannot run Corral's
+worker: the fetch-next fast path, the isolation of recovered jobs, finishing through a Redis
+outage and returning cut-off jobs at shutdown all need the methods, attributes and scripts
+below. Each is named here with why it is used; ``tests/unit/test_bullmq_internals.py`` checks
+them against the installed package, so an upgrade that moves one fails there, loudly, rather
+than in production.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+from bullmq import Job as BullJob
+from bullmq import Queue, Worker
+from bullmq.redis_connection import RedisConnection, loadScript
+
+#: The Worker methods Corral's worker overrides: ``getNextJob(token)`` to honour the limiter's
+#: wait and hold fetching while a recovered job runs alone, ``processJob(job, token)`` to run
+#: Corral's attempt (and the job fetched with its completion) instead of bullmq's processor.
+OVERRIDDEN: Final = ("getNextJob", "processJob")
+
+#: Worker state Corral reads: ``closing``, ``paused`` and ``forceClosing`` (shutdown's deadline
+#: passed: record nothing more), ``jobs`` (the ``(job, token)`` pairs held, whose locks are
+#: renewed), ``opts`` (``lockDuration``), ``id``, ``redisConnection``/``blockingRedisConnection``.
+WORKER_STATE: Final = (
+    "closing",
+    "paused",
+    "forceClosing",
+    "jobs",
+    "opts",
+    "id",
+    "redisConnection",
+    "blockingRedisConnection",
+    "limitUntil",
+)
+#: Job fields Corral reads besides its public data: ``stalledCounter``, ``deferredFailure``,
+#: ``stacktrace`` (kept across attempts), ``finishedOn``, ``attemptsMade``, ``timestamp``.
+JOB_STATE: Final = (
+    "stalledCounter",
+    "deferredFailure",
+    "stacktrace",
+    "finishedOn",
+    "attemptsMade",
+    "timestamp",
+    "opts",
+)
+
+#: The script that moves an active job back to the front of its queue with its lock released
+#: and no stall counted, and the ``scripts.keys`` it takes, in order.
+REQUEUE_SCRIPT: Final = "moveJobFromActiveToWait-9.lua"
+REQUEUE_KEYS: Final = (
+    "active",
+    "wait",
+    "stalled",
+    "paused",
+    "meta",
+    "limiter",
+    "prioritized",
+    "marker",
+    "events",
+)
+
+#: How ``Scripts.finishedErrors`` begins the TypeError a finishing script raises when the job's
+#: lock or key is gone (another worker holds the job now): such a refusal is not a failure.
+REFUSAL_PREFIXES: Final = ("Missing lock", "Missing key", "Lock mismatch", "Job ")
+
+#: The ``deferredFailure`` stalled-job recovery gives a job that stalled too often.
+STALLED_TOO_OFTEN: Final = "job stalled more than allowable limit"
+
+
+def refused(exc: TypeError) -> bool:
+    return str(exc).startswith(REFUSAL_PREFIXES)
+
+
+def use_blocking_client(worker: Worker, client: aioredis.Redis) -> None:
+    """Give the wait for new jobs (BZPOPMIN) a client of its own: bullmq wraps the one client
+    it is given twice, and ``backend.blocking_connection`` is what the wait uses (it closes
+    with the worker)."""
+    dedicated = RedisConnection(client)
+    worker.backend.blocking_connection = dedicated
+    worker.blockingRedisConnection = dedicated
+    worker.bclient = dedicated.conn
+
+
+async def load_redis_version(worker: Worker) -> None:
+    """Until a connection knows the Redis version, bullmq rounds every wait up to a whole
+    second (delayed jobs late, limiter windows stretched)."""
+    for connection in (worker.redisConnection, worker.blockingRedisConnection):
+        if connection is not None:
+            await connection.getRedisVersion()
+
+
+def take_limit_wait_ms(worker: Worker) -> int:
+    """The ms until the rate limiter's window ends (``limitUntil``), cleared once taken."""
+    limit_ms = int(getattr(worker, "limitUntil", 0) or 0)
+    worker.limitUntil = 0
+    return limit_ms
+
+
+async def move_to_active(worker: Worker, token: str) -> BullJob | None:
+    """Fetch the next job now, without the wait on the queue's marker."""
+    job: BullJob | None = await worker.moveToActive(token)
+    if job is not None:
+        worker.emit("active", job, "waiting")
+    return job
+
+
+def track(worker: Worker, job: BullJob, token: str, now_ms: int) -> None:
+    """Hold the job: bullmq renews the locks of the ``jobs`` it tracks, and shutdown returns
+    them to the queue."""
+    worker.jobs.add((job, token))
+    worker.lockManager.track_job(job.id, token, now_ms)
+
+
+def untrack(worker: Worker, job: BullJob, token: str) -> None:
+    worker.jobs.discard((job, token))
+    worker.lockManager.untrack_job(job.id)
+
+
+def stalled_count(job: BullJob) -> int:
+    """How often the job stalled (its worker died while running it): ``stc``."""
+    return int(job.stalledCounter or 0)
+
+
+def deferred_failure(job: BullJob) -> str | None:
+    """Why stalled-job recovery failed the job (it is fetched once more, to be failed)."""
+    reason = job.deferredFailure
+    return None if not reason else str(reason)
+
+
+def move_to_completed(
+    worker: Worker, job: BullJob, result: Any, token: str, *, fetch_next: bool
+) -> Awaitable[dict[str, Any]]:
+    """Record a success; with ``fetch_next`` the same script call returns the next job."""
+    remove = job.opts.get("removeOnComplete", False)
+    call: Awaitable[dict[str, Any]] = worker.backend.moveToCompleted(
+        job, result, remove, token, fetch_next=fetch_next
+    )
+    return call
+
+
+async def next_job(worker: Worker, fetched: list[Any], token: str) -> BullJob | None:
+    """The job a completion fetched (``[data, id, limitUntil, delayUntil]``), made active."""
+    job_data, job_id, limit_until, delay_until = fetched
+    job: BullJob | None = await worker.nextJobFromJobData(
+        job_data, job_id, limit_until or 0, delay_until or 0, token
+    )
+    return job
+
+
+async def move_to_failed(job: BullJob, error: Exception, token: str, cause: Exception) -> bool:
+    """Record a failure; True when it is final (no attempts left: ``finishedOn`` is set).
+
+    ``Job.moveToFailed`` stores ``traceback.format_exc()``, the exception being handled, as
+    this attempt's traceback: so it is called while ``cause`` is handled, with ``cause``'s
+    own traceback (raising it again would add this frame)."""
+    trace = cause.__traceback__
+    try:
+        raise cause
+    except Exception:
+        cause.__traceback__ = trace
+        await job.moveToFailed(error, token)
+    return bool(getattr(job, "finishedOn", None))
+
+
+async def job_state(worker: Worker, job_id: str) -> str:
+    return str(await worker.backend.getState(job_id))
+
+
+def requeue_script(client: aioredis.Redis) -> Any:
+    return client.register_script(loadScript(REQUEUE_SCRIPT))
+
+
+async def requeue(script: Any, worker: Worker, job: BullJob, token: str) -> None:
+    """Move an active job of ours back to the front of its queue (see ``REQUEUE_SCRIPT``)."""
+    k = worker.scripts.keys
+    await script(
+        keys=[k[name] for name in REQUEUE_KEYS], args=[job.id, token, worker.scripts.toKey(job.id)]
+    )
+
+
+def cancel_all(worker: Worker) -> None:
+    """Shutdown's deadline: cut every running attempt (their jobs are back in the queue)."""
+    worker.cancelProcessing()
+
+
+async def add_in(pipe: Any, queue: Queue, job: BullJob) -> None:
+    """Queue the adding of ``job`` on a transaction's pipeline (``scripts.addJob(job, pipe)``),
+    so it commits with the schedule's watermark or not at all."""
+    await queue.scripts.addJob(job, pipe)

@@ -1,0 +1,82 @@
+"""Firing one tick: the atomic settle step the scheduler loop relies on (the gate), what it
+reports, and the queue job a tick becomes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
+
+from corral.core.executions import MissedTicks
+from corral.core.jobs import (
+    DEFAULT_REMOVE_ON_COMPLETE,
+    Backoff,
+    JobOptions,
+    JobSpec,
+    Retention,
+)
+from corral.core.schedules import FirePlan, ScheduledJob, fire_id
+
+
+class Outcome(Protocol):
+    @property
+    def fired(self) -> datetime | None: ...
+    @property
+    def skipped(self) -> int: ...
+    @property
+    def lost_race(self) -> bool: ...
+    @property
+    def enqueued_at(self) -> datetime | None: ...
+    @property
+    def enqueued_ms(self) -> int | None: ...
+    @property
+    def first_skipped(self) -> datetime | None: ...
+    @property
+    def last_skipped(self) -> datetime | None: ...
+    @property
+    def settled_at(self) -> datetime | None: ...
+
+
+#: Called with (schedule, the skipped range, when it was committed) by the replica that
+#: committed the skip: the execution log's ``missed`` row.
+OnMissed = Callable[[ScheduledJob, MissedTicks, datetime], None]
+
+
+class Gate(Protocol):
+    """The atomic settle step (implemented by ``adapters.bullmq.fires.FireGate``)."""
+
+    async def settle(
+        self,
+        schedule_id: UUID,
+        decide: Callable[[datetime | None], FirePlan],
+        spec_for: Callable[[datetime], JobSpec],
+    ) -> Outcome: ...
+
+    async def heartbeat(self, scheduler_id: str, *, stopping: bool = False) -> float | None:
+        """Mark the scheduler alive (or gone); return its clock minus Redis's, in seconds."""
+
+
+def spec_for_schedule(
+    schedule: ScheduledJob,
+    nominal: datetime,
+    *,
+    job_id: str | None = None,
+    keep_completed: Retention = DEFAULT_REMOVE_ON_COMPLETE,
+) -> JobSpec:
+    """The queue job for one tick: the schedule's handler, payload and retry settings.
+
+    ``retry_attempts`` counts retries, so a job gets ``retry_attempts + 1`` attempts in all.
+    """
+    return JobSpec(
+        name=schedule.handler_name,
+        data=dict(schedule.payload),
+        options=JobOptions(
+            priority=schedule.priority,
+            timeout_ms=schedule.timeout,
+            attempts=schedule.retry_attempts + 1,
+            backoff=Backoff(type="fixed", delay_ms=schedule.retry_delay),
+            job_id=job_id or fire_id(schedule.id, nominal),
+            remove_on_complete=keep_completed,
+        ),
+    )

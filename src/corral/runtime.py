@@ -296,10 +296,13 @@ class Runtime:
             max_stalled_count=s.max_stalled_count,
             name=name,
         )
+        # Commands in flight are bounded by the job slots plus a few timers (lock renewal,
+        # stats, stalled check): sized above that, the pool never runs dry and need not wait.
         client = make_client(
             self._url,
-            max_connections=config.concurrency + 10,
+            max_connections=max(50, config.concurrency * 2 + 10),
             connect_timeout_s=s.redis_connect_timeout_s,
+            wait_for_connection=False,
         )
         # bullmq's wait for new jobs (BZPOPMIN) holds a connection for seconds: its own client.
         blocking = make_client(

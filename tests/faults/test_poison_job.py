@@ -63,6 +63,11 @@ async def _run_until_settled(
         with corral_process("worker", env, log=logs / f"worker-{deaths}.log") as proc:
             while proc.poll() is None:
                 if await _settled(qm, jobs):
+                    # Stopped as an operator would: a SIGKILL here could land before the
+                    # worker's buffered execution-log write of the last failure (that loss is
+                    # the reconciler's to repair, tested in test_reconcile.py, not this test's).
+                    proc.terminate()
+                    proc.wait(timeout=30)
                     return deaths
                 await asyncio.sleep(0.2)
         deaths += 1

@@ -13,7 +13,6 @@ import builtins
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from types import TracebackType
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -78,12 +77,7 @@ class TaskScheduler:
     async def __aenter__(self) -> TaskScheduler:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     # -- running ------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
 
 from corral.errors import ConfigurationError
 
@@ -147,12 +146,7 @@ class EmbeddedRedis:
                 await asyncio.sleep(0.02)
         raise ConfigurationError("redis-server did not start within 4 s")
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:

@@ -17,12 +17,10 @@ from fastapi import APIRouter, Depends, Query
 from starlette.exceptions import HTTPException
 
 from corral.core.jobs import OPTION_NAMES
-from corral.core.queries import MAX_LIMIT
 from corral.core.queue_jobs import JobState
 from corral.errors import InvalidJobOptions, ValidationError
-from corral.http.deps import manager as get_manager
+from corral.http.deps import Limit, Manager, Offset
 from corral.http.names import to_camel
-from corral.http.routes.jobs import job_out
 from corral.http.schemas import (
     JobCreate,
     JobCreated,
@@ -30,7 +28,6 @@ from corral.http.schemas import (
     Page,
     QueueCleanIn,
     QueueCleanOut,
-    QueueMetricsOut,
     QueuePausedOut,
     QueueStatusOut,
     ThroughputOut,
@@ -40,7 +37,6 @@ from corral.manager import JobQueueManager
 from corral.services.monitoring import MAX_THROUGHPUT_MINUTES
 
 router = APIRouter(tags=["queues"])
-Manager = Annotated[JobQueueManager, Depends(get_manager)]
 
 #: In a job list, a job's data, result or progress larger than this (as JSON) is left out.
 LIST_VALUE_MAX_BYTES: Final = 4096
@@ -71,15 +67,7 @@ async def get_queue(qm: Queue) -> QueueStatusOut:
         paused=status["paused"],
         counts=status["counts"],
         workers=status["workers"],
-        metrics=QueueMetricsOut(
-            total_jobs=metrics.total_jobs,
-            completed_jobs=metrics.completed_jobs,
-            failed_jobs=metrics.failed_jobs,
-            retried_attempts=metrics.retried_attempts,
-            stalled_jobs=metrics.stalled_jobs,
-            success_rate=metrics.success_rate,
-            average_processing_time=metrics.average_processing_time,
-        ),
+        metrics=metrics,
     )
 
 
@@ -134,13 +122,13 @@ async def clean_queue(body: QueueCleanIn, qm: Queue) -> QueueCleanOut:
 @router.get("/queues/{queue_name}/jobs", response_model=Page[JobOut], response_model_by_alias=True)
 async def list_jobs(
     qm: Queue,
-    state: Annotated[JobState, Query()] = JobState.WAITING,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    state: JobState = JobState.WAITING,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[JobOut]:
     """Finished jobs newest first; the others in the order they will run."""
     jobs, total = await qm.list_jobs(state.value, limit=limit, offset=offset)
-    items = [list_item(job_out(j)) for j in jobs]
+    items = [list_item(JobOut.of(j)) for j in jobs]
     return Page[JobOut](items=items, total=total, limit=limit, offset=offset)
 
 

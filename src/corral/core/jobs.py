@@ -14,15 +14,11 @@ from enum import IntEnum, StrEnum
 from typing import Any, Final, Literal
 
 from corral.core.job_data import DEFAULT_MAX_DATA_BYTES as DEFAULT_MAX_DATA_BYTES
-from corral.core.job_data import MAX_DATA_DEPTH as MAX_DATA_DEPTH
 from corral.core.job_data import validate_data as validate_data
-from corral.core.job_ids import MAX_JOB_ID_LENGTH as MAX_JOB_ID_LENGTH
 from corral.core.job_ids import RESERVED_JOB_IDS as RESERVED_JOB_IDS
 from corral.core.job_ids import is_job_id as is_job_id
 from corral.core.job_ids import job_id_problem as job_id_problem
 from corral.core.text import name_problem
-from corral.core.validation import NAME_RE as NAME_RE
-from corral.core.validation import NAME_RULE as NAME_RULE
 from corral.core.validation import check_name, is_strict_int, strict_int
 from corral.errors import InvalidJobOptions
 
@@ -126,10 +122,6 @@ OPTION_NAMES: Final = frozenset(
 )
 
 
-def _fail(path: str, problem: str) -> InvalidJobOptions:
-    return InvalidJobOptions(path, problem)
-
-
 def _int(value: object, path: str, *, low: int, high: int) -> int:
     return strict_int(value, path, low, high, error=InvalidJobOptions)
 
@@ -146,13 +138,15 @@ def _backoff(value: object, path: str) -> Backoff:
     if is_strict_int(value):
         return Backoff(type="fixed", delay_ms=_int(value, path, low=0, high=MAX_DURATION_MS))
     if not isinstance(value, Mapping):
-        raise _fail(path, "must be a delay in ms or {'type': 'fixed'|'exponential', 'delay': ms}")
+        raise InvalidJobOptions(
+            path, "must be a delay in ms or {'type': 'fixed'|'exponential', 'delay': ms}"
+        )
     unknown = set(value) - {"type", "delay"}
     if unknown:
-        raise _fail(f"{path}.{sorted(unknown)[0]}", "unknown backoff field")
+        raise InvalidJobOptions(f"{path}.{sorted(unknown)[0]}", "unknown backoff field")
     kind = value.get("type", "exponential")
     if kind not in ("fixed", "exponential"):
-        raise _fail(f"{path}.type", f"must be 'fixed' or 'exponential', got {kind!r}")
+        raise InvalidJobOptions(f"{path}.type", f"must be 'fixed' or 'exponential', got {kind!r}")
     delay = _int(value.get("delay", 5000), f"{path}.delay", low=0, high=MAX_DURATION_MS)
     return Backoff(type=kind, delay_ms=delay)
 
@@ -169,20 +163,20 @@ def _retention(value: object, path: str) -> Retention:
     if isinstance(value, Mapping):
         unknown = set(value) - {"count", "age"}
         if unknown:
-            raise _fail(f"{path}.{sorted(unknown)[0]}", "unknown retention field")
+            raise InvalidJobOptions(f"{path}.{sorted(unknown)[0]}", "unknown retention field")
         count = value.get("count")
         age = value.get("age")
         return Retention(
             count=None if count is None else _int(count, f"{path}.count", low=0, high=10_000_000),
             age_s=None if age is None else _int(age, f"{path}.age", low=0, high=10 * 365 * 86400),
         )
-    raise _fail(path, "must be a bool, a count, or {'count': n, 'age': seconds}")
+    raise InvalidJobOptions(path, "must be a bool, a count, or {'count': n, 'age': seconds}")
 
 
 def _job_id(value: object, path: str) -> str:
     problem = job_id_problem(value)
     if problem is not None:
-        raise _fail(path, problem)
+        raise InvalidJobOptions(path, problem)
     return str(value)
 
 
@@ -190,10 +184,10 @@ def _category(value: object, path: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_CATEGORY_LENGTH:
-        raise _fail(path, f"must be a string of 1-{MAX_CATEGORY_LENGTH} characters")
+        raise InvalidJobOptions(path, f"must be a string of 1-{MAX_CATEGORY_LENGTH} characters")
     problem = name_problem(value)  # shown in the dashboard and in logs
     if problem is not None:
-        raise _fail(path, problem)
+        raise InvalidJobOptions(path, problem)
     return value
 
 
@@ -205,7 +199,9 @@ def parse_options(
     unknown = raw.keys() - OPTION_NAMES
     if unknown:
         name = sorted(unknown)[0]
-        raise _fail(f"{path}.{name}", f"unknown option (known: {', '.join(sorted(OPTION_NAMES))})")
+        raise InvalidJobOptions(
+            f"{path}.{name}", f"unknown option (known: {', '.join(sorted(OPTION_NAMES))})"
+        )
     fields: dict[str, Any] = {}
     for name, value in raw.items():
         p = f"{path}.{name}"
@@ -231,9 +227,9 @@ def parse_options(
 
 
 def validate_name(name: object, path: str = "name") -> str:
-    """A job name selects its handler (see :data:`NAME_RE`)."""
+    """A job name selects its handler (the rule of ``core.validation.check_name``)."""
     if not isinstance(name, str):
-        raise _fail(path, f"must be a string, got {type(name).__name__}")
+        raise InvalidJobOptions(path, f"must be a string, got {type(name).__name__}")
     return check_name(name, path, error=InvalidJobOptions)
 
 
@@ -262,22 +258,24 @@ def build_bulk(
 ) -> list[JobSpec]:
     """Validate a whole batch before anything is enqueued: one bad item rejects all."""
     if not isinstance(items, list | tuple):
-        raise _fail("jobs", "must be a list of {'name', 'data', 'options'} objects")
+        raise InvalidJobOptions("jobs", "must be a list of {'name', 'data', 'options'} objects")
     if len(items) > MAX_BULK_JOBS:
-        raise _fail("jobs", f"at most {MAX_BULK_JOBS} jobs per call, got {len(items)}")
+        raise InvalidJobOptions("jobs", f"at most {MAX_BULK_JOBS} jobs per call, got {len(items)}")
     specs = []
     for index, item in enumerate(items):
         prefix = f"jobs[{index}]."
         if not isinstance(item, Mapping):
-            raise _fail(f"jobs[{index}]", "must be an object with 'name', 'data', 'options'")
+            raise InvalidJobOptions(
+                f"jobs[{index}]", "must be an object with 'name', 'data', 'options'"
+            )
         unknown = set(item) - {"name", "data", "options", "opts"}
         if unknown:
-            raise _fail(f"{prefix}{sorted(unknown)[0]}", "unknown field")
+            raise InvalidJobOptions(f"{prefix}{sorted(unknown)[0]}", "unknown field")
         raw_options = item.get("options", item.get("opts"))
         if raw_options is None:
             raw_options = {}
         if not isinstance(raw_options, Mapping):
-            raise _fail(f"{prefix}options", "must be an object")
+            raise InvalidJobOptions(f"{prefix}options", "must be an object")
         specs.append(
             build_spec(
                 item.get("name"),

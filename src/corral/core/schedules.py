@@ -86,24 +86,6 @@ def _parse_cron(expression: str) -> CronExpression:
 
 # -- field rules -----------------------------------------------------------------------------
 
-#: Fields a caller may set, in snake_case; the HTTP layer maps camelCase onto these.
-WRITABLE: Final = (
-    "name",
-    "description",
-    "handler_name",
-    "cron_expression",
-    "timezone",
-    "status",
-    "payload",
-    "retry_attempts",
-    "retry_delay",
-    "timeout",
-    "priority",
-    "domain",
-    "catch_up_ms",
-)
-REQUIRED: Final = ("name", "handler_name", "cron_expression", "domain")
-
 
 def _text(value: object, path: str, *, max_len: int, blank_ok: bool = False) -> str:
     if not isinstance(value, str):
@@ -198,6 +180,9 @@ _VALIDATORS: Final[dict[str, Callable[[object], Any]]] = {
     "domain": _v_domain,
     "catch_up_ms": _v_catch_up,
 }
+#: Fields a caller may set, in snake_case; the HTTP layer maps camelCase onto these.
+WRITABLE: Final = tuple(_VALIDATORS)
+REQUIRED: Final = ("name", "handler_name", "cron_expression", "domain")
 
 
 def validate_field(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -56,13 +57,9 @@ class TaskScheduler:
         keep_completed: Retention | None = None,
     ) -> None:
         self.settings = settings or load_settings()
-        if keep_completed is None:
-            keep_completed = (
-                Retention(count=0)
-                if self.settings.scheduled_remove_on_complete
-                else DEFAULT_REMOVE_ON_COMPLETE
-            )
-        self.keep_completed = keep_completed
+        if keep_completed is None and self.settings.scheduled_remove_on_complete:
+            keep_completed = Retention(count=0)
+        self.keep_completed = keep_completed or DEFAULT_REMOVE_ON_COMPLETE
         self._rt = Runtime(self.settings, queue=queue)
         self._handlers = handlers
         self._known: set[str] | None = None
@@ -138,10 +135,8 @@ class TaskScheduler:
                 logger.warning(
                     "execution log prune failed: %s", exc, extra={"event": "execlog.prune_failed"}
                 )
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=3600)
-            except TimeoutError:
-                pass
 
     async def _reconcile_forever(self, reconciler: Reconciler, owner: str) -> None:
         """A reconciliation pass every interval, by one replica: each takes a claim on the
@@ -165,10 +160,8 @@ class TaskScheduler:
         while not self._stop.is_set():
             if not await supervisor.attempt(run_once):
                 reconciler.stats.failures += 1
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=interval)
-            except TimeoutError:
-                pass
 
     async def run_until(self, stop: asyncio.Event) -> None:
         """Fire until ``stop`` is set, then close."""
@@ -193,13 +186,16 @@ class TaskScheduler:
     graceful_shutdown = close
 
     # -- managing schedules -------------------------------------------------------------------
-    async def _check_handler(self, fields: dict[str, Any]) -> None:
-        name = fields.get("handler_name")
-        if name is None:
-            return
-        known = await self._known_handlers()
-        if known and name not in known:
-            raise ValidationError("handler_name", f"no handler named {name!r} is registered")
+    async def _validated(self, fields: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+        """``fields`` checked by ``core.schedules``; a handler name must also be registered."""
+        max_bytes = self.settings.max_job_data_bytes
+        clean = validate_changes(fields, creating=creating, max_payload_bytes=max_bytes)
+        name = clean.get("handler_name")
+        if name is not None:
+            known = await self._known_handlers()
+            if known and name not in known:
+                raise ValidationError("handler_name", f"no handler named {name!r} is registered")
+        return clean
 
     async def _known_handlers(self) -> set[str]:
         if self._handlers is not None:
@@ -209,10 +205,7 @@ class TaskScheduler:
         return await (await self._rt.queue()).known_handlers()
 
     async def create(self, **fields: Any) -> ScheduledJob:
-        clean = validate_changes(
-            fields, creating=True, max_payload_bytes=self.settings.max_job_data_bytes
-        )
-        await self._check_handler(clean)
+        clean = await self._validated(fields, creating=True)
         job = await self._rt.store().create(new_schedule(uuid4(), clean, self.clock()))
         await self._rt.publish_change(str(job.id))
         logger.info(
@@ -224,10 +217,7 @@ class TaskScheduler:
         return job
 
     async def update(self, schedule_id: UUID, **fields: Any) -> ScheduledJob:
-        clean = validate_changes(
-            fields, creating=False, max_payload_bytes=self.settings.max_job_data_bytes
-        )
-        await self._check_handler(clean)
+        clean = await self._validated(fields, creating=False)
         job = await self._rt.store().update(schedule_id, clean, self.clock())
         await self._rt.publish_change(str(schedule_id))
         logger.info(

@@ -44,6 +44,12 @@ logger = logging.getLogger(__name__)
 MAX_PREVIEW = 100
 
 
+def _log_change(what: str, schedule_id: UUID, message: str, *args: object) -> None:
+    """``message`` (its first ``%s`` is the schedule's id) as event ``schedule.<what>``."""
+    extra = {"event": f"schedule.{what}", "schedule_id": str(schedule_id)}
+    logger.info(message, schedule_id, *args, extra=extra)
+
+
 class TaskScheduler:
     """Manage and fire scheduled jobs. Nothing connects until first use."""
 
@@ -208,24 +214,14 @@ class TaskScheduler:
         clean = await self._validated(fields, creating=True)
         job = await self._rt.store().create(new_schedule(uuid4(), clean, self.clock()))
         await self._rt.publish_change(str(job.id))
-        logger.info(
-            "schedule %s (%s) created",
-            job.id,
-            job.name,
-            extra={"event": "schedule.created", "schedule_id": str(job.id)},
-        )
+        _log_change("created", job.id, "schedule %s (%s) created", job.name)
         return job
 
     async def update(self, schedule_id: UUID, **fields: Any) -> ScheduledJob:
         clean = await self._validated(fields, creating=False)
         job = await self._rt.store().update(schedule_id, clean, self.clock())
         await self._rt.publish_change(str(schedule_id))
-        logger.info(
-            "schedule %s updated: %s",
-            schedule_id,
-            ", ".join(sorted(clean)),
-            extra={"event": "schedule.updated", "schedule_id": str(schedule_id)},
-        )
+        _log_change("updated", schedule_id, "schedule %s updated: %s", ", ".join(sorted(clean)))
         return job
 
     async def set_status(self, schedule_id: UUID, status: ScheduleStatus | int) -> ScheduledJob:
@@ -235,11 +231,7 @@ class TaskScheduler:
         await self._rt.store().delete(schedule_id)
         await (await self._rt.fire_gate()).forget(schedule_id)
         await self._rt.publish_change(str(schedule_id))
-        logger.info(
-            "schedule %s deleted",
-            schedule_id,
-            extra={"event": "schedule.deleted", "schedule_id": str(schedule_id)},
-        )
+        _log_change("deleted", schedule_id, "schedule %s deleted")
 
     async def get(self, schedule_id: UUID) -> ScheduledJob:
         return await self._rt.store().get(schedule_id)
@@ -279,18 +271,12 @@ class TaskScheduler:
         job_id = f"manual-{schedule.id}-{epoch_ms(now)}"
         spec = spec_for_schedule(schedule, now, job_id=job_id)
         await (await self._rt.queue()).add(spec)
-        logger.info(
-            "schedule %s triggered manually as job %s",
-            schedule_id,
-            job_id,
-            extra={"event": "schedule.triggered", "schedule_id": str(schedule_id)},
-        )
+        _log_change("triggered", schedule_id, "schedule %s triggered manually as job %s", job_id)
         return job_id
 
     async def stats(self) -> dict[str, Any]:
         """This process's figures and the cluster-wide ones from Redis."""
-        gate = await self._rt.fire_gate()
-        cluster = await gate.stats()
+        cluster = await (await self._rt.fire_gate()).stats()
         count = cluster.get("fired", 0.0)
         local = self._loop.stats if self._loop is not None else None
         return {

@@ -283,8 +283,6 @@ def main() -> None:
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.Abort:
-        sys.exit(130)
-    except KeyboardInterrupt:  # pragma: no cover - signal handlers normally catch it
+    except (click.Abort, KeyboardInterrupt):  # signal handlers normally catch a Ctrl-C
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -8,7 +8,7 @@ wire options; nothing in the core knows BullMQ's inverted priority scale.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Final, Literal
@@ -107,20 +107,6 @@ class JobSpec:
 
 _DEFAULT_OPTIONS: Final = JobOptions()
 
-OPTION_NAMES: Final = frozenset(
-    {
-        "priority",
-        "category",
-        "timeout",
-        "delay",
-        "attempts",
-        "backoff",
-        "job_id",
-        "remove_on_complete",
-        "remove_on_fail",
-    }
-)
-
 
 def _int(value: object, path: str, *, low: int, high: int) -> int:
     return strict_int(value, path, low, high, error=InvalidJobOptions)
@@ -173,7 +159,9 @@ def _retention(value: object, path: str) -> Retention:
     raise InvalidJobOptions(path, "must be a bool, a count, or {'count': n, 'age': seconds}")
 
 
-def _job_id(value: object, path: str) -> str:
+def _job_id(value: object, path: str) -> str | None:
+    if value is None:
+        return None
     problem = job_id_problem(value)
     if problem is not None:
         raise InvalidJobOptions(path, problem)
@@ -191,6 +179,24 @@ def _category(value: object, path: str) -> str | None:
     return value
 
 
+#: Each ``add_job`` option: the JobOptions field it sets, and its check.
+_OPTIONS: Final[dict[str, tuple[str, Callable[[object, str], Any]]]] = {
+    "priority": ("priority", _priority),
+    "category": ("category", _category),
+    "timeout": (
+        "timeout_ms",
+        lambda v, p: None if v is None else _int(v, p, low=1, high=MAX_DURATION_MS),
+    ),
+    "delay": ("delay_ms", lambda v, p: _int(v, p, low=0, high=MAX_DELAY_MS)),
+    "attempts": ("attempts", lambda v, p: _int(v, p, low=1, high=MAX_ATTEMPTS)),
+    "backoff": ("backoff", _backoff),
+    "job_id": ("job_id", _job_id),
+    "remove_on_complete": ("remove_on_complete", _retention),
+    "remove_on_fail": ("remove_on_fail", _retention),
+}
+OPTION_NAMES: Final = frozenset(_OPTIONS)
+
+
 def parse_options(
     raw: Mapping[str, object], *, defaults: JobOptions | None = None, path: str = "options"
 ) -> JobOptions:
@@ -204,25 +210,8 @@ def parse_options(
         )
     fields: dict[str, Any] = {}
     for name, value in raw.items():
-        p = f"{path}.{name}"
-        if name == "priority":
-            fields["priority"] = _priority(value, p)
-        elif name == "category":
-            fields["category"] = _category(value, p)
-        elif name == "timeout":
-            fields["timeout_ms"] = (
-                None if value is None else _int(value, p, low=1, high=MAX_DURATION_MS)
-            )
-        elif name == "delay":
-            fields["delay_ms"] = _int(value, p, low=0, high=MAX_DELAY_MS)
-        elif name == "attempts":
-            fields["attempts"] = _int(value, p, low=1, high=MAX_ATTEMPTS)
-        elif name == "backoff":
-            fields["backoff"] = _backoff(value, p)
-        elif name == "job_id":
-            fields["job_id"] = None if value is None else _job_id(value, p)
-        else:  # remove_on_complete / remove_on_fail
-            fields[name] = _retention(value, p)
+        field_name, check = _OPTIONS[name]
+        fields[field_name] = check(value, f"{path}.{name}")
     return dataclasses.replace(base, **fields) if fields else base
 
 

@@ -11,7 +11,7 @@ from typing import Final
 
 from corral.core.executions import ExecutionRecord, schedule_of
 from corral.core.jobs import JobExecutionStatus
-from corral.core.queue_jobs import JobFacts
+from corral.core.queue_jobs import FINISHED_STATES, JobFacts
 
 LOST_REASON: Final = (
     "lost: the job is no longer in Redis (Redis data lost, or the job removed before its "
@@ -39,7 +39,6 @@ STATUS_OF_STATE: Final[Mapping[str, JobExecutionStatus]] = {
     "completed": JobExecutionStatus.COMPLETED,
     "failed": JobExecutionStatus.FAILED,
 }
-FINISHED_STATES: Final = ("completed", "failed")
 
 
 #: What a pass needs to know of a job in Redis.

@@ -10,7 +10,7 @@ from corral.http.schemas import CronPreviewIn, CronPreviewOut
 router = APIRouter(tags=["cron"])
 
 
-@router.post("/cron/preview", response_model=CronPreviewOut, response_model_by_alias=True)
+@router.post("/cron/preview")
 async def preview(body: CronPreviewIn, ts: Scheduler) -> CronPreviewOut:
     fires = ts.preview(body.cron_expression, body.timezone, body.count)
     return CronPreviewOut(

@@ -38,7 +38,7 @@ def _instant(value: str | None, name: str) -> datetime | None:
         ) from None
 
 
-@router.get("/executions", response_model=Page[ExecutionOut], response_model_by_alias=True)
+@router.get("/executions")
 async def list_executions(
     ts: Scheduler,
     status: JobExecutionStatus | None = None,

@@ -103,7 +103,7 @@ async def _database(qm: JobQueueManager, timeout_s: float) -> dict[str, Any]:
     return {"database": "ok", "database_latency_ms": round(latency_ms, 2)}
 
 
-@router.get("/health", response_model=HealthOut, response_model_exclude_none=True)
+@router.get("/health", response_model_exclude_none=True)
 async def liveness() -> HealthOut:
     return HealthOut(status="ok")
 

@@ -32,13 +32,13 @@ async def job_detail(qm: JobQueueManager, job_id: str) -> JobDetailOut:
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobDetailOut, response_model_by_alias=True)
+@router.get("/jobs/{job_id}")
 async def get_job(job_id: str, qm: Manager) -> JobDetailOut:
     """The job with its data, progress, result or error, and its newest log lines."""
     return await job_detail(qm, job_id)
 
 
-@router.post("/jobs/{job_id}/retry", response_model=JobDetailOut, response_model_by_alias=True)
+@router.post("/jobs/{job_id}/retry")
 async def retry_job(job_id: str, qm: Manager) -> JobDetailOut:
     """Move a failed job back to waiting (its attempt count is kept)."""
     info = await qm.get_job(job_id)

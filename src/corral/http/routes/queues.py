@@ -58,22 +58,19 @@ def served_queue(queue_name: str, qm: Manager) -> JobQueueManager:
 Queue = Annotated[JobQueueManager, Depends(served_queue)]
 
 
-@router.get("/queues/{queue_name}", response_model=QueueStatusOut, response_model_by_alias=True)
+@router.get("/queues/{queue_name}")
 async def get_queue(qm: Queue) -> QueueStatusOut:
     status = await qm.get_queue_status()
-    metrics = await qm.get_metrics()
     return QueueStatusOut(
         name=status["queue"],
         paused=status["paused"],
         counts=status["counts"],
         workers=status["workers"],
-        metrics=metrics,
+        metrics=await qm.get_metrics(),
     )
 
 
-@router.get(
-    "/queues/{queue_name}/throughput", response_model=ThroughputOut, response_model_by_alias=True
-)
+@router.get("/queues/{queue_name}/throughput")
 async def get_throughput(
     qm: Queue,
     minutes: Annotated[int, Query(ge=1, le=MAX_THROUGHPUT_MINUTES)] = 60,
@@ -93,33 +90,27 @@ async def get_throughput(
     )
 
 
-@router.post(
-    "/queues/{queue_name}/pause", response_model=QueuePausedOut, response_model_by_alias=True
-)
+@router.post("/queues/{queue_name}/pause")
 async def pause_queue(qm: Queue) -> QueuePausedOut:
     """Workers finish their active jobs and take no new ones until resumed."""
     await qm.pause()
     return QueuePausedOut(name=qm.queue_name, paused=True)
 
 
-@router.post(
-    "/queues/{queue_name}/resume", response_model=QueuePausedOut, response_model_by_alias=True
-)
+@router.post("/queues/{queue_name}/resume")
 async def resume_queue(qm: Queue) -> QueuePausedOut:
     await qm.resume()
     return QueuePausedOut(name=qm.queue_name, paused=False)
 
 
-@router.post(
-    "/queues/{queue_name}/clean", response_model=QueueCleanOut, response_model_by_alias=True
-)
+@router.post("/queues/{queue_name}/clean")
 async def clean_queue(body: QueueCleanIn, qm: Queue) -> QueueCleanOut:
     """Remove up to ``limit`` jobs in ``status`` that are older than ``graceMs``."""
     removed = await qm.clean_jobs(body.grace_ms, body.limit, body.status)
     return QueueCleanOut(removed=removed)
 
 
-@router.get("/queues/{queue_name}/jobs", response_model=Page[JobOut], response_model_by_alias=True)
+@router.get("/queues/{queue_name}/jobs")
 async def list_jobs(
     qm: Queue,
     state: JobState = JobState.WAITING,
@@ -176,12 +167,7 @@ def _options(raw: dict[str, Any] | None) -> dict[str, Any]:
     return options
 
 
-@router.post(
-    "/queues/{queue_name}/jobs",
-    status_code=201,
-    response_model=JobCreated,
-    response_model_by_alias=True,
-)
+@router.post("/queues/{queue_name}/jobs", status_code=201)
 async def add_job(body: JobCreate, qm: Queue) -> JobCreated:
     """Validate and enqueue one job, exactly as ``JobQueueManager.add_job`` does."""
     options = _options(body.options)

@@ -36,15 +36,13 @@ async def _out(ts: TaskScheduler, job_id: UUID) -> ScheduledJobOut:
     return ScheduledJobOut.of(job, next_fires=fires, last_run=last)
 
 
-@router.post(
-    "/scheduled-jobs", status_code=201, response_model=ScheduledJobOut, response_model_by_alias=True
-)
+@router.post("/scheduled-jobs", status_code=201)
 async def create_scheduled_job(body: ScheduledJobCreate, ts: Scheduler) -> ScheduledJobOut:
     job = await ts.create(**body.model_dump(exclude_unset=True))
     return await _out(ts, job.id)
 
 
-@router.get("/scheduled-jobs", response_model=Page[ScheduledJobOut], response_model_by_alias=True)
+@router.get("/scheduled-jobs")
 async def list_scheduled_jobs(
     ts: Scheduler,
     status: ScheduleStatus | None = None,
@@ -73,16 +71,12 @@ async def list_scheduled_jobs(
     )
 
 
-@router.get(
-    "/scheduled-jobs/{job_id}", response_model=ScheduledJobOut, response_model_by_alias=True
-)
+@router.get("/scheduled-jobs/{job_id}")
 async def get_scheduled_job(job_id: UUID, ts: Scheduler) -> ScheduledJobOut:
     return await _out(ts, job_id)
 
 
-@router.patch(
-    "/scheduled-jobs/{job_id}", response_model=ScheduledJobOut, response_model_by_alias=True
-)
+@router.patch("/scheduled-jobs/{job_id}")
 async def patch_scheduled_job(
     job_id: UUID, body: ScheduledJobPatch, ts: Scheduler
 ) -> ScheduledJobOut:
@@ -101,11 +95,7 @@ async def run_scheduled_job(job_id: UUID, ts: Scheduler) -> dict[str, str]:
     return {"executionId": await ts.trigger_now(job_id)}
 
 
-@router.get(
-    "/scheduled-jobs/{job_id}/executions",
-    response_model=Page[ExecutionOut],
-    response_model_by_alias=True,
-)
+@router.get("/scheduled-jobs/{job_id}/executions")
 async def scheduled_job_executions(
     job_id: UUID, ts: Scheduler, limit: Limit = 50, offset: Offset = 0
 ) -> Page[ExecutionOut]:

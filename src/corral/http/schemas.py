@@ -124,15 +124,13 @@ class ExecutionOut(Out):
     def of(cls, record: ExecutionRecord) -> ExecutionOut:
         derived = ("enqueued_at", "missed")
         fields = {name: getattr(record, name) for name in cls.model_fields if name not in derived}
-        enqueued = record.enqueued_ms
-        at = datetime.fromtimestamp(enqueued / 1000, UTC) if enqueued > 0 else None
         skipped = missed_ticks(record)
         missed = (
             None
             if skipped is None
             else MissedOut(ticks=skipped.count, first=skipped.first, last=skipped.last)
         )
-        return cls(**fields, enqueued_at=at, missed=missed)
+        return cls(**fields, enqueued_at=_when(record.enqueued_ms), missed=missed)
 
 
 class ScheduledJobOut(Out):

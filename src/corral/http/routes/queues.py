@@ -20,7 +20,7 @@ from corral.core.jobs import OPTION_NAMES
 from corral.core.queue_jobs import JobState
 from corral.errors import InvalidJobOptions, ValidationError
 from corral.http.deps import Limit, Manager, Offset
-from corral.http.names import to_camel
+from corral.http.names import camel_path, to_camel
 from corral.http.schemas import (
     JobCreate,
     JobCreated,
@@ -151,10 +151,7 @@ def list_item(job: JobOut) -> JobOut:
 def _camel_path(path: str) -> str:
     """``options.remove_on_complete.count`` -> ``options.removeOnComplete.count``."""
     head, dot, rest = path.partition(".")
-    if head != "options" or not dot:
-        return path
-    name, dot, tail = rest.partition(".")
-    return f"options.{to_camel(name)}{dot}{tail}"
+    return f"options.{camel_path(rest)}" if head == "options" and dot else path
 
 
 def _options(raw: dict[str, Any] | None) -> dict[str, Any]:

@@ -17,7 +17,7 @@ created are paused when the examples are off.
 
 from __future__ import annotations
 
-import logging
+import contextlib
 import secrets
 import sys
 from dataclasses import dataclass, field
@@ -38,8 +38,6 @@ from corral.scheduler import TaskScheduler
 from corral.services.discovery import discover
 from corral.settings import CorralSettings
 from corral.worker import StopSignal
-
-logger = logging.getLogger(__name__)
 
 
 def _say(message: str) -> None:
@@ -161,14 +159,18 @@ async def run_dev(settings: CorralSettings, options: DevOptions) -> None:
             "corral dev: no example jobs or schedules: their handlers are not registered "
             f"(add {EXAMPLE_HANDLERS} to --handlers to have them)"
         )
-    if options.redis_from_env:
-        await _run_scheduler_beside(settings, registry, examples, stop)
-        return
-    async with EmbeddedRedis(folder / "redis", state=folder / "redis.json") as redis:
-        _say(f"corral dev: private Redis on 127.0.0.1:{redis.port}, data in {folder / 'redis'}")
-        settings = settings.model_copy(update={"redis_url": SecretStr(redis.url)})
-        _say_how_to_join(settings, options)
-        await _run_scheduler_beside(settings, registry, examples, stop)
+    # Everything started here stops in reverse order: worker, API, scheduler, private Redis.
+    async with contextlib.AsyncExitStack() as stack:
+        if not options.redis_from_env:
+            redis = EmbeddedRedis(folder / "redis", state=folder / "redis.json")
+            await stack.enter_async_context(redis)
+            _say(f"corral dev: private Redis on 127.0.0.1:{redis.port}, data in {folder / 'redis'}")
+            settings = settings.model_copy(update={"redis_url": SecretStr(redis.url)})
+            _say_how_to_join(settings, options)
+        scheduler = await stack.enter_async_context(TaskScheduler(settings, handlers=registry))
+        await _start_scheduler(scheduler, examples)
+        stack.push_async_callback((await _start_api(settings)).stop)
+        await _work(settings, registry, examples, stop)
 
 
 def _say_how_to_join(settings: CorralSettings, options: DevOptions) -> None:
@@ -180,29 +182,20 @@ def _say_how_to_join(settings: CorralSettings, options: DevOptions) -> None:
         _say(f"  DATABASE_URL={settings.database_url.get_secret_value()}")
 
 
-async def _run_scheduler_beside(
-    settings: CorralSettings, registry: HandlerRegistry, examples: bool, stop: StopSignal
-) -> None:
-    scheduler = TaskScheduler(settings, handlers=registry)
-    try:
-        await scheduler.initialize(migrate=True)
-        if examples:
-            created = await ensure_example_schedules(scheduler)
-            if created:
-                _say(f"corral dev: created {created} example schedules")
-        else:
-            paused = await pause_example_schedules(scheduler)
-            if paused:
-                _say(f"corral dev: paused {paused} example schedules (examples are off)")
-        _say(f"corral dev: scheduler running; database {settings.database_url_redacted}")
-        await _run_worker(settings, registry, examples, stop)
-    finally:
-        await scheduler.close()
+async def _start_scheduler(scheduler: TaskScheduler, examples: bool) -> None:
+    await scheduler.initialize(migrate=True)
+    if examples:
+        created = await ensure_example_schedules(scheduler)
+        if created:
+            _say(f"corral dev: created {created} example schedules")
+    else:
+        paused = await pause_example_schedules(scheduler)
+        if paused:
+            _say(f"corral dev: paused {paused} example schedules (examples are off)")
+    _say(f"corral dev: scheduler running; database {scheduler.settings.database_url_redacted}")
 
 
-async def _run_worker(
-    settings: CorralSettings, registry: HandlerRegistry, examples: bool, stop: StopSignal
-) -> None:
+async def _start_api(settings: CorralSettings) -> EmbeddedServer:
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
     if not token:
         token = secrets.token_urlsafe(24)
@@ -219,10 +212,7 @@ async def _run_worker(
         ) from None
     url = f"http://{settings.api_host}:{settings.api_port}/"
     _say(f"corral dev: API and dashboard at {url}  admin token: {token}")
-    try:
-        await _work(settings, registry, examples, stop)
-    finally:
-        await server.stop()
+    return server
 
 
 async def _work(

@@ -82,5 +82,4 @@ def configure_logging(level: str = "info", log_format: str = "text") -> None:
         handler.setFormatter(formatter)
         handler.addFilter(_RedactingFilter())
         root.addHandler(handler)
-    for noisy in ("bullmq",):
-        logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    logging.getLogger("bullmq").setLevel(max(numeric, logging.WARNING))

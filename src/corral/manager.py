@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from corral.core.events import QueueEvent
@@ -15,6 +14,7 @@ from corral.core.jobs import JobExecutionStatus, build_bulk, build_spec
 from corral.core.queries import MAX_LIMIT
 from corral.core.queue_jobs import FINISHED_STATES, JobInfo, JobState
 from corral.core.redaction import mask_payload
+from corral.core.validation import strict_int
 from corral.errors import BrokerPoolExhausted, BrokerUnavailable, ValidationError
 from corral.runtime import Listener, Runtime
 from corral.services.monitoring import (
@@ -66,12 +66,7 @@ class JobQueueManager:
         await self._rt.queue()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.graceful_shutdown()
 
     # -- adding jobs --------------------------------------------------------------------------
@@ -117,10 +112,7 @@ class JobQueueManager:
     async def get_throughput(self, minutes: int = 60) -> list[ThroughputPoint]:
         """Jobs completed and failed per UTC minute over the last ``minutes`` (1-1440), oldest
         first, the current minute last; cluster-wide, from the workers' per-second flushes."""
-        if isinstance(minutes, bool) or not isinstance(minutes, int):
-            raise ValidationError("minutes", "must be an integer")
-        if not 1 <= minutes <= MAX_THROUGHPUT_MINUTES:
-            raise ValidationError("minutes", f"must be between 1 and {MAX_THROUGHPUT_MINUTES}")
+        strict_int(minutes, "minutes", 1, MAX_THROUGHPUT_MINUTES)
         now_ms = int(time.time() * 1000)
         current = now_ms // 60_000
         counts = await (await self._rt.queue()).minute_counts(current - minutes + 1, current)
@@ -172,10 +164,8 @@ class JobQueueManager:
     ) -> int:
         """Remove up to ``limit`` jobs (0 = no limit) in ``status`` older than ``grace_ms``;
         returns how many. ``waiting`` covers prioritized jobs too."""
-        if isinstance(grace_ms, bool) or not isinstance(grace_ms, int) or grace_ms < 0:
-            raise ValidationError("grace_ms", "must be an integer >= 0")
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ValidationError("limit", "must be an integer >= 0 (0 = no limit)")
+        strict_int(grace_ms, "grace_ms", 0)
+        strict_int(limit, "limit", 0)
         # Not every execution-log state is a queue state (``missed`` rows have no job).
         state = next((s for s in _CLEANABLE if s == status), None)
         if state is None:
@@ -202,8 +192,7 @@ class JobQueueManager:
     async def get_job_logs(self, job_id: str, *, limit: int = 100) -> tuple[list[str], int]:
         """The newest ``limit`` lines the job's handler logged with ``job.log()`` (oldest
         first), and how many lines it logged in all."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-            raise ValidationError("limit", f"must be an integer between 1 and {MAX_LIMIT}")
+        strict_int(limit, "limit", 1, MAX_LIMIT)
         return await (await self._rt.queue()).job_logs(job_id, limit=limit)
 
     async def retry_job(self, job_id: str) -> None:
@@ -221,10 +210,8 @@ class JobQueueManager:
         job_state = next((s for s in JobState if s == state), None)
         if job_state is None:
             raise ValidationError("state", f"must be one of {', '.join(JobState)}")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-            raise ValidationError("limit", f"must be an integer between 1 and {MAX_LIMIT}")
-        if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-            raise ValidationError("offset", "must be an integer >= 0")
+        strict_int(limit, "limit", 1, MAX_LIMIT)
+        strict_int(offset, "offset", 0)
         queue = await self._rt.queue()
         ascending = job_state not in FINISHED_STATES
         jobs, counts = await asyncio.gather(

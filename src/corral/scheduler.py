@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
-from types import TracebackType
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -44,6 +44,12 @@ logger = logging.getLogger(__name__)
 MAX_PREVIEW = 100
 
 
+def _log_change(what: str, schedule_id: UUID, message: str, *args: object) -> None:
+    """``message`` (its first ``%s`` is the schedule's id) as event ``schedule.<what>``."""
+    extra = {"event": f"schedule.{what}", "schedule_id": str(schedule_id)}
+    logger.info(message, schedule_id, *args, extra=extra)
+
+
 class TaskScheduler:
     """Manage and fire scheduled jobs. Nothing connects until first use."""
 
@@ -57,13 +63,9 @@ class TaskScheduler:
         keep_completed: Retention | None = None,
     ) -> None:
         self.settings = settings or load_settings()
-        if keep_completed is None:
-            keep_completed = (
-                Retention(count=0)
-                if self.settings.scheduled_remove_on_complete
-                else DEFAULT_REMOVE_ON_COMPLETE
-            )
-        self.keep_completed = keep_completed
+        if keep_completed is None and self.settings.scheduled_remove_on_complete:
+            keep_completed = Retention(count=0)
+        self.keep_completed = keep_completed or DEFAULT_REMOVE_ON_COMPLETE
         self._rt = Runtime(self.settings, queue=queue)
         self._handlers = handlers
         self._known: set[str] | None = None
@@ -78,12 +80,7 @@ class TaskScheduler:
     async def __aenter__(self) -> TaskScheduler:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
     # -- running ------------------------------------------------------------------------------
@@ -144,10 +141,8 @@ class TaskScheduler:
                 logger.warning(
                     "execution log prune failed: %s", exc, extra={"event": "execlog.prune_failed"}
                 )
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=3600)
-            except TimeoutError:
-                pass
 
     async def _reconcile_forever(self, reconciler: Reconciler, owner: str) -> None:
         """A reconciliation pass every interval, by one replica: each takes a claim on the
@@ -171,10 +166,8 @@ class TaskScheduler:
         while not self._stop.is_set():
             if not await supervisor.attempt(run_once):
                 reconciler.stats.failures += 1
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=interval)
-            except TimeoutError:
-                pass
 
     async def run_until(self, stop: asyncio.Event) -> None:
         """Fire until ``stop`` is set, then close."""
@@ -199,13 +192,16 @@ class TaskScheduler:
     graceful_shutdown = close
 
     # -- managing schedules -------------------------------------------------------------------
-    async def _check_handler(self, fields: dict[str, Any]) -> None:
-        name = fields.get("handler_name")
-        if name is None:
-            return
-        known = await self._known_handlers()
-        if known and name not in known:
-            raise ValidationError("handler_name", f"no handler named {name!r} is registered")
+    async def _validated(self, fields: dict[str, Any], *, creating: bool) -> dict[str, Any]:
+        """``fields`` checked by ``core.schedules``; a handler name must also be registered."""
+        max_bytes = self.settings.max_job_data_bytes
+        clean = validate_changes(fields, creating=creating, max_payload_bytes=max_bytes)
+        name = clean.get("handler_name")
+        if name is not None:
+            known = await self._known_handlers()
+            if known and name not in known:
+                raise ValidationError("handler_name", f"no handler named {name!r} is registered")
+        return clean
 
     async def _known_handlers(self) -> set[str]:
         if self._handlers is not None:
@@ -215,33 +211,17 @@ class TaskScheduler:
         return await (await self._rt.queue()).known_handlers()
 
     async def create(self, **fields: Any) -> ScheduledJob:
-        clean = validate_changes(
-            fields, creating=True, max_payload_bytes=self.settings.max_job_data_bytes
-        )
-        await self._check_handler(clean)
+        clean = await self._validated(fields, creating=True)
         job = await self._rt.store().create(new_schedule(uuid4(), clean, self.clock()))
         await self._rt.publish_change(str(job.id))
-        logger.info(
-            "schedule %s (%s) created",
-            job.id,
-            job.name,
-            extra={"event": "schedule.created", "schedule_id": str(job.id)},
-        )
+        _log_change("created", job.id, "schedule %s (%s) created", job.name)
         return job
 
     async def update(self, schedule_id: UUID, **fields: Any) -> ScheduledJob:
-        clean = validate_changes(
-            fields, creating=False, max_payload_bytes=self.settings.max_job_data_bytes
-        )
-        await self._check_handler(clean)
+        clean = await self._validated(fields, creating=False)
         job = await self._rt.store().update(schedule_id, clean, self.clock())
         await self._rt.publish_change(str(schedule_id))
-        logger.info(
-            "schedule %s updated: %s",
-            schedule_id,
-            ", ".join(sorted(clean)),
-            extra={"event": "schedule.updated", "schedule_id": str(schedule_id)},
-        )
+        _log_change("updated", schedule_id, "schedule %s updated: %s", ", ".join(sorted(clean)))
         return job
 
     async def set_status(self, schedule_id: UUID, status: ScheduleStatus | int) -> ScheduledJob:
@@ -251,11 +231,7 @@ class TaskScheduler:
         await self._rt.store().delete(schedule_id)
         await (await self._rt.fire_gate()).forget(schedule_id)
         await self._rt.publish_change(str(schedule_id))
-        logger.info(
-            "schedule %s deleted",
-            schedule_id,
-            extra={"event": "schedule.deleted", "schedule_id": str(schedule_id)},
-        )
+        _log_change("deleted", schedule_id, "schedule %s deleted")
 
     async def get(self, schedule_id: UUID) -> ScheduledJob:
         return await self._rt.store().get(schedule_id)
@@ -295,18 +271,12 @@ class TaskScheduler:
         job_id = f"manual-{schedule.id}-{epoch_ms(now)}"
         spec = spec_for_schedule(schedule, now, job_id=job_id)
         await (await self._rt.queue()).add(spec)
-        logger.info(
-            "schedule %s triggered manually as job %s",
-            schedule_id,
-            job_id,
-            extra={"event": "schedule.triggered", "schedule_id": str(schedule_id)},
-        )
+        _log_change("triggered", schedule_id, "schedule %s triggered manually as job %s", job_id)
         return job_id
 
     async def stats(self) -> dict[str, Any]:
         """This process's figures and the cluster-wide ones from Redis."""
-        gate = await self._rt.fire_gate()
-        cluster = await gate.stats()
+        cluster = await (await self._rt.fire_gate()).stats()
         count = cluster.get("fired", 0.0)
         local = self._loop.stats if self._loop is not None else None
         return {

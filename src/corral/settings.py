@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from corral.core.redaction import redact_url
@@ -25,6 +32,11 @@ Environment = Literal["development", "test", "staging", "production"]
 MIN_TOKEN_CHARS = 32
 
 
+def _env(variable: str, default: Any, **limits: Any) -> Any:
+    """A setting read from the environment variable ``variable``."""
+    return Field(default=default, validation_alias=variable, **limits)
+
+
 class CorralSettings(BaseSettings):
     """Every knob Corral reads from the environment. ``repr`` never shows a password."""
 
@@ -32,110 +44,63 @@ class CorralSettings(BaseSettings):
         env_prefix="", extra="ignore", frozen=True, populate_by_name=True
     )
 
-    redis_url: SecretStr = Field(
-        default=SecretStr("redis://localhost:6379"), validation_alias="REDIS_URL"
+    redis_url: SecretStr = _env("REDIS_URL", SecretStr("redis://localhost:6379"))
+    database_url: SecretStr = _env("DATABASE_URL", SecretStr("sqlite+aiosqlite:///./corral.db"))
+    admin_token: SecretStr | None = _env("CORRAL_ADMIN_TOKEN", None)
+    metrics_token: SecretStr | None = _env("CORRAL_METRICS_TOKEN", None)
+    allowed_hosts: str = _env("CORRAL_ALLOWED_HOSTS", "")
+    api_host: str = _env("CORRAL_API_HOST", "127.0.0.1")
+    api_port: int = _env("CORRAL_API_PORT", 8000, ge=1, le=65535)
+    max_body_bytes: int = _env("CORRAL_MAX_BODY_BYTES", 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    redis_memory_reserve: float = _env("CORRAL_REDIS_MEMORY_RESERVE", 0.05, ge=0, le=0.5)
+    max_job_data_bytes: int = _env(
+        "CORRAL_MAX_JOB_DATA_BYTES", 512 * 1024, ge=1024, le=64 * 1024 * 1024
     )
-    database_url: SecretStr = Field(
-        default=SecretStr("sqlite+aiosqlite:///./corral.db"), validation_alias="DATABASE_URL"
+    log_level: str = _env("LOG_LEVEL", "info")
+    log_format: str = _env("LOG_FORMAT", "text")
+    environment: Environment = _env("CORRAL_ENV", "development")
+    queue: str = _env("CORRAL_QUEUE", "corral", min_length=1, max_length=64)
+    prefix: str = _env("CORRAL_PREFIX", "bull", min_length=1, max_length=64)
+    handlers: str = _env("CORRAL_HANDLERS", "")
+    concurrency: int = _env("CORRAL_CONCURRENCY", 10, ge=1, le=10_000)
+    redis_connect_timeout_s: float = _env("CORRAL_REDIS_CONNECT_TIMEOUT", 5.0, gt=0, le=60)
+    lock_duration_ms: int = _env("CORRAL_LOCK_DURATION_MS", 30_000, ge=500, le=3_600_000)
+    stalled_interval_ms: int = _env("CORRAL_STALLED_INTERVAL_MS", 30_000, ge=100, le=3_600_000)
+    max_stalled_count: int = _env("CORRAL_MAX_STALLED_COUNT", 1, ge=0)
+    catch_up_ms: int = _env("CORRAL_CATCH_UP_MS", 600_000, ge=0, le=7 * 86_400_000)
+    scheduled_remove_on_complete: bool = _env("CORRAL_SCHEDULED_REMOVE_ON_COMPLETE", False)
+    execution_log: bool = _env("CORRAL_EXECUTION_LOG", True)
+    execution_log_retention_days: int = _env(
+        "CORRAL_EXECUTION_LOG_RETENTION_DAYS", 30, ge=1, le=3650
     )
-    admin_token: SecretStr | None = Field(default=None, validation_alias="CORRAL_ADMIN_TOKEN")
-    metrics_token: SecretStr | None = Field(default=None, validation_alias="CORRAL_METRICS_TOKEN")
-    allowed_hosts: str = Field(default="", validation_alias="CORRAL_ALLOWED_HOSTS")
-    api_host: str = Field(default="127.0.0.1", validation_alias="CORRAL_API_HOST")
-    api_port: int = Field(default=8000, validation_alias="CORRAL_API_PORT", ge=1, le=65535)
-    max_body_bytes: int = Field(
-        default=1024 * 1024, validation_alias="CORRAL_MAX_BODY_BYTES", ge=1024, le=64 * 1024 * 1024
-    )
-    redis_memory_reserve: float = Field(
-        default=0.05, validation_alias="CORRAL_REDIS_MEMORY_RESERVE", ge=0, le=0.5
-    )
-    max_job_data_bytes: int = Field(
-        default=512 * 1024,
-        validation_alias="CORRAL_MAX_JOB_DATA_BYTES",
-        ge=1024,
-        le=64 * 1024 * 1024,
-    )
-    log_level: str = Field(default="info", validation_alias="LOG_LEVEL")
-    log_format: str = Field(default="text", validation_alias="LOG_FORMAT")
-    environment: Environment = Field(default="development", validation_alias="CORRAL_ENV")
-    queue: str = Field(
-        default="corral", validation_alias="CORRAL_QUEUE", min_length=1, max_length=64
-    )
-    prefix: str = Field(
-        default="bull", validation_alias="CORRAL_PREFIX", min_length=1, max_length=64
-    )
-    handlers: str = Field(default="", validation_alias="CORRAL_HANDLERS")
-    concurrency: int = Field(default=10, validation_alias="CORRAL_CONCURRENCY", ge=1, le=10_000)
-    redis_connect_timeout_s: float = Field(
-        default=5.0, validation_alias="CORRAL_REDIS_CONNECT_TIMEOUT", gt=0, le=60
-    )
-    lock_duration_ms: int = Field(
-        default=30_000, validation_alias="CORRAL_LOCK_DURATION_MS", ge=500, le=3_600_000
-    )
-    stalled_interval_ms: int = Field(
-        default=30_000, validation_alias="CORRAL_STALLED_INTERVAL_MS", ge=100, le=3_600_000
-    )
-    max_stalled_count: int = Field(default=1, validation_alias="CORRAL_MAX_STALLED_COUNT", ge=0)
-    catch_up_ms: int = Field(
-        default=600_000, validation_alias="CORRAL_CATCH_UP_MS", ge=0, le=7 * 86_400_000
-    )
-    scheduled_remove_on_complete: bool = Field(
-        default=False, validation_alias="CORRAL_SCHEDULED_REMOVE_ON_COMPLETE"
-    )
-    execution_log: bool = Field(default=True, validation_alias="CORRAL_EXECUTION_LOG")
-    execution_log_retention_days: int = Field(
-        default=30, validation_alias="CORRAL_EXECUTION_LOG_RETENTION_DAYS", ge=1, le=3650
-    )
-    reconcile_interval_s: float = Field(
-        default=60.0, validation_alias="CORRAL_RECONCILE_INTERVAL_S", ge=0, le=86_400
-    )
-    reconcile_grace_s: float = Field(
-        default=30.0, validation_alias="CORRAL_RECONCILE_GRACE_S", ge=0, le=86_400
-    )
-    auto_migrate: bool = Field(default=True, validation_alias="CORRAL_AUTO_MIGRATE")
-    shutdown_timeout_ms: int = Field(
-        default=30_000, validation_alias="CORRAL_SHUTDOWN_TIMEOUT_MS", ge=0, le=3_600_000
-    )
-    auth_max_failures: int = Field(
-        default=10, validation_alias="CORRAL_AUTH_MAX_FAILURES", ge=1, le=100_000
-    )
-    auth_failure_window_s: int = Field(
-        default=300, validation_alias="CORRAL_AUTH_FAILURE_WINDOW", ge=1, le=86_400
-    )
-    api_read_timeout_s: float = Field(
-        default=15.0, validation_alias="CORRAL_API_READ_TIMEOUT", ge=0.1, le=600
-    )
-    api_keepalive_timeout_s: int = Field(
-        default=5, validation_alias="CORRAL_API_KEEPALIVE_TIMEOUT", ge=1, le=600
-    )
-    api_max_connections: int = Field(
-        default=200, validation_alias="CORRAL_API_MAX_CONNECTIONS", ge=1, le=100_000
-    )
-    api_max_header_bytes: int = Field(
-        default=16 * 1024, validation_alias="CORRAL_API_MAX_HEADER_BYTES", ge=1024, le=1024 * 1024
+    reconcile_interval_s: float = _env("CORRAL_RECONCILE_INTERVAL_S", 60.0, ge=0, le=86_400)
+    reconcile_grace_s: float = _env("CORRAL_RECONCILE_GRACE_S", 30.0, ge=0, le=86_400)
+    auto_migrate: bool = _env("CORRAL_AUTO_MIGRATE", True)
+    shutdown_timeout_ms: int = _env("CORRAL_SHUTDOWN_TIMEOUT_MS", 30_000, ge=0, le=3_600_000)
+    auth_max_failures: int = _env("CORRAL_AUTH_MAX_FAILURES", 10, ge=1, le=100_000)
+    auth_failure_window_s: int = _env("CORRAL_AUTH_FAILURE_WINDOW", 300, ge=1, le=86_400)
+    api_read_timeout_s: float = _env("CORRAL_API_READ_TIMEOUT", 15.0, ge=0.1, le=600)
+    api_keepalive_timeout_s: int = _env("CORRAL_API_KEEPALIVE_TIMEOUT", 5, ge=1, le=600)
+    api_max_connections: int = _env("CORRAL_API_MAX_CONNECTIONS", 200, ge=1, le=100_000)
+    api_max_header_bytes: int = _env(
+        "CORRAL_API_MAX_HEADER_BYTES", 16 * 1024, ge=1024, le=1024 * 1024
     )
 
-    @field_validator("log_level")
+    @field_validator("log_level", "log_format")
     @classmethod
-    def _level(cls, value: str) -> str:
-        return _one_of(value, LEVELS)
+    def _choice(cls, value: str, info: ValidationInfo) -> str:
+        choices = LEVELS if info.field_name == "log_level" else LOG_FORMATS
+        lowered = value.strip().lower()
+        if lowered not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return lowered
 
-    @field_validator("log_format")
+    @field_validator("redis_url", "database_url")
     @classmethod
-    def _format(cls, value: str) -> str:
-        return _one_of(value, LOG_FORMATS)
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, value: SecretStr) -> SecretStr:
+    def _url(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         check_credentials(value.get_secret_value())
-        check_redis_url(value.get_secret_value())
-        return value
-
-    @field_validator("database_url")
-    @classmethod
-    def _database_url(cls, value: SecretStr) -> SecretStr:
-        check_credentials(value.get_secret_value())
+        if info.field_name == "redis_url":
+            check_redis_url(value.get_secret_value())
         return value
 
     @field_validator("allowed_hosts")
@@ -247,13 +212,6 @@ _ALIASES = {
     name: (field.validation_alias if isinstance(field.validation_alias, str) else name)
     for name, field in CorralSettings.model_fields.items()
 }
-
-
-def _one_of(value: str, choices: tuple[str, ...]) -> str:
-    lowered = value.strip().lower()
-    if lowered not in choices:
-        raise ValueError(f"must be one of {', '.join(choices)}")
-    return lowered
 
 
 def load_settings(**overrides: object) -> CorralSettings:

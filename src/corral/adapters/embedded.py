@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from types import TracebackType
 
 from corral.errors import ConfigurationError
 
@@ -101,31 +100,20 @@ class EmbeddedRedis:
         self.password = password or secrets.token_urlsafe(24)
         self.port = port if port and _port_is_free(port) else _free_port()
         _write_state(self.state, self.password, self.port)
-        args = [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--protected-mode",
-            "yes",
-            "--requirepass",
-            self.password,
-            "--dir",
-            str(self.folder),
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--daemonize",
-            "no",
-            "--maxmemory-policy",
-            "noeviction",
-            "--logfile",
-            str(self.folder / "redis.log"),
-        ]
+        options = {
+            "bind": "127.0.0.1",
+            "port": str(self.port),
+            "protected-mode": "yes",
+            "requirepass": self.password,
+            "dir": str(self.folder),
+            "save": "",
+            "appendonly": "yes",
+            "appendfsync": "everysec",
+            "daemonize": "no",
+            "maxmemory-policy": "noeviction",
+            "logfile": str(self.folder / "redis.log"),
+        }
+        args = [binary, *(arg for name, value in options.items() for arg in (f"--{name}", value))]
         self._proc = subprocess.Popen(  # noqa: S603, ASYNC220 - fixed binary; Popen does not block
             args,
             stdout=subprocess.DEVNULL,
@@ -147,12 +135,7 @@ class EmbeddedRedis:
                 await asyncio.sleep(0.02)
         raise ConfigurationError("redis-server did not start within 4 s")
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Coroutine
 from importlib.metadata import version as package_version
-from typing import Annotated, NoReturn
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import click
 import typer
@@ -18,6 +20,8 @@ from corral.core.redaction import redact_text
 from corral.errors import CorralError
 from corral.logs import configure_logging
 from corral.settings import CorralSettings, load_settings
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="corral",
@@ -40,6 +44,14 @@ def _root() -> None:
 def _die(message: str, code: int = 1) -> NoReturn:
     typer.echo(f"corral: {redact_text(message)}", err=True)
     raise typer.Exit(code)
+
+
+def _run(main: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine; a CorralError ends the command with its one-line message."""
+    try:
+        return asyncio.run(main)
+    except CorralError as exc:
+        _die(str(exc))
 
 
 def _import_from_here() -> None:
@@ -98,19 +110,16 @@ def worker(
         _die("--handlers: no handlers package given (set CORRAL_HANDLERS or pass --handlers)", 2)
     from corral.worker import run_worker
 
-    try:
-        drained = asyncio.run(
-            run_worker(
-                settings,
-                handlers=packages,
-                queue=queue,
-                concurrency=concurrency,
-                limiter_max=limiter_max,
-                limiter_duration_ms=limiter_duration,
-            )
+    drained = _run(
+        run_worker(
+            settings,
+            handlers=packages,
+            queue=queue,
+            concurrency=concurrency,
+            limiter_max=limiter_max,
+            limiter_duration_ms=limiter_duration,
         )
-    except CorralError as exc:
-        _die(str(exc))
+    )
     raise typer.Exit(0 if drained else 3)
 
 
@@ -130,17 +139,11 @@ def scheduler(
     async def run() -> None:
         stop = StopSignal()
         stop.install()
-        task_scheduler = TaskScheduler(settings, queue=queue)
-        try:
+        async with TaskScheduler(settings, queue=queue) as task_scheduler:
             await task_scheduler.initialize()
             await stop.stop.wait()
-        finally:
-            await task_scheduler.close()
 
-    try:
-        asyncio.run(run())
-    except CorralError as exc:
-        _die(str(exc))
+    _run(run())
 
 
 @app.command()
@@ -151,8 +154,7 @@ def api(
     port: Annotated[int | None, typer.Option(help="Port (default CORRAL_API_PORT).")] = None,
 ) -> None:
     """Serve the admin REST API, /health and /metrics."""
-    if port is not None and not 1 <= port <= 65535:
-        _die(f"--port: must be between 1 and 65535, got {port}", 2)
+    _positive("--port", port, 65535)
     _import_from_here()
     settings = _settings()
     from corral.http.app import create_app
@@ -168,10 +170,7 @@ def api(
             log_level=settings.log_level,
         )
 
-    try:
-        asyncio.run(run())
-    except CorralError as exc:
-        _die(str(exc))
+    _run(run())
 
 
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
@@ -191,10 +190,7 @@ def db_upgrade() -> None:
         finally:
             await runtime.aclose()
 
-    try:
-        asyncio.run(run())
-    except CorralError as exc:
-        _die(str(exc))
+    _run(run())
     typer.echo(f"database at {settings.database_url_redacted} is up to date")
 
 
@@ -233,10 +229,7 @@ def dev(
     schedules, and fires no tick twice. It prints the REDIS_URL your scripts and a second
     `corral worker` join with.
     """
-    if port is not None and not 1 <= port <= 65535:
-        _die(f"--port: must be between 1 and 65535, got {port}", 2)
-    from pathlib import Path
-
+    _positive("--port", port, 65535)
     from corral.dev import DevOptions, run_dev
 
     _import_from_here()
@@ -249,10 +242,7 @@ def dev(
         redis_from_env="redis_url" in settings.model_fields_set,
         database_from_env="database_url" in settings.model_fields_set,
     )
-    try:
-        asyncio.run(run_dev(settings.model_copy(update=api), options))
-    except CorralError as exc:
-        _die(str(exc))
+    _run(run_dev(settings.model_copy(update=api), options))
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -293,8 +283,6 @@ def main() -> None:
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.Abort:
-        sys.exit(130)
-    except KeyboardInterrupt:  # pragma: no cover - signal handlers normally catch it
+    except (click.Abort, KeyboardInterrupt):  # signal handlers normally catch a Ctrl-C
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, Final, TypeVar, overload
+from dataclasses import InitVar, dataclass, field
+from typing import Any, ClassVar, Final, TypeVar, overload
 
 from corral.core.ports import JobControl
 from corral.core.validation import check_name
@@ -23,33 +23,27 @@ _MARK: Final = "__corral_handler_name__"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+@dataclass(slots=True, kw_only=True, eq=False)
 class Job:
     """The job a handler receives: its identity and data, and a way to report progress."""
 
-    __slots__ = ("_control", "_loop", "attempts_made", "data", "id", "name", "timestamp_ms")
-
     #: How long the ``*_sync`` methods wait for the event loop to store what they report.
-    SYNC_CALL_TIMEOUT_S: Final = 30.0
+    SYNC_CALL_TIMEOUT_S: ClassVar[float] = 30.0
 
-    def __init__(
-        self,
-        *,
-        id: str,
-        name: str,
-        data: dict[str, Any],
-        attempts_made: int,
-        timestamp_ms: int,
-        control: JobControl,
-    ) -> None:
-        self.id = id
-        self.name = name
-        self.data = data
-        self.attempts_made = attempts_made
-        self.timestamp_ms = timestamp_ms
+    id: str
+    name: str
+    data: dict[str, Any] = field(repr=False)
+    attempts_made: int
+    timestamp_ms: int = field(repr=False)
+    control: InitVar[JobControl]
+    _control: JobControl = field(init=False, repr=False)
+    #: The worker's loop, for the *_sync methods called from a sync handler's thread.
+    _loop: asyncio.AbstractEventLoop | None = field(init=False, repr=False)
+
+    def __post_init__(self, control: JobControl) -> None:
         self._control = control
-        # The worker's loop, for the *_sync methods called from a sync handler's thread.
         try:
-            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            self._loop = asyncio.get_running_loop()
         except RuntimeError:
             self._loop = None
 
@@ -83,9 +77,6 @@ class Job:
                 f"an async handler uses `await job.{name}(...)`"
             )
         asyncio.run_coroutine_threadsafe(coroutine, loop).result(self.SYNC_CALL_TIMEOUT_S)
-
-    def __repr__(self) -> str:
-        return f"Job(id={self.id!r}, name={self.name!r}, attempts_made={self.attempts_made})"
 
 
 HandlerFunc = Callable[[Job], Awaitable[Any]] | Callable[[Job], Any]

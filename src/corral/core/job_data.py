@@ -15,10 +15,6 @@ DEFAULT_MAX_DATA_BYTES: Final = 512 * 1024
 MAX_DATA_DEPTH: Final = 32
 
 
-def _fail(path: str, problem: str) -> InvalidJobOptions:
-    return InvalidJobOptions(path, problem)
-
-
 def validate_data(
     data: object, path: str = "data", *, max_bytes: int = DEFAULT_MAX_DATA_BYTES
 ) -> dict[str, Any]:
@@ -32,13 +28,15 @@ def validate_data(
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise _fail(path, f"must be a JSON object (dict), got {type(data).__name__}")
+        raise InvalidJobOptions(path, f"must be a JSON object (dict), got {type(data).__name__}")
     meter = _Meter(max_bytes)
     meter.walk(data, path, 0)
     if meter.over:
-        raise _fail(path, f"is at least {meter.total} bytes serialized; {meter.limit_text}")
+        raise InvalidJobOptions(
+            path, f"is at least {meter.total} bytes serialized; {meter.limit_text}"
+        )
     if meter.total > max_bytes:
-        raise _fail(path, f"is {meter.total} bytes serialized; {meter.limit_text}")
+        raise InvalidJobOptions(path, f"is {meter.total} bytes serialized; {meter.limit_text}")
     return data
 
 
@@ -78,7 +76,7 @@ class _Meter:
 
     def _value(self, value: object, path: str, depth: int) -> None:
         if depth > MAX_DATA_DEPTH:
-            raise _fail(path, f"nested deeper than {MAX_DATA_DEPTH} levels")
+            raise InvalidJobOptions(path, f"nested deeper than {MAX_DATA_DEPTH} levels")
         if isinstance(value, dict):
             self._object(value, path, depth)
         elif isinstance(value, list | tuple):
@@ -94,7 +92,7 @@ class _Meter:
         self.add(2 + max(len(value) - 1, 0))  # braces and commas
         for key, item in value.items():
             if not isinstance(key, str):
-                raise _fail(path, f"has a non-string key {key!r}")
+                raise InvalidJobOptions(path, f"has a non-string key {key!r}")
             self._text(key, path)
             self.add(1)  # the colon
             self._value(item, f"{path}.{key}", depth + 1)
@@ -114,10 +112,10 @@ def _scalar_size(value: object, path: str) -> int:
         return 4 if value else 5
     if isinstance(value, int):
         if abs(value) >= 10**30:
-            raise _fail(path, "integer too large")
+            raise InvalidJobOptions(path, "integer too large")
         return len(int.__repr__(value))
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise _fail(path, "NaN and Infinity are not valid JSON")
+            raise InvalidJobOptions(path, "NaN and Infinity are not valid JSON")
         return len(float.__repr__(value))
-    raise _fail(path, f"{type(value).__name__} is not JSON-serializable")
+    raise InvalidJobOptions(path, f"{type(value).__name__} is not JSON-serializable")

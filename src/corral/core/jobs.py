@@ -8,21 +8,17 @@ wire options; nothing in the core knows BullMQ's inverted priority scale.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Final, Literal
 
 from corral.core.job_data import DEFAULT_MAX_DATA_BYTES as DEFAULT_MAX_DATA_BYTES
-from corral.core.job_data import MAX_DATA_DEPTH as MAX_DATA_DEPTH
 from corral.core.job_data import validate_data as validate_data
-from corral.core.job_ids import MAX_JOB_ID_LENGTH as MAX_JOB_ID_LENGTH
 from corral.core.job_ids import RESERVED_JOB_IDS as RESERVED_JOB_IDS
 from corral.core.job_ids import is_job_id as is_job_id
 from corral.core.job_ids import job_id_problem as job_id_problem
 from corral.core.text import name_problem
-from corral.core.validation import NAME_RE as NAME_RE
-from corral.core.validation import NAME_RULE as NAME_RULE
 from corral.core.validation import check_name, is_strict_int, strict_int
 from corral.errors import InvalidJobOptions
 
@@ -111,24 +107,6 @@ class JobSpec:
 
 _DEFAULT_OPTIONS: Final = JobOptions()
 
-OPTION_NAMES: Final = frozenset(
-    {
-        "priority",
-        "category",
-        "timeout",
-        "delay",
-        "attempts",
-        "backoff",
-        "job_id",
-        "remove_on_complete",
-        "remove_on_fail",
-    }
-)
-
-
-def _fail(path: str, problem: str) -> InvalidJobOptions:
-    return InvalidJobOptions(path, problem)
-
 
 def _int(value: object, path: str, *, low: int, high: int) -> int:
     return strict_int(value, path, low, high, error=InvalidJobOptions)
@@ -146,13 +124,15 @@ def _backoff(value: object, path: str) -> Backoff:
     if is_strict_int(value):
         return Backoff(type="fixed", delay_ms=_int(value, path, low=0, high=MAX_DURATION_MS))
     if not isinstance(value, Mapping):
-        raise _fail(path, "must be a delay in ms or {'type': 'fixed'|'exponential', 'delay': ms}")
+        raise InvalidJobOptions(
+            path, "must be a delay in ms or {'type': 'fixed'|'exponential', 'delay': ms}"
+        )
     unknown = set(value) - {"type", "delay"}
     if unknown:
-        raise _fail(f"{path}.{sorted(unknown)[0]}", "unknown backoff field")
+        raise InvalidJobOptions(f"{path}.{sorted(unknown)[0]}", "unknown backoff field")
     kind = value.get("type", "exponential")
     if kind not in ("fixed", "exponential"):
-        raise _fail(f"{path}.type", f"must be 'fixed' or 'exponential', got {kind!r}")
+        raise InvalidJobOptions(f"{path}.type", f"must be 'fixed' or 'exponential', got {kind!r}")
     delay = _int(value.get("delay", 5000), f"{path}.delay", low=0, high=MAX_DURATION_MS)
     return Backoff(type=kind, delay_ms=delay)
 
@@ -169,20 +149,22 @@ def _retention(value: object, path: str) -> Retention:
     if isinstance(value, Mapping):
         unknown = set(value) - {"count", "age"}
         if unknown:
-            raise _fail(f"{path}.{sorted(unknown)[0]}", "unknown retention field")
+            raise InvalidJobOptions(f"{path}.{sorted(unknown)[0]}", "unknown retention field")
         count = value.get("count")
         age = value.get("age")
         return Retention(
             count=None if count is None else _int(count, f"{path}.count", low=0, high=10_000_000),
             age_s=None if age is None else _int(age, f"{path}.age", low=0, high=10 * 365 * 86400),
         )
-    raise _fail(path, "must be a bool, a count, or {'count': n, 'age': seconds}")
+    raise InvalidJobOptions(path, "must be a bool, a count, or {'count': n, 'age': seconds}")
 
 
-def _job_id(value: object, path: str) -> str:
+def _job_id(value: object, path: str) -> str | None:
+    if value is None:
+        return None
     problem = job_id_problem(value)
     if problem is not None:
-        raise _fail(path, problem)
+        raise InvalidJobOptions(path, problem)
     return str(value)
 
 
@@ -190,11 +172,29 @@ def _category(value: object, path: str) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not value or len(value) > MAX_CATEGORY_LENGTH:
-        raise _fail(path, f"must be a string of 1-{MAX_CATEGORY_LENGTH} characters")
+        raise InvalidJobOptions(path, f"must be a string of 1-{MAX_CATEGORY_LENGTH} characters")
     problem = name_problem(value)  # shown in the dashboard and in logs
     if problem is not None:
-        raise _fail(path, problem)
+        raise InvalidJobOptions(path, problem)
     return value
+
+
+#: Each ``add_job`` option: the JobOptions field it sets, and its check.
+_OPTIONS: Final[dict[str, tuple[str, Callable[[object, str], Any]]]] = {
+    "priority": ("priority", _priority),
+    "category": ("category", _category),
+    "timeout": (
+        "timeout_ms",
+        lambda v, p: None if v is None else _int(v, p, low=1, high=MAX_DURATION_MS),
+    ),
+    "delay": ("delay_ms", lambda v, p: _int(v, p, low=0, high=MAX_DELAY_MS)),
+    "attempts": ("attempts", lambda v, p: _int(v, p, low=1, high=MAX_ATTEMPTS)),
+    "backoff": ("backoff", _backoff),
+    "job_id": ("job_id", _job_id),
+    "remove_on_complete": ("remove_on_complete", _retention),
+    "remove_on_fail": ("remove_on_fail", _retention),
+}
+OPTION_NAMES: Final = frozenset(_OPTIONS)
 
 
 def parse_options(
@@ -205,35 +205,20 @@ def parse_options(
     unknown = raw.keys() - OPTION_NAMES
     if unknown:
         name = sorted(unknown)[0]
-        raise _fail(f"{path}.{name}", f"unknown option (known: {', '.join(sorted(OPTION_NAMES))})")
+        raise InvalidJobOptions(
+            f"{path}.{name}", f"unknown option (known: {', '.join(sorted(OPTION_NAMES))})"
+        )
     fields: dict[str, Any] = {}
     for name, value in raw.items():
-        p = f"{path}.{name}"
-        if name == "priority":
-            fields["priority"] = _priority(value, p)
-        elif name == "category":
-            fields["category"] = _category(value, p)
-        elif name == "timeout":
-            fields["timeout_ms"] = (
-                None if value is None else _int(value, p, low=1, high=MAX_DURATION_MS)
-            )
-        elif name == "delay":
-            fields["delay_ms"] = _int(value, p, low=0, high=MAX_DELAY_MS)
-        elif name == "attempts":
-            fields["attempts"] = _int(value, p, low=1, high=MAX_ATTEMPTS)
-        elif name == "backoff":
-            fields["backoff"] = _backoff(value, p)
-        elif name == "job_id":
-            fields["job_id"] = None if value is None else _job_id(value, p)
-        else:  # remove_on_complete / remove_on_fail
-            fields[name] = _retention(value, p)
+        field_name, check = _OPTIONS[name]
+        fields[field_name] = check(value, f"{path}.{name}")
     return dataclasses.replace(base, **fields) if fields else base
 
 
 def validate_name(name: object, path: str = "name") -> str:
-    """A job name selects its handler (see :data:`NAME_RE`)."""
+    """A job name selects its handler (the rule of ``core.validation.check_name``)."""
     if not isinstance(name, str):
-        raise _fail(path, f"must be a string, got {type(name).__name__}")
+        raise InvalidJobOptions(path, f"must be a string, got {type(name).__name__}")
     return check_name(name, path, error=InvalidJobOptions)
 
 
@@ -262,22 +247,24 @@ def build_bulk(
 ) -> list[JobSpec]:
     """Validate a whole batch before anything is enqueued: one bad item rejects all."""
     if not isinstance(items, list | tuple):
-        raise _fail("jobs", "must be a list of {'name', 'data', 'options'} objects")
+        raise InvalidJobOptions("jobs", "must be a list of {'name', 'data', 'options'} objects")
     if len(items) > MAX_BULK_JOBS:
-        raise _fail("jobs", f"at most {MAX_BULK_JOBS} jobs per call, got {len(items)}")
+        raise InvalidJobOptions("jobs", f"at most {MAX_BULK_JOBS} jobs per call, got {len(items)}")
     specs = []
     for index, item in enumerate(items):
         prefix = f"jobs[{index}]."
         if not isinstance(item, Mapping):
-            raise _fail(f"jobs[{index}]", "must be an object with 'name', 'data', 'options'")
+            raise InvalidJobOptions(
+                f"jobs[{index}]", "must be an object with 'name', 'data', 'options'"
+            )
         unknown = set(item) - {"name", "data", "options", "opts"}
         if unknown:
-            raise _fail(f"{prefix}{sorted(unknown)[0]}", "unknown field")
+            raise InvalidJobOptions(f"{prefix}{sorted(unknown)[0]}", "unknown field")
         raw_options = item.get("options", item.get("opts"))
         if raw_options is None:
             raw_options = {}
         if not isinstance(raw_options, Mapping):
-            raise _fail(f"{prefix}options", "must be an object")
+            raise InvalidJobOptions(f"{prefix}options", "must be an object")
         specs.append(
             build_spec(
                 item.get("name"),

@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Final
 
 from corral.core.executions import ExecutionRecord, schedule_of
 from corral.core.jobs import JobExecutionStatus
+from corral.core.queue_jobs import FINISHED_STATES, JobFacts
 
 LOST_REASON: Final = (
     "lost: the job is no longer in Redis (Redis data lost, or the job removed before its "
@@ -38,31 +39,10 @@ STATUS_OF_STATE: Final[Mapping[str, JobExecutionStatus]] = {
     "completed": JobExecutionStatus.COMPLETED,
     "failed": JobExecutionStatus.FAILED,
 }
-FINISHED_STATES: Final = ("completed", "failed")
 
 
-class QueueJob(Protocol):
-    """What a pass needs to know of a job in Redis (``adapters.bullmq.queue.JobFacts``).
-    ``state`` is ``completed`` or ``failed`` for a finished job, else None (not finished)."""
-
-    @property
-    def id(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def created_ms(self) -> int: ...
-    @property
-    def state(self) -> str | None: ...
-    @property
-    def attempts_made(self) -> int: ...
-    @property
-    def processed_ms(self) -> int | None: ...
-    @property
-    def finished_ms(self) -> int | None: ...
-    @property
-    def failed_reason(self) -> str | None: ...
-    @property
-    def result(self) -> Any: ...
+#: What a pass needs to know of a job in Redis.
+QueueJob = JobFacts
 
 
 def _dt(ms: int | None) -> datetime | None:

@@ -86,24 +86,6 @@ def _parse_cron(expression: str) -> CronExpression:
 
 # -- field rules -----------------------------------------------------------------------------
 
-#: Fields a caller may set, in snake_case; the HTTP layer maps camelCase onto these.
-WRITABLE: Final = (
-    "name",
-    "description",
-    "handler_name",
-    "cron_expression",
-    "timezone",
-    "status",
-    "payload",
-    "retry_attempts",
-    "retry_delay",
-    "timeout",
-    "priority",
-    "domain",
-    "catch_up_ms",
-)
-REQUIRED: Final = ("name", "handler_name", "cron_expression", "domain")
-
 
 def _text(value: object, path: str, *, max_len: int, blank_ok: bool = False) -> str:
     if not isinstance(value, str):
@@ -116,11 +98,13 @@ def _text(value: object, path: str, *, max_len: int, blank_ok: bool = False) -> 
     return value
 
 
-def _single_line(value: str, path: str) -> str:
-    problem = name_problem(value)
+def _name(value: object, path: str, max_len: int) -> str:
+    """A name people read (see ``core.text``): one line, nothing invisible."""
+    text = _text(value, path, max_len=max_len)
+    problem = name_problem(text)
     if problem is not None:
         raise ValidationError(path, problem)
-    return value
+    return text
 
 
 def _payload(value: object, path: str, max_bytes: int = DEFAULT_MAX_DATA_BYTES) -> dict[str, Any]:
@@ -132,10 +116,6 @@ def _payload(value: object, path: str, max_bytes: int = DEFAULT_MAX_DATA_BYTES) 
         return validate_data(value, path, max_bytes=max_bytes)
     except ValidationError as exc:
         raise ValidationError(exc.path, exc.problem) from None
-
-
-def _v_name(value: object) -> str:
-    return _single_line(_text(value, "name", max_len=MAX_SCHEDULE_NAME), "name")
 
 
 def _v_description(value: object) -> str | None:
@@ -175,16 +155,12 @@ def _v_status(value: object) -> ScheduleStatus:
     raise ValidationError("status", f"must be one of {STATUS_CHOICES}, by name or number")
 
 
-def _v_domain(value: object) -> str:
-    return _single_line(_text(value, "domain", max_len=MAX_DOMAIN), "domain")
-
-
 def _v_catch_up(value: object) -> int | None:
     return None if value is None else strict_int(value, "catch_up_ms", 0, 7 * MAX_MS)
 
 
 _VALIDATORS: Final[dict[str, Callable[[object], Any]]] = {
-    "name": _v_name,
+    "name": lambda v: _name(v, "name", MAX_SCHEDULE_NAME),
     "description": _v_description,
     "handler_name": lambda v: check_name(v, "handler_name"),
     "cron_expression": _v_cron,
@@ -195,9 +171,12 @@ _VALIDATORS: Final[dict[str, Callable[[object], Any]]] = {
     "retry_delay": lambda v: strict_int(v, "retry_delay", 0, MAX_MS),
     "timeout": lambda v: strict_int(v, "timeout", 1, MAX_MS),
     "priority": lambda v: strict_int(v, "priority", 1, 20),
-    "domain": _v_domain,
+    "domain": lambda v: _name(v, "domain", MAX_DOMAIN),
     "catch_up_ms": _v_catch_up,
 }
+#: Fields a caller may set, in snake_case; the HTTP layer maps camelCase onto these.
+WRITABLE: Final = tuple(_VALIDATORS)
+REQUIRED: Final = ("name", "handler_name", "cron_expression", "domain")
 
 
 def validate_field(

@@ -26,13 +26,20 @@ def is_strict_int(value: object, low: int | None = None, high: int | None = None
 
 
 def strict_int(
-    value: object, path: str, low: int, high: int, *, error: type[ValidationError] = ValidationError
+    value: object,
+    path: str,
+    low: int,
+    high: int | None = None,
+    *,
+    error: type[ValidationError] = ValidationError,
 ) -> int:
-    """``value`` as a plain int in ``[low, high]``, or ``error(path, problem)``."""
+    """``value`` as a plain int in ``[low, high]`` (no upper bound without ``high``), or
+    ``error(path, problem)``."""
     if not is_strict_int(value):
         raise error(path, f"must be an integer, got {type(value).__name__}")
-    if not low <= value <= high:
-        raise error(path, f"must be between {low} and {high}, got {value}")
+    if not is_strict_int(value, low, high):
+        bounds = f">= {low}" if high is None else f"between {low} and {high}"
+        raise error(path, f"must be {bounds}, got {value}")
     return int(value)
 
 

@@ -82,11 +82,8 @@ def create_app(
     if settings.allowed_host_list:
         app.add_middleware(AllowedHosts, hosts=settings.allowed_host_list)  # outermost
     admin = [Depends(require_admin)]
-    app.include_router(scheduled_jobs.router, prefix="/api/admin", dependencies=admin)
-    app.include_router(cron.router, prefix="/api/admin", dependencies=admin)
-    app.include_router(queues.router, prefix="/api/admin", dependencies=admin)
-    app.include_router(jobs.router, prefix="/api/admin", dependencies=admin)
-    app.include_router(executions.router, prefix="/api/admin", dependencies=admin)
+    for routes in (scheduled_jobs, cron, queues, jobs, executions):
+        app.include_router(routes.router, prefix="/api/admin", dependencies=admin)
     app.include_router(health.router)
     app.include_router(metrics.router, dependencies=[Depends(require_metrics)])
     dashboard.install(app)  # GET / and /dashboard/...: the web dashboard

@@ -54,35 +54,30 @@ def _status_of(exc: CorralError) -> int:
     return 500
 
 
-async def _corral_error(request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, CorralError):  # pragma: no cover - registered for this type
-        raise exc
+def _log(level: int, template: str, request: Request, error: str, event: str) -> None:
+    """``template`` filled with the request's method and path and the redacted ``error``."""
+    path = request.url.path
+    logger.log(level, template, request.method, path, redact_text(error), extra={"event": event})
+
+
+async def _corral_error(request: Request, exc: CorralError) -> JSONResponse:
     status = _status_of(exc)
     if isinstance(exc, ValidationError):
         field = camel_path(exc.path)
         return JSONResponse(error_body(f"{field}: {exc.problem}", field), status_code=status)
-    if status >= 500:
-        logger.warning(
-            "%s %s failed: %s",
-            request.method,
-            request.url.path,
-            redact_text(str(exc)),
-            extra={"event": "http.error"},
-        )
-        message = (
-            "service unavailable: "
-            + ("Redis" if isinstance(exc, BrokerUnavailable) else "database")
-            if status == 503
-            else "internal error"
-        )
-        if status == 503:
-            message += " is not reachable"
-        if isinstance(exc, BrokerPoolExhausted):
-            message = "service busy: every Redis connection stayed in use; retry shortly"
-        if isinstance(exc, BrokerOutOfMemory):
-            message = "service unavailable: Redis is out of memory"
-        return JSONResponse(error_body(message), status_code=status)
-    return JSONResponse(error_body(redact_text(str(exc))), status_code=status)
+    if status < 500:
+        return JSONResponse(error_body(redact_text(str(exc))), status_code=status)
+    _log(logging.WARNING, "%s %s failed: %s", request, str(exc), "http.error")
+    if isinstance(exc, BrokerPoolExhausted):
+        message = "service busy: every Redis connection stayed in use; retry shortly"
+    elif isinstance(exc, BrokerOutOfMemory):
+        message = "service unavailable: Redis is out of memory"
+    elif status == 503:
+        broken = "Redis" if isinstance(exc, BrokerUnavailable) else "database"
+        message = f"service unavailable: {broken} is not reachable"
+    else:
+        message = "internal error"
+    return JSONResponse(error_body(message), status_code=status)
 
 
 def _is_json(content_type: str) -> bool:
@@ -107,9 +102,7 @@ def _not_json(request: Request, errors: list[dict[str, Any]]) -> JSONResponse | 
     )
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, RequestValidationError):  # pragma: no cover
-        raise exc
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     unsupported = _not_json(request, list(exc.errors()))
     if unsupported is not None:
         return unsupported
@@ -135,26 +128,18 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(message, field), status_code=422)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    if not isinstance(exc, StarletteHTTPException):  # pragma: no cover
-        raise exc
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     headers = getattr(exc, "headers", None)
     return JSONResponse(error_body(str(exc.detail)), status_code=exc.status_code, headers=headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.error(
-        "unhandled error on %s %s: %s",
-        request.method,
-        request.url.path,
-        redact_text(repr(exc)),
-        extra={"event": "http.unhandled"},
-    )
+    _log(logging.ERROR, "unhandled error on %s %s: %s", request, repr(exc), "http.unhandled")
     return JSONResponse(error_body("internal error"), status_code=500)
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(CorralError, _corral_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.exception_handler(CorralError)(_corral_error)
+    app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(StarletteHTTPException)(_http_error)
+    app.exception_handler(Exception)(_unexpected)

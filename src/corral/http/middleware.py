@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from corral.http.errors import error_body
 
 _HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -95,9 +96,7 @@ class BodyLimit:
         await self.app(scope, limited_receive, tracking_send)
 
     async def _reject(self, send: Send, what: str) -> None:
-        body: dict[str, Any] = {
-            "error": {"field": None, "message": f"{what}; the limit is {self.max_bytes} bytes"}
-        }
+        body = error_body(f"{what}; the limit is {self.max_bytes} bytes")
         data = json.dumps(body, separators=(",", ":")).encode()
         await send(
             {

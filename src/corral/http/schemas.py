@@ -14,9 +14,10 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, WithJsonSchema
 
 from corral.core.executions import ExecutionRecord, missed_ticks
-from corral.core.queue_jobs import JobState
+from corral.core.queue_jobs import JobInfo, JobState
 from corral.core.schedules import ScheduledJob, ScheduleStatus
 from corral.http.names import to_camel
+from corral.services.monitoring import Metrics
 
 T = TypeVar("T")
 
@@ -35,6 +36,12 @@ StatusField = Annotated[
         }
     ),
 ]
+
+
+def _when(ms: Any) -> datetime | None:
+    if isinstance(ms, bool) or not isinstance(ms, int | float) or ms <= 0:
+        return None
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 class Body(BaseModel):
@@ -117,15 +124,13 @@ class ExecutionOut(Out):
     def of(cls, record: ExecutionRecord) -> ExecutionOut:
         derived = ("enqueued_at", "missed")
         fields = {name: getattr(record, name) for name in cls.model_fields if name not in derived}
-        enqueued = record.enqueued_ms
-        at = datetime.fromtimestamp(enqueued / 1000, UTC) if enqueued > 0 else None
         skipped = missed_ticks(record)
         missed = (
             None
             if skipped is None
             else MissedOut(ticks=skipped.count, first=skipped.first, last=skipped.last)
         )
-        return cls(**fields, enqueued_at=at, missed=missed)
+        return cls(**fields, enqueued_at=_when(record.enqueued_ms), missed=missed)
 
 
 class ScheduledJobOut(Out):
@@ -212,6 +217,21 @@ class JobOut(Out):
         "GET /api/admin/jobs/{id} returns them whole",
     )
 
+    @classmethod
+    def of(cls, info: JobInfo) -> JobOut:
+        """The API's view of a queue job. BullMQ's inverted priority is replaced by Corral's."""
+        same = [name for name in cls.model_fields if hasattr(info, name) and name != "options"]
+        options = {k: v for k, v in info.options.items() if k != "priority"}
+        if info.priority is not None:
+            options["priority"] = info.priority
+        return cls(
+            **{name: getattr(info, name) for name in same},
+            options=options,
+            created_at=_when(info.created_at_ms) or datetime.fromtimestamp(0, UTC),
+            processed_at=_when(info.processed_at_ms),
+            finished_at=_when(info.finished_at_ms),
+        )
+
 
 class JobDetailOut(JobOut):
     logs: list[str] = Field(description="the newest 100 lines logged with job.log(), oldest first")
@@ -243,22 +263,12 @@ class QueueCleanOut(Out):
     removed: int
 
 
-class QueueMetricsOut(Out):
-    total_jobs: int
-    completed_jobs: int
-    failed_jobs: int
-    retried_attempts: int
-    stalled_jobs: int
-    success_rate: float
-    average_processing_time: float = Field(description="ms")
-
-
 class QueueStatusOut(Out):
     name: str
     paused: bool
     counts: dict[str, int]
     workers: list[dict[str, Any]]
-    metrics: QueueMetricsOut
+    metrics: Metrics
 
 
 class QueuePausedOut(Out):

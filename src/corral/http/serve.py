@@ -29,6 +29,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from corral.core.throttle import LogThrottle, held_note
 from corral.errors import ConfigurationError
+from corral.http.errors import error_body
 from corral.settings import CorralSettings
 from corral.worker import StopSignal
 
@@ -39,9 +40,7 @@ _READING: Final = (h11.IDLE, h11.SEND_BODY)
 
 
 def _timeout_answer(timeout_s: float) -> bytes:
-    body = json.dumps(
-        {"error": {"field": None, "message": f"request not received within {timeout_s:g} s"}}
-    ).encode()
+    body = json.dumps(error_body(f"request not received within {timeout_s:g} s")).encode()
     head = (
         "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
         f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hmac
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
@@ -42,6 +42,12 @@ class LoginIn(BaseModel):
     token: StrictStr
 
 
+def _cookie(request: Request) -> dict[str, Any]:
+    """The session cookie's attributes, the same when it is set and when it is cleared."""
+    secure = sessions.cookie_secure(request)
+    return {"path": "/", "httponly": True, "samesite": "strict", "secure": secure}
+
+
 @router.get("/")
 async def index() -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html", headers=NO_STORE)
@@ -62,15 +68,7 @@ async def login(body: LoginIn, request: Request) -> JSONResponse:
     store.delete(request.cookies.get(sessions.COOKIE))  # no session fixation
     session_id, session = store.create()
     answer = JSONResponse({"csrfToken": session.csrf_token}, headers=NO_STORE)
-    answer.set_cookie(
-        sessions.COOKIE,
-        session_id,
-        max_age=int(store.ttl_s),
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=sessions.cookie_secure(request),
-    )
+    answer.set_cookie(sessions.COOKIE, session_id, max_age=int(store.ttl_s), **_cookie(request))
     return answer
 
 
@@ -88,13 +86,7 @@ async def logout(request: Request) -> Response:
         sessions.authenticate(request)  # a live session is ended only with its CSRF token
         sessions.store_of(request).delete(request.cookies.get(sessions.COOKIE))
     answer = Response(status_code=204, headers=NO_STORE)
-    answer.delete_cookie(
-        sessions.COOKIE,
-        path="/",
-        httponly=True,
-        samesite="strict",
-        secure=sessions.cookie_secure(request),
-    )
+    answer.delete_cookie(sessions.COOKIE, **_cookie(request))
     return answer
 
 

@@ -97,14 +97,10 @@ def cookie_secure(request: Request) -> bool:
     return bool(request.app.state.settings.environment != "development")
 
 
-def own_origin(request: Request) -> str:
-    return f"{request.url.scheme}://{request.url.netloc}"
-
-
 def check_origin(request: Request) -> None:
     """A present ``Origin`` must be this server's own (cross-site requests are refused)."""
     origin = request.headers.get("origin")
-    if origin is not None and origin != own_origin(request):
+    if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
         raise HTTPException(403, "cross-origin request refused")
 
 

@@ -9,36 +9,21 @@ Every parameter is checked before the query is built, and a bad one is a 422 nam
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from corral.core.jobs import JobExecutionStatus
-from corral.core.queries import MAX_LIMIT, ExecutionQuery, ExecutionSort
+from corral.core.queries import ExecutionQuery, ExecutionSort
 from corral.errors import ValidationError
-from corral.http.deps import scheduler as get_scheduler
+from corral.http.deps import Limit, Offset, Order, Scheduler
+from corral.http.names import to_snake
 from corral.http.schemas import ExecutionOut, Page
-from corral.scheduler import TaskScheduler
 
 router = APIRouter(tags=["executions"])
-Scheduler = Annotated[TaskScheduler, Depends(get_scheduler)]
-
-
-class SortField(StrEnum):
-    startedAt = "startedAt"
-    finishedAt = "finishedAt"
-    updatedAt = "updatedAt"
-    durationMs = "durationMs"
-
-
-_SORT = {
-    SortField.startedAt: ExecutionSort.STARTED_AT,
-    SortField.finishedAt: ExecutionSort.FINISHED_AT,
-    SortField.updatedAt: ExecutionSort.UPDATED_AT,
-    SortField.durationMs: ExecutionSort.DURATION_MS,
-}
+#: An ExecutionSort, in camelCase.
+SortField = Literal["startedAt", "finishedAt", "updatedAt", "durationMs"]
 
 
 def _instant(value: str | None, name: str) -> datetime | None:
@@ -53,10 +38,10 @@ def _instant(value: str | None, name: str) -> datetime | None:
         ) from None
 
 
-@router.get("/executions", response_model=Page[ExecutionOut], response_model_by_alias=True)
+@router.get("/executions")
 async def list_executions(
     ts: Scheduler,
-    status: Annotated[JobExecutionStatus | None, Query()] = None,
+    status: JobExecutionStatus | None = None,
     schedule_id: Annotated[UUID | None, Query(alias="scheduleId")] = None,
     handler_name: Annotated[str | None, Query(alias="handlerName", max_length=64)] = None,
     since: Annotated[
@@ -65,10 +50,10 @@ async def list_executions(
     until: Annotated[
         str | None, Query(alias="to", max_length=64, description="ISO-8601; exclusive")
     ] = None,
-    sort: Annotated[SortField, Query()] = SortField.updatedAt,
-    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "desc",
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    sort: SortField = "updatedAt",
+    order: Order = "desc",
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[ExecutionOut]:
     if handler_name is not None and not handler_name.isprintable():
         raise ValidationError("handlerName", "must not contain control characters")
@@ -82,7 +67,7 @@ async def list_executions(
             handler_name=handler_name,
             since=start,
             until=end,
-            sort=_SORT[sort],
+            sort=ExecutionSort(to_snake(sort)),
             descending=order == "desc",
             limit=limit,
             offset=offset,

@@ -8,68 +8,37 @@ changes nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any, Final
+from typing import Final
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from starlette.exceptions import HTTPException
 
-from corral.core.queue_jobs import JobInfo, JobState
-from corral.http.deps import manager as get_manager
+from corral.core.queue_jobs import JobState
+from corral.http.deps import Manager
 from corral.http.schemas import JobDetailOut, JobOut
 from corral.manager import JobQueueManager
 
 router = APIRouter(tags=["jobs"])
-Manager = Annotated[JobQueueManager, Depends(get_manager)]
 
 #: How many of a job's log lines its detail shows (the newest).
 DETAIL_LOG_LINES: Final = 100
-
-
-def _when(ms: Any) -> datetime | None:
-    if isinstance(ms, bool) or not isinstance(ms, int | float) or ms <= 0:
-        return None
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-def job_out(info: JobInfo) -> JobOut:
-    """The API's view of a queue job. BullMQ's inverted priority is replaced by Corral's."""
-    options = {k: v for k, v in info.options.items() if k != "priority"}
-    if info.priority is not None:
-        options["priority"] = info.priority
-    return JobOut(
-        id=info.id,
-        name=info.name,
-        data=info.data,
-        state=info.state,
-        priority=info.priority,
-        progress=info.progress,
-        attempts_made=info.attempts_made,
-        max_attempts=info.max_attempts,
-        failed_reason=info.failed_reason,
-        result=info.result,
-        created_at=_when(info.created_at_ms) or datetime.fromtimestamp(0, UTC),
-        processed_at=_when(info.processed_at_ms),
-        finished_at=_when(info.finished_at_ms),
-        options=options,
-    )
 
 
 async def job_detail(qm: JobQueueManager, job_id: str) -> JobDetailOut:
     info = await qm.get_job(job_id)
     logs, count = await qm.get_job_logs(job_id, limit=DETAIL_LOG_LINES)
     return JobDetailOut(
-        **job_out(info).model_dump(), logs=logs, log_count=count, stacktrace=info.stacktrace
+        **JobOut.of(info).model_dump(), logs=logs, log_count=count, stacktrace=info.stacktrace
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobDetailOut, response_model_by_alias=True)
+@router.get("/jobs/{job_id}")
 async def get_job(job_id: str, qm: Manager) -> JobDetailOut:
     """The job with its data, progress, result or error, and its newest log lines."""
     return await job_detail(qm, job_id)
 
 
-@router.post("/jobs/{job_id}/retry", response_model=JobDetailOut, response_model_by_alias=True)
+@router.post("/jobs/{job_id}/retry")
 async def retry_job(job_id: str, qm: Manager) -> JobDetailOut:
     """Move a failed job back to waiting (its attempt count is kept)."""
     info = await qm.get_job(job_id)

@@ -10,17 +10,15 @@ series to alert on. The figures and their names are described in ``corral/adapte
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
 from corral.errors import BrokerUnavailable
-from corral.http.deps import manager as get_manager
-from corral.manager import JobQueueManager
+from corral.http.deps import Manager
 from corral.services.monitoring import metric_figures
 
 router = APIRouter(tags=["metrics"])
-Manager = Annotated[JobQueueManager, Depends(get_manager)]
 
 
 @router.get(

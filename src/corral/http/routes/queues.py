@@ -17,12 +17,10 @@ from fastapi import APIRouter, Depends, Query
 from starlette.exceptions import HTTPException
 
 from corral.core.jobs import OPTION_NAMES
-from corral.core.queries import MAX_LIMIT
 from corral.core.queue_jobs import JobState
 from corral.errors import InvalidJobOptions, ValidationError
-from corral.http.deps import manager as get_manager
-from corral.http.names import to_camel
-from corral.http.routes.jobs import job_out
+from corral.http.deps import Limit, Manager, Offset
+from corral.http.names import camel_path, to_camel
 from corral.http.schemas import (
     JobCreate,
     JobCreated,
@@ -30,7 +28,6 @@ from corral.http.schemas import (
     Page,
     QueueCleanIn,
     QueueCleanOut,
-    QueueMetricsOut,
     QueuePausedOut,
     QueueStatusOut,
     ThroughputOut,
@@ -40,7 +37,6 @@ from corral.manager import JobQueueManager
 from corral.services.monitoring import MAX_THROUGHPUT_MINUTES
 
 router = APIRouter(tags=["queues"])
-Manager = Annotated[JobQueueManager, Depends(get_manager)]
 
 #: In a job list, a job's data, result or progress larger than this (as JSON) is left out.
 LIST_VALUE_MAX_BYTES: Final = 4096
@@ -62,30 +58,19 @@ def served_queue(queue_name: str, qm: Manager) -> JobQueueManager:
 Queue = Annotated[JobQueueManager, Depends(served_queue)]
 
 
-@router.get("/queues/{queue_name}", response_model=QueueStatusOut, response_model_by_alias=True)
+@router.get("/queues/{queue_name}")
 async def get_queue(qm: Queue) -> QueueStatusOut:
     status = await qm.get_queue_status()
-    metrics = await qm.get_metrics()
     return QueueStatusOut(
         name=status["queue"],
         paused=status["paused"],
         counts=status["counts"],
         workers=status["workers"],
-        metrics=QueueMetricsOut(
-            total_jobs=metrics.total_jobs,
-            completed_jobs=metrics.completed_jobs,
-            failed_jobs=metrics.failed_jobs,
-            retried_attempts=metrics.retried_attempts,
-            stalled_jobs=metrics.stalled_jobs,
-            success_rate=metrics.success_rate,
-            average_processing_time=metrics.average_processing_time,
-        ),
+        metrics=await qm.get_metrics(),
     )
 
 
-@router.get(
-    "/queues/{queue_name}/throughput", response_model=ThroughputOut, response_model_by_alias=True
-)
+@router.get("/queues/{queue_name}/throughput")
 async def get_throughput(
     qm: Queue,
     minutes: Annotated[int, Query(ge=1, le=MAX_THROUGHPUT_MINUTES)] = 60,
@@ -105,42 +90,36 @@ async def get_throughput(
     )
 
 
-@router.post(
-    "/queues/{queue_name}/pause", response_model=QueuePausedOut, response_model_by_alias=True
-)
+@router.post("/queues/{queue_name}/pause")
 async def pause_queue(qm: Queue) -> QueuePausedOut:
     """Workers finish their active jobs and take no new ones until resumed."""
     await qm.pause()
     return QueuePausedOut(name=qm.queue_name, paused=True)
 
 
-@router.post(
-    "/queues/{queue_name}/resume", response_model=QueuePausedOut, response_model_by_alias=True
-)
+@router.post("/queues/{queue_name}/resume")
 async def resume_queue(qm: Queue) -> QueuePausedOut:
     await qm.resume()
     return QueuePausedOut(name=qm.queue_name, paused=False)
 
 
-@router.post(
-    "/queues/{queue_name}/clean", response_model=QueueCleanOut, response_model_by_alias=True
-)
+@router.post("/queues/{queue_name}/clean")
 async def clean_queue(body: QueueCleanIn, qm: Queue) -> QueueCleanOut:
     """Remove up to ``limit`` jobs in ``status`` that are older than ``graceMs``."""
     removed = await qm.clean_jobs(body.grace_ms, body.limit, body.status)
     return QueueCleanOut(removed=removed)
 
 
-@router.get("/queues/{queue_name}/jobs", response_model=Page[JobOut], response_model_by_alias=True)
+@router.get("/queues/{queue_name}/jobs")
 async def list_jobs(
     qm: Queue,
-    state: Annotated[JobState, Query()] = JobState.WAITING,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    state: JobState = JobState.WAITING,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[JobOut]:
     """Finished jobs newest first; the others in the order they will run."""
     jobs, total = await qm.list_jobs(state.value, limit=limit, offset=offset)
-    items = [list_item(job_out(j)) for j in jobs]
+    items = [list_item(JobOut.of(j)) for j in jobs]
     return Page[JobOut](items=items, total=total, limit=limit, offset=offset)
 
 
@@ -172,10 +151,7 @@ def list_item(job: JobOut) -> JobOut:
 def _camel_path(path: str) -> str:
     """``options.remove_on_complete.count`` -> ``options.removeOnComplete.count``."""
     head, dot, rest = path.partition(".")
-    if head != "options" or not dot:
-        return path
-    name, dot, tail = rest.partition(".")
-    return f"options.{to_camel(name)}{dot}{tail}"
+    return f"options.{camel_path(rest)}" if head == "options" and dot else path
 
 
 def _options(raw: dict[str, Any] | None) -> dict[str, Any]:
@@ -188,12 +164,7 @@ def _options(raw: dict[str, Any] | None) -> dict[str, Any]:
     return options
 
 
-@router.post(
-    "/queues/{queue_name}/jobs",
-    status_code=201,
-    response_model=JobCreated,
-    response_model_by_alias=True,
-)
+@router.post("/queues/{queue_name}/jobs", status_code=201)
 async def add_job(body: JobCreate, qm: Queue) -> JobCreated:
     """Validate and enqueue one job, exactly as ``JobQueueManager.add_job`` does."""
     options = _options(body.options)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from corral.core.queries import MAX_LIMIT, ExecutionQuery, ScheduleQuery, ScheduleSort
+from corral.core.queries import ExecutionQuery, ScheduleQuery, ScheduleSort
 from corral.core.schedules import ScheduleStatus
-from corral.http.deps import scheduler as get_scheduler
+from corral.http.deps import Limit, Offset, Order, Scheduler
+from corral.http.names import to_snake
+from corral.http.routes.executions import list_executions
 from corral.http.schemas import (
     ExecutionOut,
     Page,
@@ -21,56 +22,37 @@ from corral.http.schemas import (
 from corral.scheduler import TaskScheduler
 
 router = APIRouter(tags=["scheduled jobs"])
-Scheduler = Annotated[TaskScheduler, Depends(get_scheduler)]
 NEXT_FIRES = 5
+#: A ScheduleSort, in camelCase.
+SortField = Literal["name", "createdAt", "updatedAt", "priority", "handlerName"]
 
 
-class SortField(StrEnum):
-    name = "name"
-    createdAt = "createdAt"
-    updatedAt = "updatedAt"
-    priority = "priority"
-    handlerName = "handlerName"
-
-
-_SORT = {
-    SortField.name: ScheduleSort.NAME,
-    SortField.createdAt: ScheduleSort.CREATED_AT,
-    SortField.updatedAt: ScheduleSort.UPDATED_AT,
-    SortField.priority: ScheduleSort.PRIORITY,
-    SortField.handlerName: ScheduleSort.HANDLER_NAME,
-}
-
-
-async def _out(ts: TaskScheduler, job_id: UUID, *, detail: bool) -> ScheduledJobOut:
+async def _out(ts: TaskScheduler, job_id: UUID) -> ScheduledJobOut:
+    """The schedule with its next fire times and its latest run."""
     job = await ts.get(job_id)
-    if not detail:
-        return ScheduledJobOut.of(job)
     fires = ts.preview(job.cron_expression, job.timezone, NEXT_FIRES) if job.status == 1 else []
     runs, _ = await ts.executions(ExecutionQuery(job_id=job.id, limit=1))
     last = ExecutionOut.of(runs[0]) if runs else None
     return ScheduledJobOut.of(job, next_fires=fires, last_run=last)
 
 
-@router.post(
-    "/scheduled-jobs", status_code=201, response_model=ScheduledJobOut, response_model_by_alias=True
-)
+@router.post("/scheduled-jobs", status_code=201)
 async def create_scheduled_job(body: ScheduledJobCreate, ts: Scheduler) -> ScheduledJobOut:
     job = await ts.create(**body.model_dump(exclude_unset=True))
-    return await _out(ts, job.id, detail=True)
+    return await _out(ts, job.id)
 
 
-@router.get("/scheduled-jobs", response_model=Page[ScheduledJobOut], response_model_by_alias=True)
+@router.get("/scheduled-jobs")
 async def list_scheduled_jobs(
     ts: Scheduler,
-    status: Annotated[ScheduleStatus | None, Query()] = None,
+    status: ScheduleStatus | None = None,
     domain: Annotated[str | None, Query(max_length=64)] = None,
     handler_name: Annotated[str | None, Query(alias="handlerName", max_length=64)] = None,
     search: Annotated[str | None, Query(max_length=128, description="name contains")] = None,
-    sort: Annotated[SortField, Query()] = SortField.createdAt,
-    order: Annotated[str, Query(pattern="^(asc|desc)$")] = "asc",
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    sort: SortField = "createdAt",
+    order: Order = "asc",
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[ScheduledJobOut]:
     jobs, total = await ts.list(
         ScheduleQuery(
@@ -78,7 +60,7 @@ async def list_scheduled_jobs(
             domain=domain,
             handler_name=handler_name,
             name_contains=search,
-            sort=_SORT[sort],
+            sort=ScheduleSort(to_snake(sort)),
             descending=order == "desc",
             limit=limit,
             offset=offset,
@@ -89,21 +71,17 @@ async def list_scheduled_jobs(
     )
 
 
-@router.get(
-    "/scheduled-jobs/{job_id}", response_model=ScheduledJobOut, response_model_by_alias=True
-)
+@router.get("/scheduled-jobs/{job_id}")
 async def get_scheduled_job(job_id: UUID, ts: Scheduler) -> ScheduledJobOut:
-    return await _out(ts, job_id, detail=True)
+    return await _out(ts, job_id)
 
 
-@router.patch(
-    "/scheduled-jobs/{job_id}", response_model=ScheduledJobOut, response_model_by_alias=True
-)
+@router.patch("/scheduled-jobs/{job_id}")
 async def patch_scheduled_job(
     job_id: UUID, body: ScheduledJobPatch, ts: Scheduler
 ) -> ScheduledJobOut:
     await ts.update(job_id, **body.model_dump(exclude_unset=True))
-    return await _out(ts, job_id, detail=True)
+    return await _out(ts, job_id)
 
 
 @router.delete("/scheduled-jobs/{job_id}", status_code=204, response_class=Response)
@@ -117,19 +95,9 @@ async def run_scheduled_job(job_id: UUID, ts: Scheduler) -> dict[str, str]:
     return {"executionId": await ts.trigger_now(job_id)}
 
 
-@router.get(
-    "/scheduled-jobs/{job_id}/executions",
-    response_model=Page[ExecutionOut],
-    response_model_by_alias=True,
-)
+@router.get("/scheduled-jobs/{job_id}/executions")
 async def scheduled_job_executions(
-    job_id: UUID,
-    ts: Scheduler,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    job_id: UUID, ts: Scheduler, limit: Limit = 50, offset: Offset = 0
 ) -> Page[ExecutionOut]:
     await ts.get(job_id)  # 404 for an unknown schedule
-    rows, total = await ts.executions(ExecutionQuery(job_id=job_id, limit=limit, offset=offset))
-    return Page[ExecutionOut](
-        items=[ExecutionOut.of(r) for r in rows], total=total, limit=limit, offset=offset
-    )
+    return await list_executions(ts, schedule_id=job_id, limit=limit, offset=offset)

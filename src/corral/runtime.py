@@ -281,7 +281,6 @@ class Runtime:
         concurrency: int | None = None,
         limiter_max: int | None = None,
         limiter_duration_ms: int | None = None,
-        name: str | None = None,
         lifecycle: AttemptListener | None = None,
     ) -> BullConsumer:
         s = self.settings
@@ -294,7 +293,6 @@ class Runtime:
             lock_duration_ms=s.lock_duration_ms,
             stalled_interval_ms=s.stalled_interval_ms,
             max_stalled_count=s.max_stalled_count,
-            name=name,
         )
         # Commands in flight are bounded by the job slots plus a few timers (lock renewal,
         # stats, stalled check): sized above that, the pool never runs dry and need not wait.

@@ -58,7 +58,7 @@ class CorralWorker(Worker):  # type: ignore[misc]
         super().__init__(consumer.config.queue, None, opts)
         self.consumer = consumer
         self.isolation = Isolation()
-        self.finisher = Finisher(self)
+        self.finisher = Finisher(self, consumer.client)
         if consumer.blocking_client is not None:
             internals.use_blocking_client(self, consumer.blocking_client)
 
@@ -91,9 +91,8 @@ class CorralWorker(Worker):  # type: ignore[misc]
         isolation = self.isolation
         try:
             if isolation.suspect:
-                await self.consumer.return_to_queue(
-                    self, job, token, "arrived while a job runs alone here", logging.DEBUG
-                )
+                why = "arrived while a job runs alone here"
+                await self.finisher.requeue(job, token, why, logging.DEBUG)
                 return None
             if internals.stalled_count(job) > 0 and not internals.deferred_failure(job):
                 return await self._alone(job, token)

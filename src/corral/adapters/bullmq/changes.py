@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from corral.adapters.bullmq import keys
+from corral.adapters.bullmq.keys import Keys
 from corral.core.backoff import RetryPolicy
 from corral.supervision import Supervisor
 
@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 async def publish_change(client: aioredis.Redis, *, prefix: str, queue: str, what: str) -> None:
     try:
-        await client.publish(keys.schedule_changes(prefix, queue), what)
+        await client.publish(Keys(prefix, queue).schedule_changes, what)
     except Exception as exc:  # the poll picks the change up anyway
         logger.warning(
             "could not publish a schedule change: %s",
@@ -38,7 +38,7 @@ class ChangeFeed:
         self, client: aioredis.Redis, *, prefix: str, queue: str, on_change: Callable[[], None]
     ) -> None:
         self.client = client
-        self.channel = keys.schedule_changes(prefix, queue)
+        self.channel = Keys(prefix, queue).schedule_changes
         self.on_change = on_change
         self._task: asyncio.Task[None] | None = None
 

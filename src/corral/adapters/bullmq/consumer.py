@@ -17,19 +17,21 @@ queue at once instead of leaving them to the stalled-job checker.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import socket
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from bullmq import Job as BullJob
-from bullmq import Worker
 
 from corral.adapters.bullmq import internals
 from corral.adapters.bullmq.bullworker import CorralWorker
-from corral.adapters.bullmq.config import WorkerConfig
 from corral.adapters.bullmq.connection import SOCKET_TIMEOUT_S
-from corral.adapters.bullmq.control import Control
+from corral.adapters.bullmq.keys import Keys
 from corral.adapters.bullmq.mapping import timeout_of
 from corral.adapters.bullmq.stats import StatsReporter
 from corral.core.attempts import AttemptOutcome
@@ -38,9 +40,53 @@ from corral.core.ports import JobRunner
 from corral.core.throttle import LogThrottle, held_note
 from corral.errors import HandlerNotFound, UnrecoverableError
 
-__all__ = ["BullConsumer", "WorkerConfig"]
-
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerConfig:
+    queue: str
+    prefix: str
+    concurrency: int = 10
+    limiter_max: int | None = None
+    limiter_duration_ms: int | None = None
+    lock_duration_ms: int = 30_000
+    stalled_interval_ms: int = 30_000
+    max_stalled_count: int = 1
+
+    def worker_options(self, client: aioredis.Redis) -> dict[str, Any]:
+        opts: dict[str, Any] = {
+            "connection": client,
+            "prefix": self.prefix,
+            "concurrency": self.concurrency,
+            "autorun": False,
+            "lockDuration": self.lock_duration_ms,
+            "stalledInterval": self.stalled_interval_ms,
+            "maxStalledCount": self.max_stalled_count,
+            # bullmq retries a failed fetch after this long; its 15 s default makes a worker
+            # resume long after Redis is back.
+            "runRetryDelay": 1000,
+            "drainDelay": 5,
+        }
+        if self.limiter_max is not None and self.limiter_duration_ms is not None:
+            opts["limiter"] = {"max": self.limiter_max, "duration": self.limiter_duration_ms}
+            opts["drainDelay"] = 1  # the limiter stalls after one window with a long drain delay
+        return opts
+
+
+class Control:
+    """``JobControl`` for a bullmq job: what a running handler reports goes to Redis."""
+
+    __slots__ = ("_job",)
+
+    def __init__(self, job: BullJob) -> None:
+        self._job = job
+
+    async def update_progress(self, progress: int | float | dict[str, Any]) -> None:
+        await self._job.updateProgress(progress)
+
+    async def log(self, line: str) -> None:
+        await self._job.log(line)
 
 
 class BadJobData(UnrecoverableError):
@@ -75,11 +121,9 @@ class BullConsumer:
         self.executor = executor
         self._worker: CorralWorker | None = None
         self._run_task: asyncio.Task[Any] | None = None
-        self.stats = StatsReporter(client, config, worker_id="")
+        self.stats = StatsReporter(client, Keys(config.prefix, config.queue))
         self._error_throttles: dict[str, LogThrottle] = {}
-        self.stats.handlers = executor.handler_names()
         executor.add_listener(self.stats)
-        self._requeue = internals.requeue_script(client)
 
     @property
     def worker_id(self) -> str:
@@ -114,9 +158,16 @@ class BullConsumer:
         worker.on("stalled", self._on_stalled)
         await internals.load_redis_version(worker)
         self._worker = worker
-        self.stats.worker_id = worker.id
-        await self.stats.flush()
-        self.stats.start()
+        info = {
+            "id": worker.id,
+            "name": None,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "concurrency": self.config.concurrency,
+            "handlers": self.executor.handler_names(),
+            "started_at_ms": int(time.time() * 1000),
+        }
+        await self.stats.start(worker.id, json.dumps(info))
         self._run_task = asyncio.create_task(
             worker.run(), name=f"corral-worker-{self.config.queue}"
         )
@@ -181,7 +232,7 @@ class BullConsumer:
         if not drained:
             worker.forceClosing = True
             for job, token in list(worker.jobs):
-                await self.return_to_queue(worker, job, token, "cut off by shutdown")
+                await worker.finisher.requeue(job, token, "cut off by shutdown")
             internals.cancel_all(worker)
             await asyncio.wait({closing}, timeout=SOCKET_TIMEOUT_S)
         await self.stats.stop()
@@ -197,25 +248,3 @@ class BullConsumer:
             extra={"event": "worker.stopped", "worker_id": worker.id},
         )
         return drained
-
-    async def return_to_queue(
-        self, worker: Worker, job: BullJob, token: str, why: str, level: int = logging.WARNING
-    ) -> None:
-        """Move an active job of ours back to the front of its queue, its lock released, with
-        no stall counted (BullMQ's moveJobFromActiveToWait)."""
-        try:
-            await internals.requeue(self._requeue, worker, job, token)
-            logger.log(
-                level,
-                "job %s %s; returned to the queue",
-                job.id,
-                why,
-                extra={"event": "job.requeued", "job_id": job.id},
-            )
-        except Exception as exc:
-            logger.error(
-                "could not return job %s to the queue (stalled-job recovery will): %s",
-                job.id,
-                exc,
-                extra={"event": "job.requeue_failed", "job_id": job.id},
-            )

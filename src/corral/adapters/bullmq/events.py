@@ -15,7 +15,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from corral.adapters.bullmq import keys
+from corral.adapters.bullmq.keys import Keys
 from corral.core.backoff import RetryPolicy
 from corral.core.events import QueueEvent
 from corral.supervision import Supervisor
@@ -56,7 +56,7 @@ class EventStream:
     ) -> None:
         self.client = client
         self.queue = queue
-        self.key = keys.events(prefix, queue)
+        self.key = Keys(prefix, queue).events
         self.sink = sink
         self.max_backoff_s = max_backoff_s
         self.last_id: str | None = None

@@ -24,8 +24,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
-from corral.adapters.bullmq import internals, keys
+from corral.adapters.bullmq import internals
 from corral.adapters.bullmq.connection import unavailable
+from corral.adapters.bullmq.keys import HEARTBEAT_TTL_MS, Keys
 from corral.adapters.bullmq.mapping import to_bullmq_options
 from corral.core.jobs import JobSpec
 from corral.core.schedules import FirePlan
@@ -63,15 +64,14 @@ def _ms(moment: datetime) -> int:
 class FireGate:
     """Settles ticks of schedules on one queue. Shares the producer's client and Queue."""
 
-    def __init__(self, client: aioredis.Redis, queue: Queue, url: str, *, prefix: str, name: str):
+    def __init__(self, client: aioredis.Redis, queue: Queue, url: str, keys: Keys):
         self.client = client
         self.queue = queue
         self.url = url
-        self.prefix = prefix
-        self.name = name
+        self.keys = keys
 
     def _key(self, schedule_id: UUID) -> str:
-        return keys.watermark(self.prefix, self.name, str(schedule_id))
+        return self.keys.watermark(str(schedule_id))
 
     async def watermark(self, schedule_id: UUID) -> datetime | None:
         return _to_dt(await self.client.get(self._key(schedule_id)))
@@ -84,7 +84,7 @@ class FireGate:
     ) -> FireOutcome:
         """Read the watermark, ``decide`` what to do with it, and commit that atomically."""
         key = self._key(schedule_id)
-        stats = keys.scheduler_stats(self.prefix, self.name)
+        stats = self.keys.scheduler_stats
         try:
             for _ in range(_MAX_RACES):
                 async with self.client.pipeline(transaction=True) as pipe:
@@ -141,8 +141,8 @@ class FireGate:
         ahead fires early by that much. Redis's clock is the one reference all replicas share;
         the skew is measured against it, taking the local time halfway through the round trip.
         """
-        key = keys.schedulers(self.prefix, self.name)
-        skew_key = keys.scheduler_skew(self.prefix, self.name, scheduler_id)
+        key = self.keys.schedulers
+        skew_key = self.keys.scheduler_skew(scheduler_id)
         if stopping:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.zrem(key, scheduler_id)
@@ -157,10 +157,10 @@ class FireGate:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.zadd(key, {scheduler_id: now_ms})
             pipe.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
-            pipe.set(skew_key, f"{skew:.4f}", px=keys.HEARTBEAT_TTL_MS)
+            pipe.set(skew_key, f"{skew:.4f}", px=HEARTBEAT_TTL_MS)
             await pipe.execute()
         return skew
 
     async def stats(self) -> dict[str, float]:
-        raw = await self.client.hgetall(keys.scheduler_stats(self.prefix, self.name))  # type: ignore[misc]
+        raw = await self.client.hgetall(self.keys.scheduler_stats)  # type: ignore[misc]
         return {k: float(v) for k, v in raw.items()}

@@ -102,7 +102,6 @@ class Runtime:
         self._events: EventStream | None = None
         self.listeners = Listeners()
         self.consumers: list[BullConsumer] = []
-        self._lock = asyncio.Lock()
         self._engine: Any = None
         self._store: SqlScheduleStore | None = None
         self._log: SqlExecutionLog | None = None
@@ -110,52 +109,42 @@ class Runtime:
 
     # -- producer / admin --------------------------------------------------------------------
     async def queue(self) -> QueueBroker:
-        return await self._bull_queue()
+        return self._bull_queue()
 
     async def monitor(self) -> QueueBroker:
         """The same queue on a small client of its own, for health checks and metric scrapes:
         a flood of probes waits on these few connections and never takes one the work needs
         (adds, admin calls), nor is a probe starved by a burst of adds."""
-        return await self._bull_monitor()
+        return self._bull_monitor()
 
-    async def _bull_queue(self) -> BullQueue:
+    def _bull_queue(self) -> BullQueue:
         if self._queue is None:
-            async with self._lock:
-                if self._queue is None:
-                    client = make_client(
-                        self._url, connect_timeout_s=self.settings.redis_connect_timeout_s
-                    )
-                    queue = BullQueue(
-                        client,
-                        self._url,
-                        name=self.queue_name,
-                        prefix=self.settings.prefix,
-                        memory_reserve=self.settings.redis_memory_reserve,
-                    )
-                    self._stack.push_async_callback(queue.close)
-                    self._queue = queue
+            self._queue = self._open_queue()
         return self._queue
 
-    async def _bull_monitor(self) -> BullQueue:
+    def _bull_monitor(self) -> BullQueue:
         if self._monitor is None:
-            async with self._lock:
-                if self._monitor is None:
-                    client = make_client(
-                        self._url,
-                        max_connections=MONITOR_CONNECTIONS,
-                        pool_timeout_s=self.settings.redis_connect_timeout_s,
-                        connect_timeout_s=self.settings.redis_connect_timeout_s,
-                    )
-                    monitor = BullQueue(
-                        client, self._url, name=self.queue_name, prefix=self.settings.prefix
-                    )
-                    self._stack.push_async_callback(monitor.close)
-                    self._monitor = monitor
+            self._monitor = self._open_queue(
+                max_connections=MONITOR_CONNECTIONS,
+                pool_timeout_s=self.settings.redis_connect_timeout_s,
+            )
         return self._monitor
 
+    def _open_queue(self, **client: Any) -> BullQueue:
+        s = self.settings
+        queue = BullQueue(
+            make_client(self._url, connect_timeout_s=s.redis_connect_timeout_s, **client),
+            self._url,
+            name=self.queue_name,
+            prefix=s.prefix,
+            memory_reserve=s.redis_memory_reserve,
+        )
+        self._stack.push_async_callback(queue.close)
+        return queue
+
     async def ping(self) -> float:
-        monitor = await self._bull_monitor()
-        return await ping(monitor.client, self._url, self.settings.redis_connect_timeout_s)
+        client = self._bull_monitor().client
+        return await ping(client, self._url, self.settings.redis_connect_timeout_s)
 
     async def check_redis_password(self) -> None:
         """Raise BrokerAuthenticationFailed if Redis refuses the password. An unreachable Redis
@@ -176,7 +165,7 @@ class Runtime:
         return urlsplit(self._url).hostname
 
     async def redis_info(self) -> dict[str, object]:
-        return await server_info((await self._bull_monitor()).client, self._url)
+        return await server_info(self._bull_monitor().client, self._url)
 
     # -- SQL ----------------------------------------------------------------------------------
     async def migrate(self) -> None:
@@ -233,14 +222,11 @@ class Runtime:
 
     # -- scheduling ---------------------------------------------------------------------------
     async def fire_gate(self) -> FireGate:
-        queue = await self._bull_queue()
-        return queue.fire_gate()
+        return self._bull_queue().fire_gate()
 
     async def publish_change(self, what: str) -> None:
-        queue = await self._bull_queue()
-        await publish_change(
-            queue.client, prefix=self.settings.prefix, queue=self.queue_name, what=what
-        )
+        client = self._bull_queue().client
+        await publish_change(client, prefix=self.settings.prefix, queue=self.queue_name, what=what)
 
     def change_feed(self, on_change: Callable[[], None]) -> ChangeFeed:
         feed = ChangeFeed(

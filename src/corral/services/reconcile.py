@@ -15,22 +15,23 @@ by the schedulers, repairs both:
 * **job without row**: a job created more than the grace period ago with no row for its
   ``(id, creation time)`` gets a row with its current state.
 
-The decisions are pure (``core/reconciliation.py``); the pass reads and writes through the two
-ports below. Its writes never overwrite a later real status: a verdict is applied only if the
-row is still exactly as it was read (status and ``updated_at``), and a missing row is inserted
-only if still missing.
+The decisions are pure (``core/reconciliation.py``); the pass reads Redis through the queue
+broker and the log through the port below. Its writes never overwrite a later real status: a
+verdict is applied only if the row is still exactly as it was read (status and
+``updated_at``), and a missing row is inserted only if still missing.
 A worker's write landing after a verdict is applied as usual (``completed`` replaces ``failed``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final, Protocol
 
 from corral.core.executions import ExecutionRecord
+from corral.core.ports import QueueBroker
 from corral.core.reconciliation import (
     LOST_REASON,
     REUSED_REASON,
@@ -41,6 +42,7 @@ from corral.core.reconciliation import (
     missing,
     verdict,
 )
+from corral.services.scheduling import Clock, utc_now
 
 # The pass's verdicts, named where its callers look for them.
 __all__ = [
@@ -57,22 +59,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_PAGE: Final = 200
-
-
-class JobSource(Protocol):
-    """The Redis side (implemented by ``adapters.bullmq.queue.BullQueue``)."""
-
-    async def job_ids(self, state: str, *, offset: int, limit: int) -> list[str]:
-        """A page of the ids in ``state``, newest first."""
-        ...
-
-    async def job_facts(self, ids: Sequence[str]) -> Mapping[str, QueueJob | None]:
-        """Each id's job, or None when Redis has no such job."""
-        ...
-
-    async def claim(self, what: str, owner: str, ttl_ms: int) -> bool:
-        """True for the one caller that takes ``what`` until ``ttl_ms`` have passed."""
-        ...
 
 
 class ReconcileLog(Protocol):
@@ -114,18 +100,11 @@ class PassReport:
 
 @dataclass(slots=True)
 class ReconcileStats:
-    """Totals since the process started."""
+    """Since the process started: passes run and failed, and what the last one did."""
 
     passes: int = 0
-    lost: int = 0
-    settled: int = 0
-    added: int = 0
     failures: int = 0
     last: PassReport = field(default_factory=PassReport)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Reconciler:
@@ -135,13 +114,13 @@ class Reconciler:
 
     def __init__(
         self,
-        jobs: JobSource,
+        jobs: QueueBroker,
         log: ReconcileLog,
         *,
         queue: str,
         grace_s: float,
         page: int = DEFAULT_PAGE,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self.jobs = jobs
         self.log = log
@@ -158,9 +137,6 @@ class Reconciler:
         await self._rows_without_jobs(report)
         await self._jobs_without_rows(report)
         self.stats.passes += 1
-        self.stats.lost += report.lost
-        self.stats.settled += report.settled
-        self.stats.added += report.added
         self.stats.last = report
         if report.changed:
             logger.info(

@@ -51,48 +51,19 @@ _SORT_COLUMNS: Final = {
 }
 
 
+# The table's columns are ScheduledJob's fields, name for name (status stored as its number).
 def _to_row(job: ScheduledJob) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "name": job.name,
-        "description": job.description,
-        "handler_name": job.handler_name,
-        "cron_expression": job.cron_expression,
-        "timezone": job.timezone,
-        "status": int(job.status),
-        "payload": job.payload,
-        "retry_attempts": job.retry_attempts,
-        "retry_delay": job.retry_delay,
-        "timeout": job.timeout,
-        "priority": job.priority,
-        "domain": job.domain,
-        "catch_up_ms": job.catch_up_ms,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-    }
+    row = {column.name: getattr(job, column.name) for column in schedules.c}
+    row["status"] = int(job.status)
+    return row
 
 
 def _to_job(row: Row[Any]) -> ScheduledJob:
-    m = row._mapping
-    payload = m["payload"]
-    return ScheduledJob(
-        id=m["id"],
-        name=m["name"],
-        description=m["description"],
-        handler_name=m["handler_name"],
-        cron_expression=m["cron_expression"],
-        timezone=m["timezone"],
-        status=ScheduleStatus(m["status"]),
-        payload=payload if isinstance(payload, dict) else {},
-        retry_attempts=m["retry_attempts"],
-        retry_delay=m["retry_delay"],
-        timeout=m["timeout"],
-        priority=m["priority"],
-        domain=m["domain"],
-        catch_up_ms=m["catch_up_ms"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-    )
+    values = dict(row._mapping)
+    values["status"] = ScheduleStatus(values["status"])
+    if not isinstance(values["payload"], dict):
+        values["payload"] = {}
+    return ScheduledJob(**values)
 
 
 def _changes(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -95,7 +95,16 @@ class SchedulerLoop:
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_SETTLES)
         self.loaded = asyncio.Event()
         # Outages are logged per step; the loop's poll is the retry, so no policy.
-        self._steps: dict[str, Supervisor] = {}
+        self._steps = {
+            step: Supervisor(
+                logger,
+                failure=f"scheduler step failed ({step}): {{error}}",
+                event="scheduler.error",
+                recovery=f"scheduler {step} works again",
+                recovered_event="scheduler.ok",
+            )
+            for step in ("reload", "heartbeat")
+        }
         # One line for the first failure, then one per 10 s for all schedules together:
         # during a Redis outage every schedule fails every second.
         self._settling = Supervisor(
@@ -196,16 +205,7 @@ class SchedulerLoop:
             )
 
     async def _guarded(self, work: Any, step: str) -> None:
-        supervisor = self._steps.get(step)
-        if supervisor is None:
-            supervisor = self._steps[step] = Supervisor(
-                logger,
-                failure=f"scheduler step failed ({step}): {{error}}",
-                event="scheduler.error",
-                recovery=f"scheduler {step} works again",
-                recovered_event="scheduler.ok",
-            )
-        await supervisor.attempt(lambda: work)
+        await self._steps[step].attempt(lambda: work)
 
     def _next_due(self) -> datetime:
         return self._heap[0][0] if self._heap else self.clock() + timedelta(seconds=self.poll_s)
@@ -262,6 +262,7 @@ class SchedulerLoop:
     def _record(self, schedule: ScheduledJob, outcome: Outcome) -> None:
         if outcome.lost_race:
             self.stats.lost_races += 1
+        first, last = outcome.first_skipped, outcome.last_skipped
         if outcome.skipped:
             self.stats.skipped += outcome.skipped
             logger.warning(
@@ -269,13 +270,15 @@ class SchedulerLoop:
                 schedule.id,
                 schedule.name,
                 outcome.skipped,
-                _iso(outcome.first_skipped),
-                _iso(outcome.last_skipped),
+                _iso(first),
+                _iso(last),
                 extra={"event": "scheduler.missed", "schedule_id": str(schedule.id)},
             )
-            self._report_missed(schedule, outcome)
-        if outcome.fired is not None and outcome.enqueued_at is not None:
-            lateness = (outcome.enqueued_at - outcome.fired).total_seconds() * 1000
+            if self.on_missed is not None and first is not None and last is not None:
+                missed = MissedTicks(count=outcome.skipped, first=first, last=last)
+                self.on_missed(schedule, missed, outcome.settled_at or self.clock())
+        if outcome.fired is not None and outcome.settled_at is not None:
+            lateness = (outcome.settled_at - outcome.fired).total_seconds() * 1000
             self.stats.fired += 1
             if self.on_fired is not None and outcome.enqueued_ms is not None:
                 self.on_fired(
@@ -293,13 +296,6 @@ class SchedulerLoop:
                 lateness,
                 extra={"event": "scheduler.fired", "schedule_id": str(schedule.id)},
             )
-
-    def _report_missed(self, schedule: ScheduledJob, outcome: Outcome) -> None:
-        first, last = outcome.first_skipped, outcome.last_skipped
-        if self.on_missed is None or first is None or last is None:
-            return
-        missed = MissedTicks(count=outcome.skipped, first=first, last=last)
-        self.on_missed(schedule, missed, outcome.settled_at or self.clock())
 
     def _next_tick(self, schedule: ScheduledJob, after: datetime) -> datetime | None:
         return schedule.cron.next_fire(after.replace(microsecond=0), schedule.zone)

@@ -44,7 +44,6 @@ class FireOutcome:
     fired: datetime | None
     skipped: int
     lost_race: bool
-    enqueued_at: datetime | None = None
     #: The fired job's creation time as BullMQ stores it (the execution log's key with its id).
     enqueued_ms: int | None = None
     first_skipped: datetime | None = None
@@ -118,7 +117,6 @@ class FireGate:
                         fired=plan.fire,
                         skipped=plan.skipped,
                         lost_race=False,
-                        enqueued_at=enqueued_at if plan.fire is not None else None,
                         enqueued_ms=enqueued_ms if plan.fire is not None else None,
                         first_skipped=plan.first_skipped if plan.skipped else None,
                         last_skipped=plan.last_skipped if plan.skipped else None,

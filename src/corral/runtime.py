@@ -58,12 +58,6 @@ class Listeners:
             raise TypeError("listener: must be callable")
         self._by_name.setdefault(name, []).append(listener)
 
-    def remove(self, name: str, listener: Listener) -> None:
-        self._by_name.get(name, []).remove(listener)
-
-    def __bool__(self) -> bool:
-        return any(self._by_name.values())
-
     def dispatch(self, event: QueueEvent) -> None:
         for listener in self._by_name.get(event.name, ()):
             try:

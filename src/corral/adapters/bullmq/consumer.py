@@ -125,10 +125,6 @@ class BullConsumer:
         self._error_throttles: dict[str, LogThrottle] = {}
         executor.add_listener(self.stats)
 
-    @property
-    def worker_id(self) -> str:
-        return self._worker.id if self._worker is not None else ""
-
     async def run(self, job: BullJob) -> AttemptOutcome:
         """One attempt of ``job``: its handler's, or a failure at once when stalled-job
         recovery has failed the job, no handler has its name or its data is not an object."""
@@ -200,10 +196,6 @@ class BullConsumer:
     @property
     def running(self) -> bool:
         return self._run_task is not None and not self._run_task.done()
-
-    @property
-    def active_count(self) -> int:
-        return len(self._worker.jobs) if self._worker is not None else 0
 
     async def wait_closed(self) -> None:
         if self._run_task is not None:

@@ -8,6 +8,7 @@ still in the (trimmed) stream. Events come from every worker in the cluster.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -26,20 +27,16 @@ _BLOCK_MS = 1000
 _FIELD_NAMES = {"returnvalue": "result", "failedReason": "error", "data": "progress"}
 
 
-def _decode(name: str, fields: dict[str, str]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for key, value in fields.items():
-        if key in ("event", "jobId"):
-            continue
-        out_key = _FIELD_NAMES.get(key, key)
-        if key in ("returnvalue", "data"):
-            try:
-                data[out_key] = json.loads(value)
-            except ValueError:
-                data[out_key] = value
-        else:
-            data[out_key] = value
-    return data
+def _value(key: str, value: str) -> Any:
+    if key in ("returnvalue", "data"):
+        with contextlib.suppress(ValueError):
+            return json.loads(value)
+    return value
+
+
+def _decode(fields: dict[str, str]) -> dict[str, Any]:
+    skip = ("event", "jobId")
+    return {_FIELD_NAMES.get(k, k): _value(k, v) for k, v in fields.items() if k not in skip}
 
 
 class EventStream:
@@ -98,12 +95,11 @@ class EventStream:
                 self._deliver(event_id, fields)
 
     def _deliver(self, event_id: str, fields: dict[str, str]) -> None:
-        name = fields.get("event", "")
         event = QueueEvent(
-            name=name,
+            name=fields.get("event", ""),
             queue=self.queue,
             job_id=fields.get("jobId"),
-            data=_decode(name, fields),
+            data=_decode(fields),
             event_id=event_id,
         )
         try:

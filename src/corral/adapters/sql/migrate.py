@@ -21,6 +21,8 @@ application that shares the database and uses Alembic itself keeps its own histo
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
 
@@ -60,10 +62,17 @@ def head_revision() -> str:
     return head
 
 
-def _engine_context(target: str | AsyncEngine) -> tuple[AsyncEngine, bool]:
+@asynccontextmanager
+async def _engine_for(target: str | AsyncEngine) -> AsyncIterator[AsyncEngine]:
+    """``target`` itself, or an engine for that URL, disposed of afterwards."""
     if isinstance(target, AsyncEngine):
-        return target, False
-    return make_engine(target), True
+        yield target
+        return
+    engine = make_engine(target)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 async def upgrade(target: str | AsyncEngine, revision: str = "head") -> None:
@@ -73,8 +82,7 @@ async def upgrade(target: str | AsyncEngine, revision: str = "head") -> None:
     Raises ConfigurationError for a bad URL or a schema this version does not know (a newer
     Corral migrated it), StoreUnavailable when the database cannot be reached or refuses.
     """
-    engine, owned = _engine_context(target)
-    try:
+    async with _engine_for(target) as engine:
         async with translate_errors(engine.url), engine.connect() as conn:
             await conn.execution_options(sqlite_begin="immediate")
             async with conn.begin():
@@ -87,9 +95,6 @@ async def upgrade(target: str | AsyncEngine, revision: str = "head") -> None:
                         f"DATABASE_URL: cannot migrate {describe(engine.url)}: "
                         f"{redact_text(str(exc))}"
                     ) from None
-    finally:
-        if owned:
-            await engine.dispose()
 
 
 def _run_upgrade(connection: Connection, revision: str) -> None:
@@ -98,13 +103,9 @@ def _run_upgrade(connection: Connection, revision: str) -> None:
 
 async def current_revision(target: str | AsyncEngine) -> str | None:
     """The schema's revision, or None for a database Corral has never migrated."""
-    engine, owned = _engine_context(target)
-    try:
+    async with _engine_for(target) as engine:
         async with translate_errors(engine.url), engine.connect() as conn:
             return await conn.run_sync(_read_revision)
-    finally:
-        if owned:
-            await engine.dispose()
 
 
 def _read_revision(connection: Connection) -> str | None:

@@ -59,8 +59,7 @@ class CorralWorker(Worker):  # type: ignore[misc]
         self.consumer = consumer
         self.isolation = Isolation()
         self.finisher = Finisher(self, consumer.client)
-        if consumer.blocking_client is not None:
-            internals.use_blocking_client(self, consumer.blocking_client)
+        internals.use_blocking_client(self, consumer.blocking_client)
 
     async def getNextJob(self, token: str) -> BullJob | None:
         """Honour the rate limiter's wait. bullmq-python records ``limitUntil`` (the ms until

@@ -105,7 +105,7 @@ def _deferred_reason(reason: str, job: BullJob) -> str:
 
 class BullConsumer:
     """Runs one queue's worker until closed. Owns its Redis clients: ``client`` for the jobs'
-    commands, ``blocking_client`` (if given) for the wait for new jobs."""
+    commands, ``blocking_client`` for the wait for new jobs."""
 
     def __init__(
         self,
@@ -113,7 +113,7 @@ class BullConsumer:
         config: WorkerConfig,
         executor: JobRunner,
         *,
-        blocking_client: aioredis.Redis | None = None,
+        blocking_client: aioredis.Redis,
     ) -> None:
         self.client = client
         self.blocking_client = blocking_client
@@ -213,13 +213,10 @@ class BullConsumer:
         if worker is None:
             return True
         closing = asyncio.ensure_future(worker.close())
-        waiters: set[asyncio.Future[Any]] = {closing}
-        hurried = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
-        if hurried is not None:
-            waiters.add(hurried)
-        await asyncio.wait(waiters, timeout=timeout_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
-        if hurried is not None:
-            hurried.cancel()
+        hurried = asyncio.ensure_future((hurry or asyncio.Event()).wait())
+        first_done = asyncio.FIRST_COMPLETED
+        await asyncio.wait({closing, hurried}, timeout=timeout_ms / 1000, return_when=first_done)
+        hurried.cancel()
         drained = bool(closing.done())
         if not drained:
             worker.forceClosing = True
@@ -230,8 +227,7 @@ class BullConsumer:
         await self.stats.stop()
         await self.wait_closed()
         await self.client.aclose()
-        if self.blocking_client is not None:
-            await self.blocking_client.aclose()
+        await self.blocking_client.aclose()
         self.executor.close()
         logger.info(
             "worker %s stopped%s",

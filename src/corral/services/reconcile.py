@@ -37,7 +37,6 @@ from corral.core.reconciliation import (
     REUSED_REASON,
     STATUS_OF_STATE,
     UNSETTLED,
-    QueueJob,
     is_lost,
     missing,
     verdict,
@@ -184,19 +183,14 @@ class Reconciler:
     async def _jobs_without_rows(self, report: PassReport) -> None:
         now = self.clock()
         created_before_ms = int((now - self.grace).timestamp() * 1000)
-        listed: list[tuple[str, str]] = []
+        first_state: dict[str, str] = {}  # each job once, with the first state it is listed in
         for state in STATUS_OF_STATE:
-            listed.extend((state, job_id) for job_id in await self._page_of(state))
-        if not listed:
+            for job_id in await self._page_of(state):
+                first_state.setdefault(job_id, state)
+        if not first_state:
             return
-        facts = await self.jobs.job_facts(sorted({job_id for _, job_id in listed}))
-        found: list[tuple[str, QueueJob]] = []
-        seen: set[str] = set()
-        for state, job_id in listed:
-            job = facts.get(job_id)
-            if job is not None and job_id not in seen:
-                seen.add(job_id)
-                found.append((state, job))
+        facts = await self.jobs.job_facts(sorted(first_state))
+        found = [(s, job) for i, s in first_state.items() if (job := facts.get(i)) is not None]
         report.jobs_checked = len(found)
         present = await self.log.present([(job.id, job.created_ms) for _, job in found])
         records = missing(

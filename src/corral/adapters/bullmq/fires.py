@@ -72,9 +72,6 @@ class FireGate:
     def _key(self, schedule_id: UUID) -> str:
         return self.keys.watermark(str(schedule_id))
 
-    async def watermark(self, schedule_id: UUID) -> datetime | None:
-        return _to_dt(await self.client.get(self._key(schedule_id)))
-
     async def settle(
         self,
         schedule_id: UUID,

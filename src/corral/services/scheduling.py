@@ -43,6 +43,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _datetime(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
 def _iso(moment: datetime | None) -> str:
     return "?" if moment is None else moment.isoformat()
 
@@ -262,7 +266,7 @@ class SchedulerLoop:
     def _record(self, schedule: ScheduledJob, outcome: Outcome) -> None:
         if outcome.lost_race:
             self.stats.lost_races += 1
-        first, last = outcome.first_skipped, outcome.last_skipped
+        first, last, settled_ms = outcome.first_skipped, outcome.last_skipped, outcome.settled_ms
         if outcome.skipped:
             self.stats.skipped += outcome.skipped
             logger.warning(
@@ -276,16 +280,13 @@ class SchedulerLoop:
             )
             if self.on_missed is not None and first is not None and last is not None:
                 missed = MissedTicks(count=outcome.skipped, first=first, last=last)
-                self.on_missed(schedule, missed, outcome.settled_at or self.clock())
-        if outcome.fired is not None and outcome.settled_at is not None:
-            lateness = (outcome.settled_at - outcome.fired).total_seconds() * 1000
+                self.on_missed(schedule, missed, _datetime(settled_ms) or self.clock())
+        if outcome.fired is not None and settled_ms is not None:
+            lateness = settled_ms - outcome.fired.timestamp() * 1000
             self.stats.fired += 1
-            if self.on_fired is not None and outcome.enqueued_ms is not None:
-                self.on_fired(
-                    fire_id(schedule.id, outcome.fired),
-                    outcome.enqueued_ms,
-                    schedule.handler_name,
-                )
+            if self.on_fired is not None:
+                fired_id = fire_id(schedule.id, outcome.fired)
+                self.on_fired(fired_id, settled_ms, schedule.handler_name)
             self.stats.lateness_ms_sum += lateness
             self.stats.lateness_ms_max = max(self.stats.lateness_ms_max, lateness)
             logger.info(

@@ -44,12 +44,11 @@ class FireOutcome:
     fired: datetime | None
     skipped: int
     lost_race: bool
-    #: The fired job's creation time as BullMQ stores it (the execution log's key with its id).
-    enqueued_ms: int | None = None
     first_skipped: datetime | None = None
     last_skipped: datetime | None = None
-    #: When this call committed (fired or skipped).
-    settled_at: datetime | None = None
+    #: When this call committed (fired or skipped), in epoch ms: also the fired job's creation
+    #: time as BullMQ stores it (the execution log's key with its id).
+    settled_ms: int | None = None
 
 
 def _to_dt(ms: str | None) -> datetime | None:
@@ -91,17 +90,16 @@ class FireGate:
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
                         return FireOutcome(fired=None, skipped=0, lost_race=False)
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    enqueued_ms = round(time.time() * 1000)
-                    enqueued_at = datetime.fromtimestamp(enqueued_ms / 1000, UTC)
+                    settled_ms = round(time.time() * 1000)
                     if plan.fire is not None:
                         spec = spec_for(plan.fire)
                         job = BullJob(
                             self.queue, spec.name, spec.data, to_bullmq_options(spec.options)
                         )
-                        job.timestamp = enqueued_ms
+                        job.timestamp = settled_ms
                         await internals.add_in(pipe, self.queue, job)
                         pipe.hincrby(stats, "fired", 1)
-                        lateness_ms = (enqueued_at - plan.fire).total_seconds() * 1000
+                        lateness_ms = settled_ms - plan.fire.timestamp() * 1000
                         pipe.hincrbyfloat(stats, "lateness_ms_sum", round(lateness_ms, 3))
                     pipe.set(key, _ms(plan.watermark))
                     if plan.skipped:
@@ -114,10 +112,9 @@ class FireGate:
                         fired=plan.fire,
                         skipped=plan.skipped,
                         lost_race=False,
-                        enqueued_ms=enqueued_ms if plan.fire is not None else None,
                         first_skipped=plan.first_skipped if plan.skipped else None,
                         last_skipped=plan.last_skipped if plan.skipped else None,
-                        settled_at=enqueued_at,
+                        settled_ms=settled_ms,
                     )
             return FireOutcome(fired=None, skipped=0, lost_race=True)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:

@@ -1,11 +1,12 @@
-"""Every part of bullmq's internals that Corral relies on, in one place.
+"""Every part of bullmq's internals that Corral calls, in one place (with its test).
 
 bullmq's public surface (``Queue``, ``Worker`` with a processor, ``Job``) cannot run Corral's
 worker: the fetch-next fast path, the isolation of recovered jobs, finishing through a Redis
-outage and returning cut-off jobs at shutdown all need the methods, attributes and scripts
-below. ``tests/unit/test_bullmq_internals.py`` checks each against the installed package, so an
-upgrade that moves one fails there, loudly, rather than in production. ``CorralWorker``
-overrides ``Worker.getNextJob`` (the limiter's wait, isolation) and ``Worker.processJob``.
+outage and returning cut-off jobs at shutdown all need the methods and scripts below, and the
+``Worker`` and ``Job`` attributes the test lists. ``tests/unit/test_bullmq_internals.py`` checks
+each against the installed package, so an upgrade that moves one fails there, loudly, rather
+than in production. ``CorralWorker`` overrides ``Worker.getNextJob`` (the limiter's wait,
+isolation) and ``Worker.processJob``.
 """
 
 from __future__ import annotations
@@ -17,30 +18,6 @@ import redis.asyncio as aioredis
 from bullmq import Job as BullJob
 from bullmq import Queue, Worker
 from bullmq.redis_connection import RedisConnection, loadScript
-
-#: Worker state Corral reads: ``forceClosing`` means shutdown's deadline passed (record nothing
-#: more); ``jobs`` holds the ``(job, token)`` pairs whose locks bullmq renews.
-WORKER_STATE: Final = (
-    "closing",
-    "paused",
-    "forceClosing",
-    "jobs",
-    "opts",
-    "id",
-    "redisConnection",
-    "blockingRedisConnection",
-    "limitUntil",
-)
-#: Job fields Corral reads besides its public data (``stacktrace`` is kept across attempts).
-JOB_STATE: Final = (
-    "stalledCounter",
-    "deferredFailure",
-    "stacktrace",
-    "finishedOn",
-    "attemptsMade",
-    "timestamp",
-    "opts",
-)
 
 #: The script that moves an active job back to the front of its queue with its lock released
 #: and no stall counted, and the ``scripts.keys`` it takes, in order.

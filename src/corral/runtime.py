@@ -13,10 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from corral.adapters import prometheus
-from corral.adapters.bullmq.changes import ChangeFeed, publish_change
 from corral.adapters.bullmq.connection import make_client, ping, server_info
 from corral.adapters.bullmq.consumer import BullConsumer, WorkerConfig
-from corral.adapters.bullmq.events import EventStream
+from corral.adapters.bullmq.events import ChangeFeed, EventStream, publish_change
 from corral.adapters.bullmq.fires import FireGate
 from corral.adapters.bullmq.queue import BullQueue
 from corral.adapters.sql.engine import make_engine

@@ -30,10 +30,10 @@ from bullmq import Job as BullJob
 
 from corral.adapters.bullmq import internals
 from corral.adapters.bullmq.bullworker import CorralWorker
+from corral.adapters.bullmq.cluster import StatsReporter
 from corral.adapters.bullmq.connection import SOCKET_TIMEOUT_S
 from corral.adapters.bullmq.keys import Keys
 from corral.adapters.bullmq.mapping import timeout_of
-from corral.adapters.bullmq.stats import StatsReporter
 from corral.core.attempts import AttemptOutcome
 from corral.core.handlers import Job
 from corral.core.ports import JobRunner

@@ -152,11 +152,9 @@ class SchedulerLoop:
         )
 
     async def _maybe_reload(self) -> None:
-        if self._changed.is_set():
-            self._changed.clear()
-            await self.reload()
-            return
-        if await self.store.change_marker() != self._marker:
+        nudged = self._changed.is_set()
+        self._changed.clear()
+        if nudged or await self.store.change_marker() != self._marker:
             await self.reload()
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -57,7 +57,7 @@ class Finisher:
             return internals.move_to_completed(self.worker, job, result, token, fetch_next=fetch)
 
         try:
-            return await self._through_outage(job, complete(), complete)
+            return await self._through_outage(job, complete)
         except TypeError as exc:
             if not internals.refused(exc):
                 raise
@@ -82,7 +82,7 @@ class Finisher:
             return internals.move_to_failed(job, error, token, err)
 
         try:
-            final = await self._through_outage(job, record(), record)
+            final = await self._through_outage(job, record)
         except TypeError as exc:
             if not internals.refused(exc):
                 raise
@@ -124,12 +124,10 @@ class Finisher:
             extra={"event": "job.requeued", "job_id": job.id},
         )
 
-    async def _through_outage(
-        self, job: BullJob, first: Awaitable[T], again: Callable[[], Awaitable[T]]
-    ) -> T:
+    async def _through_outage(self, job: BullJob, call: Callable[[], Awaitable[T]]) -> T:
         """Await a recording script, calling it again while Redis cannot be reached, for as
         long as the job's lock could still be ours."""
-        pending = first
+        pending = call()
         deadline: float | None = None
         delay = 0.05
         while True:
@@ -151,7 +149,7 @@ class Finisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 self._retried.add(str(job.id))
-                pending = again()
+                pending = call()
 
     async def _completed_by_us(self, job: BullJob) -> bool:
         """After a retried completion was refused: did the first call land and only its reply

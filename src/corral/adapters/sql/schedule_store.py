@@ -33,7 +33,6 @@ from uuid import UUID
 
 from sqlalchemy import Row, case, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.elements import ColumnElement
 
 from corral.adapters.sql.engine import translate_errors
 from corral.adapters.sql.tables import SCHEDULES_COUNTER, meta, schedules
@@ -139,13 +138,12 @@ class SqlScheduleStore:
         which ``%``, ``_`` and ``/`` are literal; ties in the sort key are broken by id, so
         pages neither overlap nor skip rows."""
         check_page(query.limit, query.offset)
-        conditions: list[ColumnElement[bool]] = []
-        if query.status is not None:
-            conditions.append(schedules.c.status == int(query.status))
-        if query.domain is not None:
-            conditions.append(schedules.c.domain == query.domain)
-        if query.handler_name is not None:
-            conditions.append(schedules.c.handler_name == query.handler_name)
+        equal = {
+            "status": None if query.status is None else int(query.status),
+            "domain": query.domain,
+            "handler_name": query.handler_name,
+        }
+        conditions = [schedules.c[k] == v for k, v in equal.items() if v is not None]
         if query.name_contains:
             conditions.append(schedules.c.name.icontains(query.name_contains, autoescape=True))
         column = _SORT_COLUMNS[ScheduleSort(query.sort)]

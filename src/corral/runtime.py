@@ -144,10 +144,9 @@ class Runtime:
         passes: processes wait for it, but no wait fixes a wrong password."""
         try:
             await self.ping()
-        except BrokerAuthenticationFailed:
-            raise
-        except BrokerUnavailable:
-            return
+        except BrokerUnavailable as exc:
+            if isinstance(exc, BrokerAuthenticationFailed):
+                raise
 
     @property
     def redis_has_password(self) -> bool:

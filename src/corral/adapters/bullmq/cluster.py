@@ -79,10 +79,8 @@ class ClusterReads:
 
     async def known_handlers(self) -> set[str]:
         """Handler names the live workers of this queue have registered."""
-        names: set[str] = set()
-        for info in await self.live_workers():
-            names.update(info.get("handlers") or ())
-        return names
+        workers = await self.live_workers()
+        return {name for info in workers for name in info.get("handlers") or ()}
 
     async def scheduler_stats(self) -> dict[str, float]:
         """The counters every scheduler writes when it settles a tick (see ``fires.FireGate``)."""

@@ -70,10 +70,6 @@ class EventStream:
             self._task = asyncio.create_task(self._run(), name=f"corral-events-{self.queue}")
         await self._ready.wait()
 
-    async def _position(self) -> str:
-        newest = await self.client.xrevrange(self.key, count=1)
-        return str(newest[0][0]) if newest else "0-0"
-
     async def _run(self) -> None:
         supervisor = Supervisor(
             logger,
@@ -88,8 +84,9 @@ class EventStream:
 
     async def _read(self) -> None:
         try:
-            if self.last_id is None:
-                self.last_id = await self._position()
+            if self.last_id is None:  # start after the newest event
+                newest = await self.client.xrevrange(self.key, count=1)
+                self.last_id = str(newest[0][0]) if newest else "0-0"
         finally:
             self._ready.set()  # start() must not hang while Redis is down
         response = await self.client.xread({self.key: self.last_id}, block=_BLOCK_MS, count=500)

@@ -55,10 +55,6 @@ def _to_dt(ms: str | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)
 
 
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 class FireGate:
     """Settles ticks of schedules on one queue. Shares the producer's client and Queue."""
 
@@ -101,7 +97,7 @@ class FireGate:
                         pipe.hincrby(stats, "fired", 1)
                         lateness_ms = settled_ms - plan.fire.timestamp() * 1000
                         pipe.hincrbyfloat(stats, "lateness_ms_sum", round(lateness_ms, 3))
-                    pipe.set(key, _ms(plan.watermark))
+                    pipe.set(key, int(plan.watermark.timestamp() * 1000))
                     if plan.skipped:
                         pipe.hincrby(stats, "missed", plan.skipped)
                     try:

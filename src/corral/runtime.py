@@ -280,16 +280,15 @@ class Runtime:
             connect_timeout_s=s.redis_connect_timeout_s,
             wait_for_connection=False,
         )
-        # bullmq's wait for new jobs (BZPOPMIN) holds a connection for seconds: its own client.
-        blocking = make_client(
-            self._url, max_connections=2, connect_timeout_s=s.redis_connect_timeout_s
-        )
         try:
             await ping(client, self._url, s.redis_connect_timeout_s)
         except BaseException:
             await client.aclose()
-            await blocking.aclose()
             raise
+        # bullmq's wait for new jobs (BZPOPMIN) holds a connection for seconds: its own client.
+        blocking = make_client(
+            self._url, max_connections=2, connect_timeout_s=s.redis_connect_timeout_s
+        )
         # Sync handlers get threads of their own; a timed-out one keeps its thread, so allow
         # some headroom above the concurrency.
         listeners = [] if lifecycle is None else [lifecycle]

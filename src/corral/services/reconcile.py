@@ -92,10 +92,6 @@ class PassReport:
     settled: int = 0  # rows given the outcome their job has in Redis
     added: int = 0  # rows added for jobs that had none
 
-    @property
-    def changed(self) -> int:
-        return self.lost + self.settled + self.added
-
 
 @dataclass(slots=True)
 class ReconcileStats:
@@ -137,7 +133,7 @@ class Reconciler:
         await self._jobs_without_rows(report)
         self.stats.passes += 1
         self.stats.last = report
-        if report.changed:
+        if report.lost or report.settled or report.added:
             logger.info(
                 "reconciled the execution log of queue %s: %d lost jobs failed, %d rows given "
                 "their job's outcome, %d rows added for jobs that had none",

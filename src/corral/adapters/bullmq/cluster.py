@@ -143,9 +143,6 @@ class StatsReporter:
         """Beat as ``worker_id``, listed with ``info``: now, then every second."""
         self.worker_id, self.info = worker_id, info
         await self.flush()
-        self._task = asyncio.create_task(self._loop(), name="corral-heartbeat")
-
-    async def _loop(self) -> None:
         # No backoff: the next beat is the retry, and a worker is seen alive a beat after
         # Redis is back.
         supervisor = Supervisor(
@@ -155,9 +152,8 @@ class StatsReporter:
             recovery="worker heartbeat works again",
             recovered_event="worker.heartbeat_ok",
         )
-        while True:
-            await asyncio.sleep(HEARTBEAT_INTERVAL_S)
-            await supervisor.attempt(self.flush)
+        beating = supervisor.forever(self.flush, every_s=HEARTBEAT_INTERVAL_S)
+        self._task = asyncio.create_task(beating, name="corral-heartbeat")
 
     async def flush(self, *, final: bool = False) -> None:
         counts, self.counts = self.counts, Counter()

@@ -67,20 +67,17 @@ class EventStream:
     async def start(self) -> None:
         """Start reading; returns once the stream position is fixed (events after now are seen)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"corral-events-{self.queue}")
+            supervisor = Supervisor(
+                logger,
+                failure="event stream of {queue} lost: {error}; reconnecting",
+                event="events.disconnected",
+                recovery=f"event stream of {self.queue} reconnected",
+                recovered_event="events.reconnected",
+                policy=RetryPolicy(initial_s=0.1, max_s=self.max_backoff_s),
+            )
+            reading = supervisor.forever(self._read, queue=self.queue)
+            self._task = asyncio.create_task(reading, name=f"corral-events-{self.queue}")
         await self._ready.wait()
-
-    async def _run(self) -> None:
-        supervisor = Supervisor(
-            logger,
-            failure="event stream of {queue} lost: {error}; reconnecting",
-            event="events.disconnected",
-            recovery=f"event stream of {self.queue} reconnected",
-            recovered_event="events.reconnected",
-            policy=RetryPolicy(initial_s=0.1, max_s=self.max_backoff_s),
-        )
-        while True:
-            await supervisor.attempt(self._read, queue=self.queue)
 
     async def _read(self) -> None:
         try:
@@ -140,9 +137,6 @@ class ChangeFeed:
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="corral-schedule-changes")
-
-    async def _run(self) -> None:
         supervisor = Supervisor(
             logger,
             failure="schedule change feed lost: {error}",
@@ -151,8 +145,8 @@ class ChangeFeed:
             recovered_event="schedules.feed_restored",
             policy=RetryPolicy(initial_s=0.1, max_s=5.0),
         )
-        while True:
-            await supervisor.attempt(lambda: self._listen(supervisor))
+        listening = supervisor.forever(lambda: self._listen(supervisor))
+        self._task = asyncio.create_task(listening, name="corral-schedule-changes")
 
     async def _listen(self, supervisor: Supervisor) -> None:
         async with self.client.pubsub() as pubsub:

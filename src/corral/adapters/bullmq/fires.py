@@ -41,9 +41,9 @@ class FireOutcome:
     them; ``lost_race`` when another scheduler settled the tick first. Only the call whose
     EXEC succeeded reports a fire or a skip, so only one replica records each."""
 
-    fired: datetime | None
-    skipped: int
-    lost_race: bool
+    fired: datetime | None = None
+    skipped: int = 0
+    lost_race: bool = False
     first_skipped: datetime | None = None
     last_skipped: datetime | None = None
     #: When this call committed (fired or skipped), in epoch ms: also the fired job's creation
@@ -84,7 +84,7 @@ class FireGate:
                     plan = decide(before)
                     if plan.watermark is None or (before is not None and plan.watermark <= before):
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
-                        return FireOutcome(fired=None, skipped=0, lost_race=False)
+                        return FireOutcome()
                     pipe.multi()  # type: ignore[no-untyped-call]
                     settled_ms = round(time.time() * 1000)
                     if plan.fire is not None:
@@ -107,12 +107,11 @@ class FireGate:
                     return FireOutcome(
                         fired=plan.fire,
                         skipped=plan.skipped,
-                        lost_race=False,
                         first_skipped=plan.first_skipped if plan.skipped else None,
                         last_skipped=plan.last_skipped if plan.skipped else None,
                         settled_ms=settled_ms,
                     )
-            return FireOutcome(fired=None, skipped=0, lost_race=True)
+            return FireOutcome(lost_race=True)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise unavailable(self.url, exc) from None
 

@@ -43,10 +43,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _datetime(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
-
-
 def _iso(moment: datetime | None) -> str:
     return "?" if moment is None else moment.isoformat()
 
@@ -278,7 +274,8 @@ class SchedulerLoop:
             )
             if self.on_missed is not None and first is not None and last is not None:
                 missed = MissedTicks(count=outcome.skipped, first=first, last=last)
-                self.on_missed(schedule, missed, _datetime(settled_ms) or self.clock())
+                at = datetime.fromtimestamp(settled_ms / 1000, UTC) if settled_ms else self.clock()
+                self.on_missed(schedule, missed, at)
         if outcome.fired is not None and settled_ms is not None:
             lateness = settled_ms - outcome.fired.timestamp() * 1000
             self.stats.fired += 1

@@ -34,7 +34,6 @@ class ClusterReads:
         self.client = client
         self.url = url
         self.name = name
-        self.prefix = prefix
         self.keys = Keys(prefix, name)
 
     @asynccontextmanager

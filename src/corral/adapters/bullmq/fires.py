@@ -51,10 +51,6 @@ class FireOutcome:
     settled_ms: int | None = None
 
 
-def _to_dt(ms: str | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)
-
-
 class FireGate:
     """Settles ticks of schedules on one queue. Shares the producer's client and Queue."""
 
@@ -80,7 +76,8 @@ class FireGate:
             for _ in range(_MAX_RACES):
                 async with self.client.pipeline(transaction=True) as pipe:
                     await pipe.watch(key)
-                    before = _to_dt(await pipe.get(key))
+                    ms = await pipe.get(key)
+                    before = None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)
                     plan = decide(before)
                     if plan.watermark is None or (before is not None and plan.watermark <= before):
                         await pipe.unwatch()  # type: ignore[no-untyped-call]

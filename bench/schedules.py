@@ -560,7 +560,7 @@ async def watch_heartbeats(
     of them had appeared."""
     from corral.adapters.bullmq import keys
 
-    key = keys.schedulers(prefix, QUEUE)
+    key = keys.Keys(prefix, QUEUE).schedulers
     oldest: dict[str, float] = {}
     below_s = 0.0
     below_since: list[float] = []

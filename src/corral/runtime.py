@@ -13,10 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from corral.adapters import prometheus
-from corral.adapters.bullmq.changes import ChangeFeed, publish_change
 from corral.adapters.bullmq.connection import make_client, ping, server_info
 from corral.adapters.bullmq.consumer import BullConsumer, WorkerConfig
-from corral.adapters.bullmq.events import EventStream
+from corral.adapters.bullmq.events import ChangeFeed, EventStream, publish_change
 from corral.adapters.bullmq.fires import FireGate
 from corral.adapters.bullmq.queue import BullQueue
 from corral.adapters.sql.engine import make_engine
@@ -58,12 +57,6 @@ class Listeners:
             raise TypeError("listener: must be callable")
         self._by_name.setdefault(name, []).append(listener)
 
-    def remove(self, name: str, listener: Listener) -> None:
-        self._by_name.get(name, []).remove(listener)
-
-    def __bool__(self) -> bool:
-        return any(self._by_name.values())
-
     def dispatch(self, event: QueueEvent) -> None:
         for listener in self._by_name.get(event.name, ()):
             try:
@@ -102,7 +95,6 @@ class Runtime:
         self._events: EventStream | None = None
         self.listeners = Listeners()
         self.consumers: list[BullConsumer] = []
-        self._lock = asyncio.Lock()
         self._engine: Any = None
         self._store: SqlScheduleStore | None = None
         self._log: SqlExecutionLog | None = None
@@ -110,62 +102,51 @@ class Runtime:
 
     # -- producer / admin --------------------------------------------------------------------
     async def queue(self) -> QueueBroker:
-        return await self._bull_queue()
+        return self._bull_queue()
 
     async def monitor(self) -> QueueBroker:
         """The same queue on a small client of its own, for health checks and metric scrapes:
         a flood of probes waits on these few connections and never takes one the work needs
         (adds, admin calls), nor is a probe starved by a burst of adds."""
-        return await self._bull_monitor()
+        return self._bull_monitor()
 
-    async def _bull_queue(self) -> BullQueue:
+    def _bull_queue(self) -> BullQueue:
         if self._queue is None:
-            async with self._lock:
-                if self._queue is None:
-                    client = make_client(
-                        self._url, connect_timeout_s=self.settings.redis_connect_timeout_s
-                    )
-                    queue = BullQueue(
-                        client,
-                        self._url,
-                        name=self.queue_name,
-                        prefix=self.settings.prefix,
-                        memory_reserve=self.settings.redis_memory_reserve,
-                    )
-                    self._stack.push_async_callback(queue.close)
-                    self._queue = queue
+            self._queue = self._open_queue()
         return self._queue
 
-    async def _bull_monitor(self) -> BullQueue:
+    def _bull_monitor(self) -> BullQueue:
         if self._monitor is None:
-            async with self._lock:
-                if self._monitor is None:
-                    client = make_client(
-                        self._url,
-                        max_connections=MONITOR_CONNECTIONS,
-                        pool_timeout_s=self.settings.redis_connect_timeout_s,
-                        connect_timeout_s=self.settings.redis_connect_timeout_s,
-                    )
-                    monitor = BullQueue(
-                        client, self._url, name=self.queue_name, prefix=self.settings.prefix
-                    )
-                    self._stack.push_async_callback(monitor.close)
-                    self._monitor = monitor
+            self._monitor = self._open_queue(
+                max_connections=MONITOR_CONNECTIONS,
+                pool_timeout_s=self.settings.redis_connect_timeout_s,
+            )
         return self._monitor
 
+    def _open_queue(self, **client: Any) -> BullQueue:
+        s = self.settings
+        queue = BullQueue(
+            make_client(self._url, connect_timeout_s=s.redis_connect_timeout_s, **client),
+            self._url,
+            name=self.queue_name,
+            prefix=s.prefix,
+            memory_reserve=s.redis_memory_reserve,
+        )
+        self._stack.push_async_callback(queue.close)
+        return queue
+
     async def ping(self) -> float:
-        monitor = await self._bull_monitor()
-        return await ping(monitor.client, self._url, self.settings.redis_connect_timeout_s)
+        client = self._bull_monitor().client
+        return await ping(client, self._url, self.settings.redis_connect_timeout_s)
 
     async def check_redis_password(self) -> None:
         """Raise BrokerAuthenticationFailed if Redis refuses the password. An unreachable Redis
         passes: processes wait for it, but no wait fixes a wrong password."""
         try:
             await self.ping()
-        except BrokerAuthenticationFailed:
-            raise
-        except BrokerUnavailable:
-            return
+        except BrokerUnavailable as exc:
+            if isinstance(exc, BrokerAuthenticationFailed):
+                raise
 
     @property
     def redis_has_password(self) -> bool:
@@ -176,7 +157,7 @@ class Runtime:
         return urlsplit(self._url).hostname
 
     async def redis_info(self) -> dict[str, object]:
-        return await server_info((await self._bull_monitor()).client, self._url)
+        return await server_info(self._bull_monitor().client, self._url)
 
     # -- SQL ----------------------------------------------------------------------------------
     async def migrate(self) -> None:
@@ -233,14 +214,11 @@ class Runtime:
 
     # -- scheduling ---------------------------------------------------------------------------
     async def fire_gate(self) -> FireGate:
-        queue = await self._bull_queue()
-        return queue.fire_gate()
+        return self._bull_queue().fire_gate()
 
     async def publish_change(self, what: str) -> None:
-        queue = await self._bull_queue()
-        await publish_change(
-            queue.client, prefix=self.settings.prefix, queue=self.queue_name, what=what
-        )
+        client = self._bull_queue().client
+        await publish_change(client, prefix=self.settings.prefix, queue=self.queue_name, what=what)
 
     def change_feed(self, on_change: Callable[[], None]) -> ChangeFeed:
         feed = ChangeFeed(
@@ -281,7 +259,6 @@ class Runtime:
         concurrency: int | None = None,
         limiter_max: int | None = None,
         limiter_duration_ms: int | None = None,
-        name: str | None = None,
         lifecycle: AttemptListener | None = None,
     ) -> BullConsumer:
         s = self.settings
@@ -294,7 +271,6 @@ class Runtime:
             lock_duration_ms=s.lock_duration_ms,
             stalled_interval_ms=s.stalled_interval_ms,
             max_stalled_count=s.max_stalled_count,
-            name=name,
         )
         # Commands in flight are bounded by the job slots plus a few timers (lock renewal,
         # stats, stalled check): sized above that, the pool never runs dry and need not wait.
@@ -304,16 +280,15 @@ class Runtime:
             connect_timeout_s=s.redis_connect_timeout_s,
             wait_for_connection=False,
         )
-        # bullmq's wait for new jobs (BZPOPMIN) holds a connection for seconds: its own client.
-        blocking = make_client(
-            self._url, max_connections=2, connect_timeout_s=s.redis_connect_timeout_s
-        )
         try:
             await ping(client, self._url, s.redis_connect_timeout_s)
         except BaseException:
             await client.aclose()
-            await blocking.aclose()
             raise
+        # bullmq's wait for new jobs (BZPOPMIN) holds a connection for seconds: its own client.
+        blocking = make_client(
+            self._url, max_connections=2, connect_timeout_s=s.redis_connect_timeout_s
+        )
         # Sync handlers get threads of their own; a timed-out one keeps its thread, so allow
         # some headroom above the concurrency.
         listeners = [] if lifecycle is None else [lifecycle]

@@ -90,3 +90,12 @@ class Supervisor:
             return False
         self.recovered()
         return True
+
+    async def forever(
+        self, step: Callable[[], Awaitable[Any]], *, every_s: float = 0.0, **fields: Any
+    ) -> None:
+        """:meth:`attempt` ``step`` again and again (``every_s`` apart) until cancelled."""
+        while True:
+            if every_s:
+                await asyncio.sleep(every_s)
+            await self.attempt(step, **fields)

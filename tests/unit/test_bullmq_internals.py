@@ -24,6 +24,30 @@ from corral.adapters.bullmq import internals
 
 COMMANDS = Path(bullmq.__file__).parent / "commands"
 
+#: Worker state Corral reads: ``forceClosing`` means shutdown's deadline passed (record nothing
+#: more); ``jobs`` holds the ``(job, token)`` pairs whose locks bullmq renews.
+WORKER_STATE = (
+    "closing",
+    "paused",
+    "forceClosing",
+    "jobs",
+    "opts",
+    "id",
+    "redisConnection",
+    "blockingRedisConnection",
+    "limitUntil",
+)
+#: Job fields Corral reads besides its public data (``stacktrace`` is kept across attempts).
+JOB_STATE = (
+    "stalledCounter",
+    "deferredFailure",
+    "stacktrace",
+    "finishedOn",
+    "attemptsMade",
+    "timestamp",
+    "opts",
+)
+
 
 def _params(func: Callable[..., Any]) -> list[str]:
     return [p for p in inspect.signature(func).parameters if p != "self"]
@@ -93,7 +117,7 @@ def test_argument_shapes_corral_relies_on() -> None:
 
 async def test_worker_and_job_state_corral_reads(client: aioredis.Redis) -> None:
     worker = Worker("internals-check", None, {"connection": client, "autorun": False})
-    for name in internals.WORKER_STATE:
+    for name in WORKER_STATE:
         assert hasattr(worker, name), f"bullmq Worker.{name} is gone"
     assert "lockDuration" in worker.opts
     assert isinstance(worker.backend, RedisBackend)
@@ -102,7 +126,7 @@ async def test_worker_and_job_state_corral_reads(client: aioredis.Redis) -> None
     assert set(internals.REQUEUE_KEYS) <= set(worker.scripts.keys)
     queue = Queue("internals-check", {"connection": client})
     job = BullJob(queue, "name", {}, {})
-    for name in internals.JOB_STATE:
+    for name in JOB_STATE:
         assert hasattr(job, name), f"bullmq Job.{name} is gone"
     assert isinstance(queue.scripts, Scripts)
 

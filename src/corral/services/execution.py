@@ -83,37 +83,31 @@ class Executor:
                 logger.exception("attempt listener failed", extra={"event": "listener.error"})
 
     async def _call(self, handler: Handler, job: Job, timeout_ms: int | None) -> Any:
+        if handler.is_async:
+            work = handler.func(job)
+        else:  # shielded: a thread cannot be cut off, so a timeout leaves it to run on
+            loop = asyncio.get_running_loop()
+            work = asyncio.shield(loop.run_in_executor(self._pool, handler.func, job))
         # asyncio.timeout, not wait_for: a TimeoutError the handler raises itself (an HTTP or
         # socket timeout) must stay that error, not become "the job timed out".
-        timeout_s = None if timeout_ms is None else timeout_ms / 1000
-        if handler.is_async:
-            scope = asyncio.timeout(timeout_s)
-            try:
-                async with scope:
-                    return await handler.func(job)
-            except TimeoutError:
-                if not scope.expired():
-                    raise
-                raise JobTimeoutError(timeout_ms or 0) from None
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._pool, handler.func, job)
-        scope = asyncio.timeout(timeout_s)
+        scope = asyncio.timeout(None if timeout_ms is None else timeout_ms / 1000)
         try:
             async with scope:
-                result = await asyncio.shield(future)
-                if inspect.isawaitable(result):  # a plain wrapper around async code
+                result = await work
+                if not handler.is_async and inspect.isawaitable(result):  # wraps async code
                     result = await result
                 return result
         except TimeoutError:
             if not scope.expired():
                 raise
-            logger.warning(
-                "sync handler %s for job %s timed out after %s ms; its thread runs on",
-                handler.name,
-                job.id,
-                timeout_ms,
-                extra={"event": "job.timeout_thread_left", "job_id": job.id},
-            )
+            if not handler.is_async:
+                logger.warning(
+                    "sync handler %s for job %s timed out after %s ms; its thread runs on",
+                    handler.name,
+                    job.id,
+                    timeout_ms,
+                    extra={"event": "job.timeout_thread_left", "job_id": job.id},
+                )
             raise JobTimeoutError(timeout_ms or 0) from None
 
     def close(self) -> None:

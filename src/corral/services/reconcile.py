@@ -15,32 +15,33 @@ by the schedulers, repairs both:
 * **job without row**: a job created more than the grace period ago with no row for its
   ``(id, creation time)`` gets a row with its current state.
 
-The decisions are pure (``core/reconciliation.py``); the pass reads and writes through the two
-ports below. Its writes never overwrite a later real status: a verdict is applied only if the
-row is still exactly as it was read (status and ``updated_at``), and a missing row is inserted
-only if still missing.
+The decisions are pure (``core/reconciliation.py``); the pass reads Redis through the queue
+broker and the log through the port below. Its writes never overwrite a later real status: a
+verdict is applied only if the row is still exactly as it was read (status and
+``updated_at``), and a missing row is inserted only if still missing.
 A worker's write landing after a verdict is applied as usual (``completed`` replaces ``failed``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Final, Protocol
 
 from corral.core.executions import ExecutionRecord
+from corral.core.ports import QueueBroker
 from corral.core.reconciliation import (
     LOST_REASON,
     REUSED_REASON,
     STATUS_OF_STATE,
     UNSETTLED,
-    QueueJob,
     is_lost,
     missing,
     verdict,
 )
+from corral.services.scheduling import Clock, utc_now
 
 # The pass's verdicts, named where its callers look for them.
 __all__ = [
@@ -57,22 +58,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_PAGE: Final = 200
-
-
-class JobSource(Protocol):
-    """The Redis side (implemented by ``adapters.bullmq.queue.BullQueue``)."""
-
-    async def job_ids(self, state: str, *, offset: int, limit: int) -> list[str]:
-        """A page of the ids in ``state``, newest first."""
-        ...
-
-    async def job_facts(self, ids: Sequence[str]) -> Mapping[str, QueueJob | None]:
-        """Each id's job, or None when Redis has no such job."""
-        ...
-
-    async def claim(self, what: str, owner: str, ttl_ms: int) -> bool:
-        """True for the one caller that takes ``what`` until ``ttl_ms`` have passed."""
-        ...
 
 
 class ReconcileLog(Protocol):
@@ -107,25 +92,14 @@ class PassReport:
     settled: int = 0  # rows given the outcome their job has in Redis
     added: int = 0  # rows added for jobs that had none
 
-    @property
-    def changed(self) -> int:
-        return self.lost + self.settled + self.added
-
 
 @dataclass(slots=True)
 class ReconcileStats:
-    """Totals since the process started."""
+    """Since the process started: passes run and failed, and what the last one did."""
 
     passes: int = 0
-    lost: int = 0
-    settled: int = 0
-    added: int = 0
     failures: int = 0
     last: PassReport = field(default_factory=PassReport)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class Reconciler:
@@ -135,13 +109,13 @@ class Reconciler:
 
     def __init__(
         self,
-        jobs: JobSource,
+        jobs: QueueBroker,
         log: ReconcileLog,
         *,
         queue: str,
         grace_s: float,
         page: int = DEFAULT_PAGE,
-        clock: Callable[[], datetime] = utc_now,
+        clock: Clock = utc_now,
     ) -> None:
         self.jobs = jobs
         self.log = log
@@ -158,11 +132,8 @@ class Reconciler:
         await self._rows_without_jobs(report)
         await self._jobs_without_rows(report)
         self.stats.passes += 1
-        self.stats.lost += report.lost
-        self.stats.settled += report.settled
-        self.stats.added += report.added
         self.stats.last = report
-        if report.changed:
+        if report.lost or report.settled or report.added:
             logger.info(
                 "reconciled the execution log of queue %s: %d lost jobs failed, %d rows given "
                 "their job's outcome, %d rows added for jobs that had none",
@@ -208,19 +179,14 @@ class Reconciler:
     async def _jobs_without_rows(self, report: PassReport) -> None:
         now = self.clock()
         created_before_ms = int((now - self.grace).timestamp() * 1000)
-        listed: list[tuple[str, str]] = []
+        first_state: dict[str, str] = {}  # each job once, with the first state it is listed in
         for state in STATUS_OF_STATE:
-            listed.extend((state, job_id) for job_id in await self._page_of(state))
-        if not listed:
+            for job_id in await self._page_of(state):
+                first_state.setdefault(job_id, state)
+        if not first_state:
             return
-        facts = await self.jobs.job_facts(sorted({job_id for _, job_id in listed}))
-        found: list[tuple[str, QueueJob]] = []
-        seen: set[str] = set()
-        for state, job_id in listed:
-            job = facts.get(job_id)
-            if job is not None and job_id not in seen:
-                seen.add(job_id)
-                found.append((state, job))
+        facts = await self.jobs.job_facts(sorted(first_state))
+        found = [(s, job) for i, s in first_state.items() if (job := facts.get(i)) is not None]
         report.jobs_checked = len(found)
         present = await self.log.present([(job.id, job.created_ms) for _, job in found])
         records = missing(

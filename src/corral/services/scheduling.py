@@ -95,7 +95,16 @@ class SchedulerLoop:
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_SETTLES)
         self.loaded = asyncio.Event()
         # Outages are logged per step; the loop's poll is the retry, so no policy.
-        self._steps: dict[str, Supervisor] = {}
+        self._steps = {
+            step: Supervisor(
+                logger,
+                failure=f"scheduler step failed ({step}): {{error}}",
+                event="scheduler.error",
+                recovery=f"scheduler {step} works again",
+                recovered_event="scheduler.ok",
+            )
+            for step in ("reload", "heartbeat")
+        }
         # One line for the first failure, then one per 10 s for all schedules together:
         # during a Redis outage every schedule fails every second.
         self._settling = Supervisor(
@@ -139,11 +148,9 @@ class SchedulerLoop:
         )
 
     async def _maybe_reload(self) -> None:
-        if self._changed.is_set():
-            self._changed.clear()
-            await self.reload()
-            return
-        if await self.store.change_marker() != self._marker:
+        nudged = self._changed.is_set()
+        self._changed.clear()
+        if nudged or await self.store.change_marker() != self._marker:
             await self.reload()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -196,16 +203,7 @@ class SchedulerLoop:
             )
 
     async def _guarded(self, work: Any, step: str) -> None:
-        supervisor = self._steps.get(step)
-        if supervisor is None:
-            supervisor = self._steps[step] = Supervisor(
-                logger,
-                failure=f"scheduler step failed ({step}): {{error}}",
-                event="scheduler.error",
-                recovery=f"scheduler {step} works again",
-                recovered_event="scheduler.ok",
-            )
-        await supervisor.attempt(lambda: work)
+        await self._steps[step].attempt(lambda: work)
 
     def _next_due(self) -> datetime:
         return self._heap[0][0] if self._heap else self.clock() + timedelta(seconds=self.poll_s)
@@ -262,6 +260,7 @@ class SchedulerLoop:
     def _record(self, schedule: ScheduledJob, outcome: Outcome) -> None:
         if outcome.lost_race:
             self.stats.lost_races += 1
+        first, last, settled_ms = outcome.first_skipped, outcome.last_skipped, outcome.settled_ms
         if outcome.skipped:
             self.stats.skipped += outcome.skipped
             logger.warning(
@@ -269,20 +268,20 @@ class SchedulerLoop:
                 schedule.id,
                 schedule.name,
                 outcome.skipped,
-                _iso(outcome.first_skipped),
-                _iso(outcome.last_skipped),
+                _iso(first),
+                _iso(last),
                 extra={"event": "scheduler.missed", "schedule_id": str(schedule.id)},
             )
-            self._report_missed(schedule, outcome)
-        if outcome.fired is not None and outcome.enqueued_at is not None:
-            lateness = (outcome.enqueued_at - outcome.fired).total_seconds() * 1000
+            if self.on_missed is not None and first is not None and last is not None:
+                missed = MissedTicks(count=outcome.skipped, first=first, last=last)
+                at = datetime.fromtimestamp(settled_ms / 1000, UTC) if settled_ms else self.clock()
+                self.on_missed(schedule, missed, at)
+        if outcome.fired is not None and settled_ms is not None:
+            lateness = settled_ms - outcome.fired.timestamp() * 1000
             self.stats.fired += 1
-            if self.on_fired is not None and outcome.enqueued_ms is not None:
-                self.on_fired(
-                    fire_id(schedule.id, outcome.fired),
-                    outcome.enqueued_ms,
-                    schedule.handler_name,
-                )
+            if self.on_fired is not None:
+                fired_id = fire_id(schedule.id, outcome.fired)
+                self.on_fired(fired_id, settled_ms, schedule.handler_name)
             self.stats.lateness_ms_sum += lateness
             self.stats.lateness_ms_max = max(self.stats.lateness_ms_max, lateness)
             logger.info(
@@ -293,13 +292,6 @@ class SchedulerLoop:
                 lateness,
                 extra={"event": "scheduler.fired", "schedule_id": str(schedule.id)},
             )
-
-    def _report_missed(self, schedule: ScheduledJob, outcome: Outcome) -> None:
-        first, last = outcome.first_skipped, outcome.last_skipped
-        if self.on_missed is None or first is None or last is None:
-            return
-        missed = MissedTicks(count=outcome.skipped, first=first, last=last)
-        self.on_missed(schedule, missed, outcome.settled_at or self.clock())
 
     def _next_tick(self, schedule: ScheduledJob, after: datetime) -> datetime | None:
         return schedule.cron.next_fire(after.replace(microsecond=0), schedule.zone)

@@ -58,9 +58,8 @@ class CorralWorker(Worker):  # type: ignore[misc]
         super().__init__(consumer.config.queue, None, opts)
         self.consumer = consumer
         self.isolation = Isolation()
-        self.finisher = Finisher(self)
-        if consumer.blocking_client is not None:
-            internals.use_blocking_client(self, consumer.blocking_client)
+        self.finisher = Finisher(self, consumer.client)
+        internals.use_blocking_client(self, consumer.blocking_client)
 
     async def getNextJob(self, token: str) -> BullJob | None:
         """Honour the rate limiter's wait. bullmq-python records ``limitUntil`` (the ms until
@@ -91,9 +90,8 @@ class CorralWorker(Worker):  # type: ignore[misc]
         isolation = self.isolation
         try:
             if isolation.suspect:
-                await self.consumer.return_to_queue(
-                    self, job, token, "arrived while a job runs alone here", logging.DEBUG
-                )
+                why = "arrived while a job runs alone here"
+                await self.finisher.requeue(job, token, why, logging.DEBUG)
                 return None
             if internals.stalled_count(job) > 0 and not internals.deferred_failure(job):
                 return await self._alone(job, token)

@@ -39,6 +39,8 @@ SOCKET_TIMEOUT_S = 15.0  # > bullmq's 10 s maximum block time
 #: thousand adds on one pool of 50 clears in about a second; ten seconds of every connection
 #: staying busy means Redis (or this process) is overloaded.
 POOL_TIMEOUT_S = 10.0
+#: What a command raises when Redis cannot be reached (redis-py's errors, or the OS's).
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
 
 
 class PoolExhausted(RedisConnectionError):

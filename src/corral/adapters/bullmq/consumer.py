@@ -17,30 +17,76 @@ queue at once instead of leaving them to the stalled-job checker.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import socket
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from bullmq import Job as BullJob
-from bullmq import Worker
 
 from corral.adapters.bullmq import internals
 from corral.adapters.bullmq.bullworker import CorralWorker
-from corral.adapters.bullmq.config import WorkerConfig
+from corral.adapters.bullmq.cluster import StatsReporter
 from corral.adapters.bullmq.connection import SOCKET_TIMEOUT_S
-from corral.adapters.bullmq.control import Control
+from corral.adapters.bullmq.keys import Keys
 from corral.adapters.bullmq.mapping import timeout_of
-from corral.adapters.bullmq.stats import StatsReporter
 from corral.core.attempts import AttemptOutcome
 from corral.core.handlers import Job
 from corral.core.ports import JobRunner
 from corral.core.throttle import LogThrottle, held_note
 from corral.errors import HandlerNotFound, UnrecoverableError
 
-__all__ = ["BullConsumer", "WorkerConfig"]
-
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerConfig:
+    queue: str
+    prefix: str
+    concurrency: int = 10
+    limiter_max: int | None = None
+    limiter_duration_ms: int | None = None
+    lock_duration_ms: int = 30_000
+    stalled_interval_ms: int = 30_000
+    max_stalled_count: int = 1
+
+    def worker_options(self, client: aioredis.Redis) -> dict[str, Any]:
+        opts: dict[str, Any] = {
+            "connection": client,
+            "prefix": self.prefix,
+            "concurrency": self.concurrency,
+            "autorun": False,
+            "lockDuration": self.lock_duration_ms,
+            "stalledInterval": self.stalled_interval_ms,
+            "maxStalledCount": self.max_stalled_count,
+            # bullmq retries a failed fetch after this long; its 15 s default makes a worker
+            # resume long after Redis is back.
+            "runRetryDelay": 1000,
+            "drainDelay": 5,
+        }
+        if self.limiter_max is not None and self.limiter_duration_ms is not None:
+            opts["limiter"] = {"max": self.limiter_max, "duration": self.limiter_duration_ms}
+            opts["drainDelay"] = 1  # the limiter stalls after one window with a long drain delay
+        return opts
+
+
+class Control:
+    """``JobControl`` for a bullmq job: what a running handler reports goes to Redis."""
+
+    __slots__ = ("_job",)
+
+    def __init__(self, job: BullJob) -> None:
+        self._job = job
+
+    async def update_progress(self, progress: int | float | dict[str, Any]) -> None:
+        await self._job.updateProgress(progress)
+
+    async def log(self, line: str) -> None:
+        await self._job.log(line)
 
 
 class BadJobData(UnrecoverableError):
@@ -59,7 +105,7 @@ def _deferred_reason(reason: str, job: BullJob) -> str:
 
 class BullConsumer:
     """Runs one queue's worker until closed. Owns its Redis clients: ``client`` for the jobs'
-    commands, ``blocking_client`` (if given) for the wait for new jobs."""
+    commands, ``blocking_client`` for the wait for new jobs."""
 
     def __init__(
         self,
@@ -67,7 +113,7 @@ class BullConsumer:
         config: WorkerConfig,
         executor: JobRunner,
         *,
-        blocking_client: aioredis.Redis | None = None,
+        blocking_client: aioredis.Redis,
     ) -> None:
         self.client = client
         self.blocking_client = blocking_client
@@ -75,15 +121,9 @@ class BullConsumer:
         self.executor = executor
         self._worker: CorralWorker | None = None
         self._run_task: asyncio.Task[Any] | None = None
-        self.stats = StatsReporter(client, config, worker_id="")
+        self.stats = StatsReporter(client, Keys(config.prefix, config.queue))
         self._error_throttles: dict[str, LogThrottle] = {}
-        self.stats.handlers = executor.handler_names()
         executor.add_listener(self.stats)
-        self._requeue = internals.requeue_script(client)
-
-    @property
-    def worker_id(self) -> str:
-        return self._worker.id if self._worker is not None else ""
 
     async def run(self, job: BullJob) -> AttemptOutcome:
         """One attempt of ``job``: its handler's, or a failure at once when stalled-job
@@ -114,9 +154,16 @@ class BullConsumer:
         worker.on("stalled", self._on_stalled)
         await internals.load_redis_version(worker)
         self._worker = worker
-        self.stats.worker_id = worker.id
-        await self.stats.flush()
-        self.stats.start()
+        info = {
+            "id": worker.id,
+            "name": None,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "concurrency": self.config.concurrency,
+            "handlers": self.executor.handler_names(),
+            "started_at_ms": int(time.time() * 1000),
+        }
+        await self.stats.start(worker.id, json.dumps(info))
         self._run_task = asyncio.create_task(
             worker.run(), name=f"corral-worker-{self.config.queue}"
         )
@@ -150,10 +197,6 @@ class BullConsumer:
     def running(self) -> bool:
         return self._run_task is not None and not self._run_task.done()
 
-    @property
-    def active_count(self) -> int:
-        return len(self._worker.jobs) if self._worker is not None else 0
-
     async def wait_closed(self) -> None:
         if self._run_task is not None:
             await asyncio.gather(self._run_task, return_exceptions=True)
@@ -170,25 +213,21 @@ class BullConsumer:
         if worker is None:
             return True
         closing = asyncio.ensure_future(worker.close())
-        waiters: set[asyncio.Future[Any]] = {closing}
-        hurried = asyncio.ensure_future(hurry.wait()) if hurry is not None else None
-        if hurried is not None:
-            waiters.add(hurried)
-        await asyncio.wait(waiters, timeout=timeout_ms / 1000, return_when=asyncio.FIRST_COMPLETED)
-        if hurried is not None:
-            hurried.cancel()
+        hurried = asyncio.ensure_future((hurry or asyncio.Event()).wait())
+        first_done = asyncio.FIRST_COMPLETED
+        await asyncio.wait({closing, hurried}, timeout=timeout_ms / 1000, return_when=first_done)
+        hurried.cancel()
         drained = bool(closing.done())
         if not drained:
             worker.forceClosing = True
             for job, token in list(worker.jobs):
-                await self.return_to_queue(worker, job, token, "cut off by shutdown")
+                await worker.finisher.requeue(job, token, "cut off by shutdown")
             internals.cancel_all(worker)
             await asyncio.wait({closing}, timeout=SOCKET_TIMEOUT_S)
         await self.stats.stop()
         await self.wait_closed()
         await self.client.aclose()
-        if self.blocking_client is not None:
-            await self.blocking_client.aclose()
+        await self.blocking_client.aclose()
         self.executor.close()
         logger.info(
             "worker %s stopped%s",
@@ -197,25 +236,3 @@ class BullConsumer:
             extra={"event": "worker.stopped", "worker_id": worker.id},
         )
         return drained
-
-    async def return_to_queue(
-        self, worker: Worker, job: BullJob, token: str, why: str, level: int = logging.WARNING
-    ) -> None:
-        """Move an active job of ours back to the front of its queue, its lock released, with
-        no stall counted (BullMQ's moveJobFromActiveToWait)."""
-        try:
-            await internals.requeue(self._requeue, worker, job, token)
-            logger.log(
-                level,
-                "job %s %s; returned to the queue",
-                job.id,
-                why,
-                extra={"event": "job.requeued", "job_id": job.id},
-            )
-        except Exception as exc:
-            logger.error(
-                "could not return job %s to the queue (stalled-job recovery will): %s",
-                job.id,
-                exc,
-                extra={"event": "job.requeue_failed", "job_id": job.id},
-            )

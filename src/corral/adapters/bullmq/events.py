@@ -1,13 +1,18 @@
-"""A supervised reader of one queue's BullMQ event stream.
+"""Supervised readers of what Redis tells a process about one queue.
 
-bullmq's ``QueueEvents`` stops for good after a read error; this reader reconnects with a
-capped backoff and resumes from the last event it delivered, so listeners miss nothing that is
-still in the (trimmed) stream. Events come from every worker in the cluster.
+* BullMQ's event stream: bullmq's ``QueueEvents`` stops for good after a read error; this
+  reader reconnects with a capped backoff and resumes from the last event it delivered, so
+  listeners miss nothing that is still in the (trimmed) stream. Events come from every worker
+  in the cluster.
+* Schedule-change nudges over pub/sub, so running schedulers reload within moments. Pub/sub is
+  fire-and-forget: a scheduler that is disconnected misses nudges. That is why the scheduler
+  also polls the store's change marker; the nudge only makes propagation fast.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -15,7 +20,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from corral.adapters.bullmq import keys
+from corral.adapters.bullmq.keys import Keys
 from corral.core.backoff import RetryPolicy
 from corral.core.events import QueueEvent
 from corral.supervision import Supervisor
@@ -26,20 +31,16 @@ _BLOCK_MS = 1000
 _FIELD_NAMES = {"returnvalue": "result", "failedReason": "error", "data": "progress"}
 
 
-def _decode(name: str, fields: dict[str, str]) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    for key, value in fields.items():
-        if key in ("event", "jobId"):
-            continue
-        out_key = _FIELD_NAMES.get(key, key)
-        if key in ("returnvalue", "data"):
-            try:
-                data[out_key] = json.loads(value)
-            except ValueError:
-                data[out_key] = value
-        else:
-            data[out_key] = value
-    return data
+def _value(key: str, value: str) -> Any:
+    if key in ("returnvalue", "data"):
+        with contextlib.suppress(ValueError):
+            return json.loads(value)
+    return value
+
+
+def _decode(fields: dict[str, str]) -> dict[str, Any]:
+    skip = ("event", "jobId")
+    return {_FIELD_NAMES.get(k, k): _value(k, v) for k, v in fields.items() if k not in skip}
 
 
 class EventStream:
@@ -56,7 +57,7 @@ class EventStream:
     ) -> None:
         self.client = client
         self.queue = queue
-        self.key = keys.events(prefix, queue)
+        self.key = Keys(prefix, queue).events
         self.sink = sink
         self.max_backoff_s = max_backoff_s
         self.last_id: str | None = None
@@ -66,29 +67,23 @@ class EventStream:
     async def start(self) -> None:
         """Start reading; returns once the stream position is fixed (events after now are seen)."""
         if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"corral-events-{self.queue}")
+            supervisor = Supervisor(
+                logger,
+                failure="event stream of {queue} lost: {error}; reconnecting",
+                event="events.disconnected",
+                recovery=f"event stream of {self.queue} reconnected",
+                recovered_event="events.reconnected",
+                policy=RetryPolicy(initial_s=0.1, max_s=self.max_backoff_s),
+            )
+            reading = supervisor.forever(self._read, queue=self.queue)
+            self._task = asyncio.create_task(reading, name=f"corral-events-{self.queue}")
         await self._ready.wait()
-
-    async def _position(self) -> str:
-        newest = await self.client.xrevrange(self.key, count=1)
-        return str(newest[0][0]) if newest else "0-0"
-
-    async def _run(self) -> None:
-        supervisor = Supervisor(
-            logger,
-            failure="event stream of {queue} lost: {error}; reconnecting",
-            event="events.disconnected",
-            recovery=f"event stream of {self.queue} reconnected",
-            recovered_event="events.reconnected",
-            policy=RetryPolicy(initial_s=0.1, max_s=self.max_backoff_s),
-        )
-        while True:
-            await supervisor.attempt(self._read, queue=self.queue)
 
     async def _read(self) -> None:
         try:
-            if self.last_id is None:
-                self.last_id = await self._position()
+            if self.last_id is None:  # start after the newest event
+                newest = await self.client.xrevrange(self.key, count=1)
+                self.last_id = str(newest[0][0]) if newest else "0-0"
         finally:
             self._ready.set()  # start() must not hang while Redis is down
         response = await self.client.xread({self.key: self.last_id}, block=_BLOCK_MS, count=500)
@@ -98,12 +93,11 @@ class EventStream:
                 self._deliver(event_id, fields)
 
     def _deliver(self, event_id: str, fields: dict[str, str]) -> None:
-        name = fields.get("event", "")
         event = QueueEvent(
-            name=name,
+            name=fields.get("event", ""),
             queue=self.queue,
             job_id=fields.get("jobId"),
-            data=_decode(name, fields),
+            data=_decode(fields),
             event_id=event_id,
         )
         try:
@@ -116,4 +110,56 @@ class EventStream:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
+        await self.client.aclose()
+
+
+async def publish_change(client: aioredis.Redis, *, prefix: str, queue: str, what: str) -> None:
+    try:
+        await client.publish(Keys(prefix, queue).schedule_changes, what)
+    except Exception as exc:  # the poll picks the change up anyway
+        logger.warning(
+            "could not publish a schedule change: %s",
+            exc,
+            extra={"event": "schedules.publish_failed"},
+        )
+
+
+class ChangeFeed:
+    """Calls ``on_change`` for each nudge; resubscribes after errors (calling it once when back,
+    since nudges may have been missed). An outage logs one line, then one per 10 s."""
+
+    def __init__(
+        self, client: aioredis.Redis, *, prefix: str, queue: str, on_change: Callable[[], None]
+    ) -> None:
+        self.client = client
+        self.channel = Keys(prefix, queue).schedule_changes
+        self.on_change = on_change
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        supervisor = Supervisor(
+            logger,
+            failure="schedule change feed lost: {error}",
+            event="schedules.feed_lost",
+            recovery="schedule change feed restored",
+            recovered_event="schedules.feed_restored",
+            policy=RetryPolicy(initial_s=0.1, max_s=5.0),
+        )
+        listening = supervisor.forever(lambda: self._listen(supervisor))
+        self._task = asyncio.create_task(listening, name="corral-schedule-changes")
+
+    async def _listen(self, supervisor: Supervisor) -> None:
+        async with self.client.pubsub() as pubsub:
+            await pubsub.subscribe(self.channel)
+            if supervisor.recovered():  # nudges may have been lost while disconnected
+                self.on_change()
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+                if message is not None:
+                    self.on_change()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
         await self.client.aclose()

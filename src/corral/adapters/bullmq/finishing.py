@@ -16,20 +16,19 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+import redis.asyncio as aioredis
 from bullmq import Job as BullJob
 from bullmq import UnrecoverableError as BullUnrecoverable
 from bullmq import Worker
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from corral.adapters.bullmq import internals
+from corral.adapters.bullmq.connection import REDIS_DOWN
 from corral.core.attempts import AttemptOutcome
 from corral.errors import HandlerNotFound, UnrecoverableError
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
 _UNRECOVERABLE = (UnrecoverableError, HandlerNotFound)
 
 
@@ -37,12 +36,17 @@ class _Failed(Exception):
     """A failed attempt as handed to BullMQ: its text is the described error."""
 
 
+def _could_not(what: str, job: BullJob, exc: Exception, event: str) -> None:
+    logger.error("could not %s: %s", what, exc, extra={"event": event, "job_id": job.id})
+
+
 class Finisher:
     """Records the outcomes of one worker's attempts."""
 
-    def __init__(self, worker: Worker) -> None:
+    def __init__(self, worker: Worker, client: aioredis.Redis) -> None:
         self.worker = worker
         self._retried: set[str] = set()
+        self._requeue = internals.requeue_script(client)
 
     async def complete(
         self, job: BullJob, token: str, result: Any, fetch: bool
@@ -53,7 +57,7 @@ class Finisher:
             return internals.move_to_completed(self.worker, job, result, token, fetch_next=fetch)
 
         try:
-            return await self._through_outage(job, complete(), complete)
+            return await self._through_outage(job, complete)
         except TypeError as exc:
             if not internals.refused(exc):
                 raise
@@ -78,19 +82,14 @@ class Finisher:
             return internals.move_to_failed(job, error, token, err)
 
         try:
-            final = await self._through_outage(job, record(), record)
+            final = await self._through_outage(job, record)
         except TypeError as exc:
             if not internals.refused(exc):
                 raise
             self._log_refused(job, exc)
             return None
         except Exception as exc:
-            logger.error(
-                "could not record the failure of job %s: %s",
-                job.id,
-                exc,
-                extra={"event": "job.fail_record_failed", "job_id": job.id},
-            )
+            _could_not(f"record the failure of job {job.id}", job, exc, "job.fail_record_failed")
             return None
         logger.log(
             logging.WARNING if final else logging.INFO,
@@ -106,18 +105,35 @@ class Finisher:
         )
         return replace(outcome, retrying=not final)
 
-    async def _through_outage(
-        self, job: BullJob, first: Awaitable[T], again: Callable[[], Awaitable[T]]
-    ) -> T:
+    async def requeue(
+        self, job: BullJob, token: str, why: str, level: int = logging.WARNING
+    ) -> None:
+        """Move an active job of ours back to the front of its queue, its lock released, with
+        no stall counted (BullMQ's moveJobFromActiveToWait)."""
+        try:
+            await internals.requeue(self._requeue, self.worker, job, token)
+        except Exception as exc:
+            what = f"return job {job.id} to the queue (stalled-job recovery will)"
+            _could_not(what, job, exc, "job.requeue_failed")
+            return
+        logger.log(
+            level,
+            "job %s %s; returned to the queue",
+            job.id,
+            why,
+            extra={"event": "job.requeued", "job_id": job.id},
+        )
+
+    async def _through_outage(self, job: BullJob, call: Callable[[], Awaitable[T]]) -> T:
         """Await a recording script, calling it again while Redis cannot be reached, for as
         long as the job's lock could still be ours."""
-        pending = first
+        pending = call()
         deadline: float | None = None
         delay = 0.05
         while True:
             try:
                 return await pending
-            except _REDIS_DOWN as exc:
+            except REDIS_DOWN as exc:
                 now = time.monotonic()
                 if deadline is None:
                     deadline = now + self.worker.opts["lockDuration"] / 1000
@@ -133,7 +149,7 @@ class Finisher:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 self._retried.add(str(job.id))
-                pending = again()
+                pending = call()
 
     async def _completed_by_us(self, job: BullJob) -> bool:
         """After a retried completion was refused: did the first call land and only its reply

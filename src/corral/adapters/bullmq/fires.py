@@ -24,8 +24,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
-from corral.adapters.bullmq import internals, keys
+from corral.adapters.bullmq import internals
 from corral.adapters.bullmq.connection import unavailable
+from corral.adapters.bullmq.keys import HEARTBEAT_TTL_MS, Keys
 from corral.adapters.bullmq.mapping import to_bullmq_options
 from corral.core.jobs import JobSpec
 from corral.core.schedules import FirePlan
@@ -40,41 +41,27 @@ class FireOutcome:
     them; ``lost_race`` when another scheduler settled the tick first. Only the call whose
     EXEC succeeded reports a fire or a skip, so only one replica records each."""
 
-    fired: datetime | None
-    skipped: int
-    lost_race: bool
-    enqueued_at: datetime | None = None
-    #: The fired job's creation time as BullMQ stores it (the execution log's key with its id).
-    enqueued_ms: int | None = None
+    fired: datetime | None = None
+    skipped: int = 0
+    lost_race: bool = False
     first_skipped: datetime | None = None
     last_skipped: datetime | None = None
-    #: When this call committed (fired or skipped).
-    settled_at: datetime | None = None
-
-
-def _to_dt(ms: str | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)
-
-
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
+    #: When this call committed (fired or skipped), in epoch ms: also the fired job's creation
+    #: time as BullMQ stores it (the execution log's key with its id).
+    settled_ms: int | None = None
 
 
 class FireGate:
     """Settles ticks of schedules on one queue. Shares the producer's client and Queue."""
 
-    def __init__(self, client: aioredis.Redis, queue: Queue, url: str, *, prefix: str, name: str):
+    def __init__(self, client: aioredis.Redis, queue: Queue, url: str, keys: Keys):
         self.client = client
         self.queue = queue
         self.url = url
-        self.prefix = prefix
-        self.name = name
+        self.keys = keys
 
     def _key(self, schedule_id: UUID) -> str:
-        return keys.watermark(self.prefix, self.name, str(schedule_id))
-
-    async def watermark(self, schedule_id: UUID) -> datetime | None:
-        return _to_dt(await self.client.get(self._key(schedule_id)))
+        return self.keys.watermark(str(schedule_id))
 
     async def settle(
         self,
@@ -84,30 +71,30 @@ class FireGate:
     ) -> FireOutcome:
         """Read the watermark, ``decide`` what to do with it, and commit that atomically."""
         key = self._key(schedule_id)
-        stats = keys.scheduler_stats(self.prefix, self.name)
+        stats = self.keys.scheduler_stats
         try:
             for _ in range(_MAX_RACES):
                 async with self.client.pipeline(transaction=True) as pipe:
                     await pipe.watch(key)
-                    before = _to_dt(await pipe.get(key))
+                    ms = await pipe.get(key)
+                    before = None if ms is None else datetime.fromtimestamp(int(ms) / 1000, UTC)
                     plan = decide(before)
                     if plan.watermark is None or (before is not None and plan.watermark <= before):
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
-                        return FireOutcome(fired=None, skipped=0, lost_race=False)
+                        return FireOutcome()
                     pipe.multi()  # type: ignore[no-untyped-call]
-                    enqueued_ms = round(time.time() * 1000)
-                    enqueued_at = datetime.fromtimestamp(enqueued_ms / 1000, UTC)
+                    settled_ms = round(time.time() * 1000)
                     if plan.fire is not None:
                         spec = spec_for(plan.fire)
                         job = BullJob(
                             self.queue, spec.name, spec.data, to_bullmq_options(spec.options)
                         )
-                        job.timestamp = enqueued_ms
+                        job.timestamp = settled_ms
                         await internals.add_in(pipe, self.queue, job)
                         pipe.hincrby(stats, "fired", 1)
-                        lateness_ms = (enqueued_at - plan.fire).total_seconds() * 1000
+                        lateness_ms = settled_ms - plan.fire.timestamp() * 1000
                         pipe.hincrbyfloat(stats, "lateness_ms_sum", round(lateness_ms, 3))
-                    pipe.set(key, _ms(plan.watermark))
+                    pipe.set(key, int(plan.watermark.timestamp() * 1000))
                     if plan.skipped:
                         pipe.hincrby(stats, "missed", plan.skipped)
                     try:
@@ -117,14 +104,11 @@ class FireGate:
                     return FireOutcome(
                         fired=plan.fire,
                         skipped=plan.skipped,
-                        lost_race=False,
-                        enqueued_at=enqueued_at if plan.fire is not None else None,
-                        enqueued_ms=enqueued_ms if plan.fire is not None else None,
                         first_skipped=plan.first_skipped if plan.skipped else None,
                         last_skipped=plan.last_skipped if plan.skipped else None,
-                        settled_at=enqueued_at,
+                        settled_ms=settled_ms,
                     )
-            return FireOutcome(fired=None, skipped=0, lost_race=True)
+            return FireOutcome(lost_race=True)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise unavailable(self.url, exc) from None
 
@@ -141,8 +125,8 @@ class FireGate:
         ahead fires early by that much. Redis's clock is the one reference all replicas share;
         the skew is measured against it, taking the local time halfway through the round trip.
         """
-        key = keys.schedulers(self.prefix, self.name)
-        skew_key = keys.scheduler_skew(self.prefix, self.name, scheduler_id)
+        key = self.keys.schedulers
+        skew_key = self.keys.scheduler_skew(scheduler_id)
         if stopping:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.zrem(key, scheduler_id)
@@ -157,10 +141,10 @@ class FireGate:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.zadd(key, {scheduler_id: now_ms})
             pipe.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
-            pipe.set(skew_key, f"{skew:.4f}", px=keys.HEARTBEAT_TTL_MS)
+            pipe.set(skew_key, f"{skew:.4f}", px=HEARTBEAT_TTL_MS)
             await pipe.execute()
         return skew
 
     async def stats(self) -> dict[str, float]:
-        raw = await self.client.hgetall(keys.scheduler_stats(self.prefix, self.name))  # type: ignore[misc]
+        raw = await self.client.hgetall(self.keys.scheduler_stats)  # type: ignore[misc]
         return {k: float(v) for k, v in raw.items()}

@@ -1,11 +1,12 @@
-"""Every part of bullmq's internals that Corral relies on, in one place.
+"""Every part of bullmq's internals that Corral calls, in one place (with its test).
 
 bullmq's public surface (``Queue``, ``Worker`` with a processor, ``Job``) cannot run Corral's
 worker: the fetch-next fast path, the isolation of recovered jobs, finishing through a Redis
-outage and returning cut-off jobs at shutdown all need the methods, attributes and scripts
-below. Each is named here with why it is used; ``tests/unit/test_bullmq_internals.py`` checks
-them against the installed package, so an upgrade that moves one fails there, loudly, rather
-than in production.
+outage and returning cut-off jobs at shutdown all need the methods and scripts below, and the
+``Worker`` and ``Job`` attributes the test lists. ``tests/unit/test_bullmq_internals.py`` checks
+each against the installed package, so an upgrade that moves one fails there, loudly, rather
+than in production. ``CorralWorker`` overrides ``Worker.getNextJob`` (the limiter's wait,
+isolation) and ``Worker.processJob``.
 """
 
 from __future__ import annotations
@@ -17,37 +18,6 @@ import redis.asyncio as aioredis
 from bullmq import Job as BullJob
 from bullmq import Queue, Worker
 from bullmq.redis_connection import RedisConnection, loadScript
-
-#: The Worker methods Corral's worker overrides: ``getNextJob(token)`` to honour the limiter's
-#: wait and hold fetching while a recovered job runs alone, ``processJob(job, token)`` to run
-#: Corral's attempt (and the job fetched with its completion) instead of bullmq's processor.
-OVERRIDDEN: Final = ("getNextJob", "processJob")
-
-#: Worker state Corral reads: ``closing``, ``paused`` and ``forceClosing`` (shutdown's deadline
-#: passed: record nothing more), ``jobs`` (the ``(job, token)`` pairs held, whose locks are
-#: renewed), ``opts`` (``lockDuration``), ``id``, ``redisConnection``/``blockingRedisConnection``.
-WORKER_STATE: Final = (
-    "closing",
-    "paused",
-    "forceClosing",
-    "jobs",
-    "opts",
-    "id",
-    "redisConnection",
-    "blockingRedisConnection",
-    "limitUntil",
-)
-#: Job fields Corral reads besides its public data: ``stalledCounter``, ``deferredFailure``,
-#: ``stacktrace`` (kept across attempts), ``finishedOn``, ``attemptsMade``, ``timestamp``.
-JOB_STATE: Final = (
-    "stalledCounter",
-    "deferredFailure",
-    "stacktrace",
-    "finishedOn",
-    "attemptsMade",
-    "timestamp",
-    "opts",
-)
 
 #: The script that moves an active job back to the front of its queue with its lock released
 #: and no stall counted, and the ``scripts.keys`` it takes, in order.
@@ -78,8 +48,7 @@ def refused(exc: TypeError) -> bool:
 
 def use_blocking_client(worker: Worker, client: aioredis.Redis) -> None:
     """Give the wait for new jobs (BZPOPMIN) a client of its own: bullmq wraps the one client
-    it is given twice, and ``backend.blocking_connection`` is what the wait uses (it closes
-    with the worker)."""
+    it is given twice; the wait uses ``backend.blocking_connection`` (closed with the worker)."""
     dedicated = RedisConnection(client)
     worker.backend.blocking_connection = dedicated
     worker.blockingRedisConnection = dedicated
@@ -110,8 +79,7 @@ async def move_to_active(worker: Worker, token: str) -> BullJob | None:
 
 
 def track(worker: Worker, job: BullJob, token: str, now_ms: int) -> None:
-    """Hold the job: bullmq renews the locks of the ``jobs`` it tracks, and shutdown returns
-    them to the queue."""
+    """Hold the job: bullmq renews the locks of the jobs it tracks; shutdown returns them."""
     worker.jobs.add((job, token))
     worker.lockManager.track_job(job.id, token, now_ms)
 
@@ -122,14 +90,13 @@ def untrack(worker: Worker, job: BullJob, token: str) -> None:
 
 
 def stalled_count(job: BullJob) -> int:
-    """How often the job stalled (its worker died while running it): ``stc``."""
+    """How often the job stalled (its worker died while running it)."""
     return int(job.stalledCounter or 0)
 
 
 def deferred_failure(job: BullJob) -> str | None:
     """Why stalled-job recovery failed the job (it is fetched once more, to be failed)."""
-    reason = job.deferredFailure
-    return None if not reason else str(reason)
+    return str(job.deferredFailure) if job.deferredFailure else None
 
 
 def move_to_completed(
@@ -177,10 +144,8 @@ def requeue_script(client: aioredis.Redis) -> Any:
 
 async def requeue(script: Any, worker: Worker, job: BullJob, token: str) -> None:
     """Move an active job of ours back to the front of its queue (see ``REQUEUE_SCRIPT``)."""
-    k = worker.scripts.keys
-    await script(
-        keys=[k[name] for name in REQUEUE_KEYS], args=[job.id, token, worker.scripts.toKey(job.id)]
-    )
+    keys = [worker.scripts.keys[name] for name in REQUEUE_KEYS]
+    await script(keys=keys, args=[job.id, token, worker.scripts.toKey(job.id)])
 
 
 def cancel_all(worker: Worker) -> None:
@@ -189,6 +154,6 @@ def cancel_all(worker: Worker) -> None:
 
 
 async def add_in(pipe: Any, queue: Queue, job: BullJob) -> None:
-    """Queue the adding of ``job`` on a transaction's pipeline (``scripts.addJob(job, pipe)``),
-    so it commits with the schedule's watermark or not at all."""
+    """Queue the adding of ``job`` on a transaction's pipeline, so it commits with the
+    schedule's watermark or not at all."""
     await queue.scripts.addJob(job, pipe)

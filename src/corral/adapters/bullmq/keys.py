@@ -11,62 +11,42 @@ HEARTBEAT_TTL_MS: Final = 5_000
 MINUTE_TTL_MS: Final = 86_400_000 + 60_000
 
 
-def base(prefix: str, queue: str) -> str:
-    return f"{prefix}:{queue}"
+class Keys:
+    """The names of one queue's keys."""
 
+    def __init__(self, prefix: str, queue: str) -> None:
+        self.base = f"{prefix}:{queue}"
+        self.events = f"{self.base}:events"
+        corral = f"{self.base}:corral"
+        #: Hash of cluster-wide counters: completed, failed, processing_ms (sum), stalled.
+        self.stats = f"{corral}:stats"
+        #: Sorted set: worker id -> last heartbeat (ms).
+        self.workers = f"{corral}:workers"
+        #: Hash: worker id -> JSON {id, host, pid, concurrency, started_at}.
+        self.worker_info = f"{corral}:workers:info"
+        #: Hash: fired, missed (skipped ticks), lateness_ms_sum, lateness_count.
+        self.scheduler_stats = f"{corral}:scheduler"
+        #: Pub/sub channel: a schedule was created, changed or deleted (payload: its id).
+        self.schedule_changes = f"{corral}:schedules:changed"
+        #: Sorted set: scheduler id -> last heartbeat (ms).
+        self.schedulers = f"{corral}:schedulers"
 
-def events(prefix: str, queue: str) -> str:
-    return f"{base(prefix, queue)}:events"
+    def minute(self, epoch_minute: int) -> str:
+        """Hash: completed / failed jobs finished in one UTC minute (``epoch_minute`` =
+        ms // 60000), cluster-wide; expires after :data:`MINUTE_TTL_MS`."""
+        return f"{self.base}:corral:m:{epoch_minute}"
 
+    def watermark(self, schedule_id: str) -> str:
+        """String: the newest tick (epoch ms) of a schedule that was fired or skipped."""
+        return f"{self.base}:corral:wm:{schedule_id}"
 
-def stats(prefix: str, queue: str) -> str:
-    """Hash of cluster-wide counters: completed, failed, processing_ms (sum), stalled."""
-    return f"{base(prefix, queue)}:corral:stats"
+    def claim(self, what: str) -> str:
+        """String (``SET NX PX``): which process does ``what`` (e.g. ``reconcile``) this period."""
+        return f"{self.base}:corral:claim:{what}"
 
-
-def minute(prefix: str, queue: str, epoch_minute: int) -> str:
-    """Hash: completed / failed jobs finished in one UTC minute (``epoch_minute`` = ms // 60000),
-    cluster-wide; expires after :data:`MINUTE_TTL_MS`."""
-    return f"{base(prefix, queue)}:corral:m:{epoch_minute}"
-
-
-def workers(prefix: str, queue: str) -> str:
-    """Sorted set: worker id -> last heartbeat (ms)."""
-    return f"{base(prefix, queue)}:corral:workers"
-
-
-def worker_info(prefix: str, queue: str) -> str:
-    """Hash: worker id -> JSON {id, host, pid, concurrency, started_at}."""
-    return f"{base(prefix, queue)}:corral:workers:info"
-
-
-def watermark(prefix: str, queue: str, schedule_id: str) -> str:
-    """String: the newest tick (epoch ms) of a schedule that was fired or skipped."""
-    return f"{base(prefix, queue)}:corral:wm:{schedule_id}"
-
-
-def scheduler_stats(prefix: str, queue: str) -> str:
-    """Hash: fired, missed (skipped ticks), lateness_ms_sum, lateness_count."""
-    return f"{base(prefix, queue)}:corral:scheduler"
-
-
-def schedule_changes(prefix: str, queue: str) -> str:
-    """Pub/sub channel: a schedule was created, changed or deleted (payload: its id)."""
-    return f"{base(prefix, queue)}:corral:schedules:changed"
-
-
-def schedulers(prefix: str, queue: str) -> str:
-    """Sorted set: scheduler id -> last heartbeat (ms)."""
-    return f"{base(prefix, queue)}:corral:schedulers"
-
-
-def claim(prefix: str, queue: str, what: str) -> str:
-    """String (``SET NX PX``): which process does ``what`` (e.g. ``reconcile``) this period."""
-    return f"{base(prefix, queue)}:corral:claim:{what}"
-
-
-def scheduler_skew(prefix: str, queue: str, scheduler_id: str) -> str:
-    """String: a scheduler's clock minus Redis's TIME, in seconds, as its last heartbeat measured
-    it; expires :data:`HEARTBEAT_TTL_MS` after it (on Redis's clock, so a scheduler whose own
-    clock is far off, and whose heartbeat score therefore looks stale or fresh, still shows)."""
-    return f"{base(prefix, queue)}:corral:schedulers:skew:{scheduler_id}"
+    def scheduler_skew(self, scheduler_id: str) -> str:
+        """String: a scheduler's clock minus Redis's TIME, in seconds, as its last heartbeat
+        measured it; expires :data:`HEARTBEAT_TTL_MS` after it (on Redis's clock, so a scheduler
+        whose own clock is far off, and whose heartbeat score therefore looks stale or fresh,
+        still shows)."""
+        return f"{self.base}:corral:schedulers:skew:{scheduler_id}"

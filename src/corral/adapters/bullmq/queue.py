@@ -9,7 +9,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from bullmq import Queue
 
-from corral.adapters.bullmq import keys
 from corral.adapters.bullmq.cluster import ClusterReads
 from corral.adapters.bullmq.fires import FireGate
 from corral.adapters.bullmq.mapping import from_bullmq_priority, to_bullmq_options
@@ -126,7 +125,7 @@ class BullQueue(ClusterReads):
         """The newest ``limit`` lines a job's handler logged (oldest first) and how many it
         logged in all (BullMQ keeps them in a list beside the job hash)."""
         _known(job_id)
-        key = f"{self.prefix}:{self.name}:{job_id}:logs"
+        key = f"{self.keys.base}:{job_id}:logs"
         async with self._guard():
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.lrange(key, -limit, -1)
@@ -135,7 +134,7 @@ class BullQueue(ClusterReads):
         return [str(line) for line in lines], int(total)
 
     def fire_gate(self) -> FireGate:
-        return FireGate(self.client, self._queue, self.url, prefix=self.prefix, name=self.name)
+        return FireGate(self.client, self._queue, self.url, self.keys)
 
     async def list_jobs(
         self, state: JobState, *, offset: int, limit: int, ascending: bool
@@ -151,7 +150,7 @@ class BullQueue(ClusterReads):
         """A page of the ids in ``state`` (a :class:`JobState`), newest first, without reading
         the jobs."""
         state = _checked(state)
-        key = f"{keys.base(self.prefix, self.name)}:{_STATE_KEYS.get(state, state.value)}"
+        key = f"{self.keys.base}:{_STATE_KEYS.get(state, state.value)}"
         last = offset + limit - 1
         async with self._guard():
             # BullMQ pushes new ids at the head of its lists and scores its sets by time.
@@ -168,7 +167,7 @@ class BullQueue(ClusterReads):
         facts: dict[str, JobFacts | None] = dict.fromkeys(ids)
         if not asked:
             return facts
-        base = keys.base(self.prefix, self.name)
+        base = self.keys.base
         async with self._guard():
             async with self.client.pipeline(transaction=False) as pipe:
                 for job_id in asked:
@@ -187,9 +186,8 @@ class BullQueue(ClusterReads):
     async def claim(self, what: str, owner: str, ttl_ms: int) -> bool:
         """``SET NX PX`` on a key of this queue: True for the one caller that takes ``what``
         for ``ttl_ms`` (the key is never released early: it stands for a period's work)."""
-        key = keys.claim(self.prefix, self.name, what)
         async with self._guard():
-            return bool(await self.client.set(key, owner, nx=True, px=ttl_ms))
+            return bool(await self.client.set(self.keys.claim(what), owner, nx=True, px=ttl_ms))
 
     async def close(self) -> None:
         await self._queue.close()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -135,10 +135,9 @@ def make_engine(
         if not _SCHEMA_RE.match(schema):
             raise ConfigurationError(f"database schema {schema!r} is not a plain identifier")
         settings["search_path"] = schema
-    connect_args: Mapping[str, Any] = {"timeout": connect_timeout_s, "server_settings": settings}
     return create_async_engine(
         parsed,
-        connect_args=dict(connect_args),
+        connect_args={"timeout": connect_timeout_s, "server_settings": settings},
         pool_pre_ping=True,  # a server restart costs one failed checkout, not a failed call
         pool_size=pool_size,
         **json_args,

@@ -21,6 +21,8 @@ application that shares the database and uses Alembic itself keeps its own histo
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Final
 
@@ -31,7 +33,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from corral.adapters.sql.engine import describe, make_engine, translate_errors
 from corral.core.redaction import redact_text
@@ -60,10 +62,17 @@ def head_revision() -> str:
     return head
 
 
-def _engine_context(target: str | AsyncEngine) -> tuple[AsyncEngine, bool]:
-    if isinstance(target, AsyncEngine):
-        return target, False
-    return make_engine(target), True
+@asynccontextmanager
+async def _connect(target: str | AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection to ``target``, an engine or a URL (its engine is disposed of afterwards),
+    with database errors translated."""
+    engine = target if isinstance(target, AsyncEngine) else make_engine(target)
+    try:
+        async with translate_errors(engine.url), engine.connect() as conn:
+            yield conn
+    finally:
+        if engine is not target:
+            await engine.dispose()
 
 
 async def upgrade(target: str | AsyncEngine, revision: str = "head") -> None:
@@ -73,23 +82,18 @@ async def upgrade(target: str | AsyncEngine, revision: str = "head") -> None:
     Raises ConfigurationError for a bad URL or a schema this version does not know (a newer
     Corral migrated it), StoreUnavailable when the database cannot be reached or refuses.
     """
-    engine, owned = _engine_context(target)
-    try:
-        async with translate_errors(engine.url), engine.connect() as conn:
-            await conn.execution_options(sqlite_begin="immediate")
-            async with conn.begin():
-                if engine.dialect.name == "postgresql":
-                    await conn.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
-                try:
-                    await conn.run_sync(_run_upgrade, revision)
-                except CommandError as exc:
-                    raise ConfigurationError(
-                        f"DATABASE_URL: cannot migrate {describe(engine.url)}: "
-                        f"{redact_text(str(exc))}"
-                    ) from None
-    finally:
-        if owned:
-            await engine.dispose()
+    async with _connect(target) as conn:
+        await conn.execution_options(sqlite_begin="immediate")
+        async with conn.begin():
+            if conn.dialect.name == "postgresql":
+                await conn.execute(select(func.pg_advisory_xact_lock(_LOCK_KEY)))
+            try:
+                await conn.run_sync(_run_upgrade, revision)
+            except CommandError as exc:
+                raise ConfigurationError(
+                    f"DATABASE_URL: cannot migrate {describe(conn.engine.url)}: "
+                    f"{redact_text(str(exc))}"
+                ) from None
 
 
 def _run_upgrade(connection: Connection, revision: str) -> None:
@@ -98,13 +102,8 @@ def _run_upgrade(connection: Connection, revision: str) -> None:
 
 async def current_revision(target: str | AsyncEngine) -> str | None:
     """The schema's revision, or None for a database Corral has never migrated."""
-    engine, owned = _engine_context(target)
-    try:
-        async with translate_errors(engine.url), engine.connect() as conn:
-            return await conn.run_sync(_read_revision)
-    finally:
-        if owned:
-            await engine.dispose()
+    async with _connect(target) as conn:
+        return await conn.run_sync(_read_revision)
 
 
 def _read_revision(connection: Connection) -> str | None:

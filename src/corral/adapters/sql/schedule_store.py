@@ -33,7 +33,6 @@ from uuid import UUID
 
 from sqlalchemy import Row, case, delete, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.elements import ColumnElement
 
 from corral.adapters.sql.engine import translate_errors
 from corral.adapters.sql.tables import SCHEDULES_COUNTER, meta, schedules
@@ -51,48 +50,19 @@ _SORT_COLUMNS: Final = {
 }
 
 
+# The table's columns are ScheduledJob's fields, name for name (status stored as its number).
 def _to_row(job: ScheduledJob) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "name": job.name,
-        "description": job.description,
-        "handler_name": job.handler_name,
-        "cron_expression": job.cron_expression,
-        "timezone": job.timezone,
-        "status": int(job.status),
-        "payload": job.payload,
-        "retry_attempts": job.retry_attempts,
-        "retry_delay": job.retry_delay,
-        "timeout": job.timeout,
-        "priority": job.priority,
-        "domain": job.domain,
-        "catch_up_ms": job.catch_up_ms,
-        "created_at": job.created_at,
-        "updated_at": job.updated_at,
-    }
+    row = {column.name: getattr(job, column.name) for column in schedules.c}
+    row["status"] = int(job.status)
+    return row
 
 
 def _to_job(row: Row[Any]) -> ScheduledJob:
-    m = row._mapping
-    payload = m["payload"]
-    return ScheduledJob(
-        id=m["id"],
-        name=m["name"],
-        description=m["description"],
-        handler_name=m["handler_name"],
-        cron_expression=m["cron_expression"],
-        timezone=m["timezone"],
-        status=ScheduleStatus(m["status"]),
-        payload=payload if isinstance(payload, dict) else {},
-        retry_attempts=m["retry_attempts"],
-        retry_delay=m["retry_delay"],
-        timeout=m["timeout"],
-        priority=m["priority"],
-        domain=m["domain"],
-        catch_up_ms=m["catch_up_ms"],
-        created_at=m["created_at"],
-        updated_at=m["updated_at"],
-    )
+    values = dict(row._mapping)
+    values["status"] = ScheduleStatus(values["status"])
+    if not isinstance(values["payload"], dict):
+        values["payload"] = {}
+    return ScheduledJob(**values)
 
 
 def _changes(fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -168,13 +138,12 @@ class SqlScheduleStore:
         which ``%``, ``_`` and ``/`` are literal; ties in the sort key are broken by id, so
         pages neither overlap nor skip rows."""
         check_page(query.limit, query.offset)
-        conditions: list[ColumnElement[bool]] = []
-        if query.status is not None:
-            conditions.append(schedules.c.status == int(query.status))
-        if query.domain is not None:
-            conditions.append(schedules.c.domain == query.domain)
-        if query.handler_name is not None:
-            conditions.append(schedules.c.handler_name == query.handler_name)
+        equal = {
+            "status": None if query.status is None else int(query.status),
+            "domain": query.domain,
+            "handler_name": query.handler_name,
+        }
+        conditions = [schedules.c[k] == v for k, v in equal.items() if v is not None]
         if query.name_contains:
             conditions.append(schedules.c.name.icontains(query.name_contains, autoescape=True))
         column = _SORT_COLUMNS[ScheduleSort(query.sort)]

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import DataError
 
-from corral.adapters.bullmq.connection import PoolExhausted, make_client
+from corral.adapters.bullmq.connection import SOCKET_TIMEOUT_S, PoolExhausted, make_client
 from corral.adapters.bullmq.wire import LeanPool, LeanWaitingPool, hiredis_packing
 
 ARGS = [
@@ -108,4 +108,22 @@ async def test_a_connection_cancelled_mid_reply_is_not_reused_dirty(redis_url: s
         await asyncio.gather(waiting, return_exceptions=True)
         assert await client.echo("after") == "after"
     finally:
+        await client.aclose()
+
+
+async def test_small_and_large_writes_arrive_and_keep_the_socket_timeout(redis_url: str) -> None:
+    client = make_client(redis_url, max_connections=1, wait_for_connection=False)
+    key = "corral-test-wire-big"
+    try:
+        assert await client.echo("small") == "small"
+        big = "x" * 200_000  # above the write buffer's high-water mark: redis-py's own path
+        await client.set(key, big)
+        assert await client.get(key) == big
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.echo("a").echo("b")
+            assert await pipe.execute() == ["a", "b"]
+        (connection,) = client.connection_pool._available_connections
+        assert connection.socket_timeout == SOCKET_TIMEOUT_S
+    finally:
+        await client.delete(key)
         await client.aclose()

@@ -10,6 +10,8 @@ quarter of a worker's CPU per job (cProfile of a 20,000-job drain). Here:
 * commands are packed by ``hiredis.pack_command`` (C; the same bytes, tested), falling back to
   redis-py's packer for what hiredis does not take (multi-word commands such as
   ``CONFIG GET``, and invalid arguments, so redis-py's own ``DataError`` is still raised);
+* a small command is written without redis-py's per-write ``asyncio.wait_for`` (a task each);
+  it cannot block, so the socket timeout has nothing to bound;
 * the pool hands out and takes back connections without the counters and events. A pooled
   connection is only checked for being connected: redis-py disconnects a connection whose
   command failed or was cancelled before its reply was read, so none comes back to the pool
@@ -30,7 +32,38 @@ from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 
+#: asyncio's default high-water mark for a transport's write buffer: a write of less than this
+#: into an empty buffer never pauses the transport, so ``drain()`` returns at once.
+_NEVER_PAUSES = 64 * 1024
+
+
 class _HiredisPacking:
+    socket_timeout: float | None
+    _writer: asyncio.StreamWriter | None
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        """redis-py bounds every write with ``asyncio.wait_for`` (a new task per command). A
+        small command into an empty write buffer cannot block, so it is sent without the
+        timer; anything else, and every error path, is redis-py's own."""
+        writer = self._writer
+        timeout = self.socket_timeout
+        if (
+            timeout
+            and writer is not None
+            and type(command) is list
+            and writer.transport.get_write_buffer_size() == 0
+            and sum(map(len, command)) < _NEVER_PAUSES
+        ):
+            if check_health:
+                await self.check_health()  # type: ignore[attr-defined]
+            self.socket_timeout = None
+            try:
+                await super().send_packed_command(command, False)  # type: ignore[misc]
+            finally:
+                self.socket_timeout = timeout
+            return
+        await super().send_packed_command(command, check_health)  # type: ignore[misc]
+
     def pack_command(self, *args: Any) -> list[bytes]:
         first = args[0] if args else None
         if isinstance(first, str) and " " not in first:

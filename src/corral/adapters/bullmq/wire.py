@@ -31,7 +31,6 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-
 #: asyncio's default high-water mark for a transport's write buffer: a write of less than this
 #: into an empty buffer never pauses the transport, so ``drain()`` returns at once.
 _NEVER_PAUSES = 64 * 1024

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from corral import JobQueueManager
-from tests.support.processes import CORRAL
+from tests.support.processes import joining_env, worker_in
 from tests.support.waiting import eventually
 
 #: Never in a worker: HTTP server and framework, dashboard rendering, migrations, metrics export.
@@ -77,26 +77,13 @@ async def test_a_running_worker_loads_only_what_it_runs(
     (tmp_path / "probe" / "__init__.py").write_text("")
     (tmp_path / "probe" / "tasks.py").write_text(PROBE)
     report = tmp_path / "report.json"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(
-        REDIS_URL=qm.settings.redis_url.get_secret_value(),
-        DATABASE_URL=qm.settings.database_url.get_secret_value(),
-        CORRAL_QUEUE=qm.queue_name,
-        CORRAL_PREFIX=qm.settings.prefix,
-        CORRAL_EXECUTION_LOG=str(execution_log).lower(),
-    )
+    env = joining_env(qm, CORRAL_EXECUTION_LOG=str(execution_log).lower())
     if execution_log:
         env["CORRAL_UVLOOP"] = "false"
     else:
         env.pop("CORRAL_UVLOOP", None)
     await qm.add_job("report-process", {"path": str(report)})
-    proc = subprocess.Popen(
-        [CORRAL, "worker", "--handlers", "probe"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    proc = worker_in(tmp_path, env, "probe")
 
     async def reported_or_exited() -> bool:
         return report.exists() or proc.poll() is not None

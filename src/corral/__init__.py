@@ -1,4 +1,15 @@
-"""Corral: a distributed job queue and cron scheduler for Python on the BullMQ protocol."""
+"""Corral: a distributed job queue and cron scheduler for Python on the BullMQ protocol.
+
+The handler API (``Job``, ``job_handler``), the job types and the errors load with the package;
+the rest loads on first use. A worker imports this package from every handlers module, and the
+producer, scheduler and monitoring facades would otherwise pull SQLAlchemy, Alembic and the
+Prometheus client into a process that needs none of them.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from corral.core.events import QueueEvent
 from corral.core.handlers import Job, job_handler
@@ -16,10 +27,36 @@ from corral.errors import (
     UnrecoverableError,
     ValidationError,
 )
-from corral.manager import JobQueueManager
-from corral.scheduler import TaskScheduler
-from corral.services.monitoring import HealthReport, Metrics
-from corral.settings import CorralSettings, load_settings
+
+if TYPE_CHECKING:
+    from corral.manager import JobQueueManager
+    from corral.scheduler import TaskScheduler
+    from corral.services.monitoring import HealthReport, Metrics
+    from corral.settings import CorralSettings, load_settings
+
+#: Exported names loaded on first use, and the module each comes from.
+_LAZY = {
+    "JobQueueManager": "corral.manager",
+    "TaskScheduler": "corral.scheduler",
+    "HealthReport": "corral.services.monitoring",
+    "Metrics": "corral.services.monitoring",
+    "CorralSettings": "corral.settings",
+    "load_settings": "corral.settings",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'corral' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "Backoff",

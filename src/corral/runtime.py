@@ -9,28 +9,28 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from corral.adapters import prometheus
 from corral.adapters.bullmq.connection import make_client, ping, server_info
 from corral.adapters.bullmq.consumer import BullConsumer, WorkerConfig
 from corral.adapters.bullmq.events import ChangeFeed, EventStream, publish_change
 from corral.adapters.bullmq.fires import FireGate
 from corral.adapters.bullmq.queue import BullQueue
-from corral.adapters.sql.engine import make_engine
-from corral.adapters.sql.engine import ping as ping_sql
-from corral.adapters.sql.execution_log import SqlExecutionLog
-from corral.adapters.sql.migrate import upgrade
-from corral.adapters.sql.schedule_store import SqlScheduleStore
 from corral.core.events import EVENT_NAMES, QueueEvent
 from corral.core.handlers import HandlerRegistry
 from corral.core.ports import AttemptListener, QueueBroker
 from corral.errors import BrokerAuthenticationFailed, BrokerUnavailable, StoreUnavailable
 from corral.services.discovery import discover
 from corral.services.execution import Executor
-from corral.services.execution_log import ExecutionLogWriter
 from corral.settings import CorralSettings
+
+# SQL (SQLAlchemy, Alembic) and the Prometheus client load when first used: a worker without
+# the execution log needs neither, and they are most of its memory and start-up time.
+if TYPE_CHECKING:
+    from corral.adapters.sql.execution_log import SqlExecutionLog
+    from corral.adapters.sql.schedule_store import SqlScheduleStore
+    from corral.services.execution_log import ExecutionLogWriter
 
 logger = logging.getLogger(__name__)
 
@@ -161,10 +161,14 @@ class Runtime:
 
     # -- SQL ----------------------------------------------------------------------------------
     async def migrate(self) -> None:
+        from corral.adapters.sql.migrate import upgrade
+
         await upgrade(self.settings.database_url.get_secret_value())
 
     def _sql_engine(self) -> Any:
         if self._engine is None:
+            from corral.adapters.sql.engine import make_engine
+
             engine = make_engine(self.settings.database_url.get_secret_value())
             self._stack.push_async_callback(engine.dispose)
             self._engine = engine
@@ -172,17 +176,23 @@ class Runtime:
 
     def store(self) -> SqlScheduleStore:
         if self._store is None:
+            from corral.adapters.sql.schedule_store import SqlScheduleStore
+
             self._store = SqlScheduleStore(self._sql_engine())
         return self._store
 
     def execution_log(self) -> SqlExecutionLog:
         if self._log is None:
+            from corral.adapters.sql.execution_log import SqlExecutionLog
+
             self._log = SqlExecutionLog(self._sql_engine())
         return self._log
 
     async def execution_log_writer(self) -> ExecutionLogWriter:
         """The batched execution-log writer for this runtime (started once, closed last)."""
         if self._writer is None:
+            from corral.services.execution_log import ExecutionLogWriter
+
             if self.settings.auto_migrate:
                 await self.migrate()
             writer = ExecutionLogWriter(self.execution_log(), queue=self.queue_name)
@@ -194,6 +204,8 @@ class Runtime:
     async def ping_database(self) -> float:
         """Round-trip latency in ms; raise StoreUnavailable (no password) if the database does
         not answer within the connect timeout."""
+        from corral.adapters.sql.engine import ping as ping_sql
+
         started = time.perf_counter()
         try:
             async with asyncio.timeout(self.settings.redis_connect_timeout_s + 5.0):
@@ -210,6 +222,8 @@ class Runtime:
     def exposition(figures: dict[str, Any]) -> tuple[bytes, str]:
         """``figures`` (plus any the caller added) in Prometheus text format, and the
         Content-Type to serve it with."""
+        from corral.adapters import prometheus
+
         return prometheus.render(figures), prometheus.CONTENT_TYPE
 
     # -- scheduling ---------------------------------------------------------------------------

@@ -76,6 +76,7 @@ class CorralSettings(BaseSettings):
     reconcile_interval_s: float = _env("CORRAL_RECONCILE_INTERVAL_S", 60.0, ge=0, le=86_400)
     reconcile_grace_s: float = _env("CORRAL_RECONCILE_GRACE_S", 30.0, ge=0, le=86_400)
     auto_migrate: bool = _env("CORRAL_AUTO_MIGRATE", True)
+    uvloop: bool = _env("CORRAL_UVLOOP", True)
     shutdown_timeout_ms: int = _env("CORRAL_SHUTDOWN_TIMEOUT_MS", 30_000, ge=0, le=3_600_000)
     auth_max_failures: int = _env("CORRAL_AUTH_MAX_FAILURES", 10, ge=1, le=100_000)
     auth_failure_window_s: int = _env("CORRAL_AUTH_FAILURE_WINDOW", 300, ge=1, le=86_400)

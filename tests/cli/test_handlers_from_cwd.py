@@ -3,17 +3,13 @@ PYTHONPATH, as Celery, RQ and arq do."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from corral import JobQueueManager
+from tests.support.processes import joining_env, worker_in
 from tests.support.waiting import eventually
-
-CORRAL = str(Path(sys.executable).parent / "corral")
 
 SHOP = """
 from corral import Job, job_handler
@@ -37,21 +33,8 @@ async def test_worker_finds_a_handlers_package_in_the_current_folder(
     tmp_path: Path, qm: JobQueueManager
 ) -> None:
     make_shop(tmp_path)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(
-        REDIS_URL=qm.settings.redis_url.get_secret_value(),
-        DATABASE_URL=qm.settings.database_url.get_secret_value(),
-        CORRAL_QUEUE=qm.queue_name,
-        CORRAL_PREFIX=qm.settings.prefix,
-    )
     job_id = await qm.add_job("shop-checkout", {"cart": 3})
-    proc = subprocess.Popen(
-        [CORRAL, "worker", "--handlers", "shop"],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    proc = worker_in(tmp_path, joining_env(qm), "shop")
     try:
         job = await eventually(
             lambda: qm.get_job(job_id),

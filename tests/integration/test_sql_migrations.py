@@ -4,6 +4,8 @@ schema == tables.py, DATABASE_URL handling and errors that never show a password
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from corral.adapters.sql import (
     upgrade,
 )
 from corral.adapters.sql.engine import normalize_url
-from corral.adapters.sql.migrate import VERSION_TABLE, alembic_config
+from corral.adapters.sql.migrate import HEAD_REVISION, VERSION_TABLE, alembic_config
 from corral.adapters.sql.tables import metadata
 from corral.core.executions import ExecutionRecord
 from corral.core.jobs import JobExecutionStatus
@@ -174,6 +176,37 @@ async def test_rows_from_before_the_execution_key_keep_their_history(
     assert by_key[("2", 0)].handler_name == "dataProcessingJob"
     assert by_key[("2", 1_764_500_000_000)].handler_name == "example-task"
     assert (by_key[("2", 1_764_500_000_000)].stacktrace or "").endswith("KeyError: 'width'")
+
+
+def test_head_revision_constant_is_the_head_of_the_scripts() -> None:
+    """upgrade() skips Alembic when the database is at HEAD_REVISION: a new revision must
+    move it, or databases would never get that revision."""
+    assert head_revision() == HEAD_REVISION
+
+
+async def test_upgrading_a_current_schema_does_not_load_alembic(tmp_path: Path) -> None:
+    """Every worker and scheduler upgrades at start; Alembic is for actual upgrades only."""
+    url = sqlite_url(tmp_path)
+    await upgrade(url)
+    code = (
+        "import asyncio, sys\n"
+        "from corral.adapters.sql.migrate import upgrade\n"
+        f"asyncio.run(upgrade({url!r}))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert found.strip() == "[]"
+
+
+async def test_a_schema_from_a_newer_corral_is_refused(sql_engine: AsyncEngine) -> None:
+    await upgrade(sql_engine)
+    async with sql_engine.begin() as conn:
+        await conn.execute(text("UPDATE corral_alembic_version SET version_num = '9999'"))
+    with pytest.raises(ConfigurationError, match="DATABASE_URL: cannot migrate"):
+        await upgrade(sql_engine)
+    assert await current_revision(sql_engine) == "9999"
 
 
 async def test_upgrade_from_a_url_string(tmp_path: Path) -> None:

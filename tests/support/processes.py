@@ -61,6 +61,31 @@ def api_env(
     )
 
 
+def joining_env(qm: JobQueueManager, **extra: str) -> dict[str, str]:
+    """The environment of a ``corral`` process on ``qm``'s Redis, database, queue and prefix,
+    without PYTHONPATH (its handlers come from the folder it runs in)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(
+        REDIS_URL=qm.settings.redis_url.get_secret_value(),
+        DATABASE_URL=qm.settings.database_url.get_secret_value(),
+        CORRAL_QUEUE=qm.queue_name,
+        CORRAL_PREFIX=qm.settings.prefix,
+        **extra,
+    )
+    return env
+
+
+def worker_in(folder: Path, env: dict[str, str], handlers: str) -> subprocess.Popen[bytes]:
+    """``corral worker --handlers <handlers>`` started in ``folder``, output to a pipe."""
+    return subprocess.Popen(
+        [CORRAL, "worker", "--handlers", handlers],
+        cwd=folder,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+
 def producer_for(redis_url: str, queue: str, **settings: object) -> JobQueueManager:
     """A JobQueueManager in the test process for ``queue`` on a private Redis."""
     return JobQueueManager(

@@ -5,7 +5,6 @@ Errors are one line on stderr naming the flag or variable, with exit code 2 (usa
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Coroutine
@@ -16,6 +15,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import click
 import typer
 
+from corral.cli.loop import run as run_loop
 from corral.core.redaction import redact_text
 from corral.errors import CorralError
 from corral.logs import configure_logging
@@ -46,10 +46,11 @@ def _die(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _run(main: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine; a CorralError ends the command with its one-line message."""
+def _run(main: Coroutine[Any, Any, T], settings: CorralSettings) -> T:
+    """Run a command's coroutine on the loop ``settings.uvloop`` picks; a CorralError ends the
+    command with its one-line message."""
     try:
-        return asyncio.run(main)
+        return run_loop(main, use_uvloop=settings.uvloop)
     except CorralError as exc:
         _die(str(exc))
 
@@ -118,7 +119,8 @@ def worker(
             concurrency=concurrency,
             limiter_max=limiter_max,
             limiter_duration_ms=limiter_duration,
-        )
+        ),
+        settings,
     )
     raise typer.Exit(0 if drained else 3)
 
@@ -143,7 +145,7 @@ def scheduler(
             await task_scheduler.initialize()
             await stop.stop.wait()
 
-    _run(run())
+    _run(run(), settings)
 
 
 @app.command()
@@ -170,7 +172,7 @@ def api(
             log_level=settings.log_level,
         )
 
-    _run(run())
+    _run(run(), settings)
 
 
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
@@ -190,7 +192,7 @@ def db_upgrade() -> None:
         finally:
             await runtime.aclose()
 
-    _run(run())
+    _run(run(), settings)
     typer.echo(f"database at {settings.database_url_redacted} is up to date")
 
 
@@ -242,7 +244,7 @@ def dev(
         redis_from_env="redis_url" in settings.model_fields_set,
         database_from_env="database_url" in settings.model_fields_set,
     )
-    _run(run_dev(settings.model_copy(update=api), options))
+    _run(run_dev(settings.model_copy(update=api), options), settings)
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

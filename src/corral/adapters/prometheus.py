@@ -64,19 +64,24 @@ class _Figures:
         yield _skew_gauge(queue, f.get("scheduler_clock_skew") or {})
         backlog = f.get("execution_log_backlog")
         if backlog is not None:
-            gauge = GaugeMetricFamily(
+            yield _gauge(
                 "corral_execution_log_backlog",
                 "Execution-log rows this process has not written to the database yet",
-                labels=["queue"],
+                queue,
+                float(backlog),
             )
-            gauge.add_metric([queue], float(backlog))
-            yield gauge
 
 
-def _counter(name: str, doc: str, queue: str, value: float) -> CounterMetricFamily:
+def _counter(name: str, doc: str, queue: str, value: float) -> Metric:
     counter = CounterMetricFamily(name, doc, labels=["queue"])
     counter.add_metric([queue], value)
     return counter
+
+
+def _gauge(name: str, doc: str, queue: str, value: float) -> Metric:
+    gauge = GaugeMetricFamily(name, doc, labels=["queue"])
+    gauge.add_metric([queue], value)
+    return gauge
 
 
 def _job_metrics(queue: str, stats: Mapping[str, Any]) -> Iterable[Metric]:
@@ -106,14 +111,11 @@ def _queue_metrics(queue: str, f: Mapping[str, Any]) -> Iterable[Metric]:
     for state, count in sorted((f.get("counts") or {}).items()):
         depth.add_metric([queue, str(state)], float(count))
     yield depth
-    paused = GaugeMetricFamily("corral_queue_paused", "1 if the queue is paused", labels=["queue"])
-    paused.add_metric([queue], 1.0 if f.get("paused") else 0.0)
-    yield paused
-    workers = GaugeMetricFamily(
-        "corral_workers_alive", "Workers with a fresh heartbeat", labels=["queue"]
+    paused = 1.0 if f.get("paused") else 0.0
+    yield _gauge("corral_queue_paused", "1 if the queue is paused", queue, paused)
+    yield _gauge(
+        "corral_workers_alive", "Workers with a fresh heartbeat", queue, _num(f, "workers_alive")
     )
-    workers.add_metric([queue], _num(f, "workers_alive"))
-    yield workers
 
 
 def _scheduler_metrics(queue: str, stats: Mapping[str, Any]) -> Iterable[Metric]:

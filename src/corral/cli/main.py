@@ -55,16 +55,12 @@ def _run(main: Coroutine[Any, Any, T], settings: CorralSettings) -> T:
         _die(str(exc))
 
 
-def _import_from_here() -> None:
-    """Let ``--handlers shop`` find ``./shop`` without PYTHONPATH, as Celery, RQ and arq do (a
-    console script's sys.path holds its own folder, not the current one). Appended, so a
-    folder named like an installed package never shadows it."""
-    here = os.getcwd()
-    if here not in sys.path:
-        sys.path.append(here)
-
-
-def _settings() -> CorralSettings:
+def _settings(*, import_from_here: bool = True) -> CorralSettings:
+    if import_from_here and os.getcwd() not in sys.path:
+        # Let ``--handlers shop`` find ``./shop`` without PYTHONPATH, as Celery, RQ and arq do
+        # (a console script's sys.path holds its own folder, not the current one). Appended,
+        # so a folder named like an installed package never shadows it.
+        sys.path.append(os.getcwd())
     try:
         settings = load_settings()
     except CorralError as exc:
@@ -104,7 +100,6 @@ def worker(
     _positive("--limiter-duration", limiter_duration, 86_400_000)
     if (limiter_max is None) != (limiter_duration is None):
         _die("--limiter-max and --limiter-duration must be given together", 2)
-    _import_from_here()
     settings = _settings()
     packages = _packages(handlers) if handlers is not None else settings.handler_packages
     if not packages:
@@ -133,7 +128,6 @@ def scheduler(
 
     Run several for HA: each tick is enqueued exactly once whichever replica fires it.
     """
-    _import_from_here()
     settings = _settings()
     from corral.scheduler import TaskScheduler
     from corral.worker import StopSignal
@@ -157,7 +151,6 @@ def api(
 ) -> None:
     """Serve the admin REST API, /health and /metrics."""
     _positive("--port", port, 65535)
-    _import_from_here()
     settings = _settings()
     from corral.http.app import create_app
     from corral.http.serve import serve_until_signal
@@ -182,7 +175,7 @@ app.add_typer(db_app, name="db")
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Create or migrate the schema in DATABASE_URL to the latest version."""
-    settings = _settings()
+    settings = _settings(import_from_here=False)
     from corral.runtime import Runtime
 
     async def run() -> None:
@@ -234,7 +227,6 @@ def dev(
     _positive("--port", port, 65535)
     from corral.dev import DevOptions, run_dev
 
-    _import_from_here()
     settings = _settings()
     api = {"api_host": host or settings.api_host, "api_port": port or settings.api_port}
     options = DevOptions(

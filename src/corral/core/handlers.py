@@ -99,17 +99,15 @@ def job_handler(func_or_name: F | str, /) -> F | Callable[[F], F]:
     names it explicitly. Async and plain functions are both accepted; plain ones run in a
     thread so they never block the event loop (and with it the lock renewal).
     """
-    if isinstance(func_or_name, str):
-        name = validate_handler_name(func_or_name, "job_handler name")
+    if not isinstance(func_or_name, str):
+        return job_handler(func_or_name.__name__)(func_or_name)
+    name = validate_handler_name(func_or_name, "job_handler name")
 
-        def mark(func: F) -> F:
-            setattr(func, _MARK, name)
-            return func
+    def mark(func: F) -> F:
+        setattr(func, _MARK, name)
+        return func
 
-        return mark
-    func = func_or_name
-    setattr(func, _MARK, validate_handler_name(func.__name__, "job_handler name"))
-    return func
+    return mark
 
 
 def marked_name(obj: object) -> str | None:

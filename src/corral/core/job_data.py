@@ -30,13 +30,14 @@ def validate_data(
     if not isinstance(data, dict):
         raise InvalidJobOptions(path, f"must be a JSON object (dict), got {type(data).__name__}")
     meter = _Meter(max_bytes)
-    meter.walk(data, path, 0)
-    if meter.over:
-        raise InvalidJobOptions(
-            path, f"is at least {meter.total} bytes serialized; {meter.limit_text}"
-        )
+    over = False
+    try:
+        meter.value(data, path, 0)
+    except _Over:
+        over = True
     if meter.total > max_bytes:
-        raise InvalidJobOptions(path, f"is {meter.total} bytes serialized; {meter.limit_text}")
+        size = f"at least {meter.total}" if over else meter.total
+        raise InvalidJobOptions(path, f"is {size} bytes serialized; the limit is {max_bytes} bytes")
     return data
 
 
@@ -51,30 +52,18 @@ class _Meter:
     error; past that it stops and the error gives the size counted so far ("at least").
     """
 
-    __slots__ = ("limit", "over", "stop_at", "total")
+    __slots__ = ("stop_at", "total")
 
     def __init__(self, limit: int) -> None:
-        self.limit = limit
         self.stop_at = 2 * limit
         self.total = 0
-        self.over = False
-
-    @property
-    def limit_text(self) -> str:
-        return f"the limit is {self.limit} bytes"
 
     def add(self, size: int) -> None:
         self.total += size
         if self.total > self.stop_at:
             raise _Over
 
-    def walk(self, value: object, path: str, depth: int) -> None:
-        try:
-            self._value(value, path, depth)
-        except _Over:
-            self.over = True
-
-    def _value(self, value: object, path: str, depth: int) -> None:
+    def value(self, value: object, path: str, depth: int) -> None:
         if depth > MAX_DATA_DEPTH:
             raise InvalidJobOptions(path, f"nested deeper than {MAX_DATA_DEPTH} levels")
         if isinstance(value, dict):
@@ -82,7 +71,7 @@ class _Meter:
         elif isinstance(value, list | tuple):
             self.add(2 + max(len(value) - 1, 0))  # brackets and commas
             for index, item in enumerate(value):
-                self._value(item, f"{path}[{index}]", depth + 1)
+                self.value(item, f"{path}[{index}]", depth + 1)
         elif isinstance(value, str):
             self._text(value, path)
         else:
@@ -95,7 +84,7 @@ class _Meter:
                 raise InvalidJobOptions(path, f"has a non-string key {key!r}")
             self._text(key, path)
             self.add(1)  # the colon
-            self._value(item, f"{path}.{key}", depth + 1)
+            self.value(item, f"{path}.{key}", depth + 1)
 
     def _text(self, text: str, path: str) -> None:
         check_text(text, path, "NUL characters are not allowed", error=InvalidJobOptions)

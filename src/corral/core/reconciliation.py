@@ -41,16 +41,12 @@ STATUS_OF_STATE: Final[Mapping[str, JobExecutionStatus]] = {
 }
 
 
-#: What a pass needs to know of a job in Redis.
-QueueJob = JobFacts
-
-
 def _dt(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def record_of(
-    job: QueueJob, status: JobExecutionStatus, *, queue: str, now: datetime
+    job: JobFacts, status: JobExecutionStatus, *, queue: str, now: datetime
 ) -> ExecutionRecord:
     """The row Redis's view of ``job`` implies, as the worker would have written it."""
     schedule_id, trigger = schedule_of(job.id)
@@ -82,7 +78,7 @@ def record_of(
 
 
 def verdict(
-    row: ExecutionRecord, job: QueueJob | None, *, queue: str, now: datetime
+    row: ExecutionRecord, job: JobFacts | None, *, queue: str, now: datetime
 ) -> ExecutionRecord | None:
     """What a stale unfinished ``row`` must become given its ``job`` in Redis; None to leave it.
 
@@ -111,7 +107,7 @@ def is_lost(record: ExecutionRecord) -> bool:
 
 
 def missing(
-    jobs: Sequence[tuple[str, QueueJob]],
+    jobs: Sequence[tuple[str, JobFacts]],
     present: set[tuple[str, int]],
     *,
     queue: str,

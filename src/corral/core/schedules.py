@@ -119,11 +119,9 @@ def _payload(value: object, path: str, max_bytes: int = DEFAULT_MAX_DATA_BYTES) 
 
 
 def _v_description(value: object) -> str | None:
-    return (
-        None
-        if value is None
-        else _text(value, "description", max_len=MAX_DESCRIPTION, blank_ok=True)
-    )
+    if value is None:
+        return None
+    return _text(value, "description", max_len=MAX_DESCRIPTION, blank_ok=True)
 
 
 def _v_cron(value: object) -> str:

@@ -47,13 +47,6 @@ def error_body(message: str, field: str | None = None) -> dict[str, Any]:
     return {"error": {"field": field, "message": message}}
 
 
-def _status_of(exc: CorralError) -> int:
-    for kind, status in STATUS:
-        if isinstance(exc, kind):
-            return status
-    return 500
-
-
 def _log(level: int, template: str, request: Request, error: str, event: str) -> None:
     """``template`` filled with the request's method and path and the redacted ``error``."""
     path = request.url.path
@@ -61,7 +54,7 @@ def _log(level: int, template: str, request: Request, error: str, event: str) ->
 
 
 async def _corral_error(request: Request, exc: CorralError) -> JSONResponse:
-    status = _status_of(exc)
+    status = next((status for kind, status in STATUS if isinstance(exc, kind)), 500)
     if isinstance(exc, ValidationError):
         field = camel_path(exc.path)
         return JSONResponse(error_body(f"{field}: {exc.problem}", field), status_code=status)

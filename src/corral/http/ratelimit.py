@@ -65,9 +65,7 @@ class FailureLimiter:
         if window is None or window.failures < self.max_failures:
             return None
         left = window.start + self.window_s - now
-        if left <= 0:
-            return None
-        return max(1, math.ceil(left))
+        return max(1, math.ceil(left)) if left > 0 else None
 
     def fail(self, client: str, now: float) -> bool:
         """Count one failure; True if this failure locks ``client`` out."""

@@ -45,11 +45,14 @@ class ClusterReads:
                 raise
             raise unavailable(self.url, exc) from None
 
+    async def _figures(self, key: str) -> dict[str, float]:
+        async with self._guard():
+            raw = await self.client.hgetall(key)  # type: ignore[misc]
+        return {k: float(v) for k, v in raw.items()}
+
     async def cluster_stats(self) -> dict[str, float]:
         """The counters every worker flushes (see :class:`StatsReporter`)."""
-        async with self._guard():
-            raw = await self.client.hgetall(self.keys.stats)  # type: ignore[misc]
-        return {k: float(v) for k, v in raw.items()}
+        return await self._figures(self.keys.stats)
 
     async def minute_counts(
         self, first_minute: int, last_minute: int
@@ -83,9 +86,7 @@ class ClusterReads:
 
     async def scheduler_stats(self) -> dict[str, float]:
         """The counters every scheduler writes when it settles a tick (see ``fires.FireGate``)."""
-        async with self._guard():
-            raw = await self.client.hgetall(self.keys.scheduler_stats)  # type: ignore[misc]
-        return {k: float(v) for k, v in raw.items()}
+        return await self._figures(self.keys.scheduler_stats)
 
     async def live_schedulers(self, *, max_age_ms: int = HEARTBEAT_TTL_MS) -> int | None:
         """How many schedulers sent a heartbeat within ``max_age_ms``; None when no scheduler

@@ -30,9 +30,9 @@ class Session:
     csrf_token: str
 
     def csrf_matches(self, presented: str | None) -> bool:
-        if not presented:
-            return False
-        return hmac.compare_digest(presented.encode(), self.csrf_token.encode())
+        return presented is not None and hmac.compare_digest(
+            presented.encode(), self.csrf_token.encode()
+        )
 
 
 class SessionStore:
@@ -56,13 +56,9 @@ class SessionStore:
         return session_id, session
 
     def get(self, session_id: str | None) -> Session | None:
-        if not session_id:
-            return None
-        session = self._sessions.get(session_id)
-        if session is None:
-            return None
-        if session.expires_at <= time.monotonic():
-            self._sessions.pop(session_id, None)
+        session = self._sessions.get(session_id) if session_id else None
+        if session is not None and session.expires_at <= time.monotonic():
+            self.delete(session_id)
             return None
         return session
 

@@ -107,11 +107,24 @@ def _aware(value: datetime) -> datetime:
     return value
 
 
+#: SQLAlchemy's SQLite DATETIME storage format (UTC: ``UTCDateTime`` converts first); printf
+#: style because it is the quickest to fill, three times per row.
+_SQLITE_TIME: Final = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+
+
 def _sqlite_time(value: datetime) -> str:
-    """The text SQLAlchemy's SQLite DATETIME stores for ``value`` in UTC."""
+    """The text SQLAlchemy's SQLite DATETIME stores for ``value``."""
     if value.tzinfo is not UTC:
         value = _aware(value).astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
+    return _SQLITE_TIME % (
+        value.year,
+        value.month,
+        value.day,
+        value.hour,
+        value.minute,
+        value.second,
+        value.microsecond,
+    )
 
 
 def _status(value: str) -> str:

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from corral.adapters.sql import SqlExecutionLog
+from corral.adapters.sql import SqlExecutionLog, upgrade
 from corral.core.attempts import Attempt
 from corral.core.executions import ExecutionRecord
 from corral.core.jobs import JobExecutionStatus
@@ -94,7 +94,7 @@ async def test_a_batch_is_stored_in_its_order(
 ) -> None:
     """Row ids follow the batch (the listing's tie-break and the reconciler's cursor use them),
     also through PostgreSQL's staging table."""
-    names = [f"job-{i}" for i in range(300)]
+    names = [f"job-{i}" for i in range(317)]  # whole statements and a rest
     random.Random(7).shuffle(names)
     await execution_log.upsert_many(
         [ExecutionRecord(execution_id=n, status=JobExecutionStatus.ACTIVE) for n in names]
@@ -206,3 +206,68 @@ async def test_each_step_of_a_retried_scheduled_job_lands_on_its_row(
     )
     # As the upsert has always done: a None keeps the stored text; only a failed row is revived.
     assert row.error_message == "KeyError: 'width'"
+
+
+async def test_a_job_still_running_at_a_flush_is_written_active(
+    execution_log: SqlExecutionLog,
+) -> None:
+    writer = ExecutionLogWriter(execution_log, queue="corral")
+    attempt = _attempt()
+    writer.attempt_started(attempt)
+    assert await writer.flush()
+    [row], _ = await execution_log.search(ExecutionQuery())
+    assert (row.status, row.started_at, row.finished_at, row.handler_name) == (
+        JobExecutionStatus.ACTIVE,
+        _at(MS + 5),
+        None,
+        "report",
+    )
+    writer.attempt_finished(attempt.completed(None, MS + 25))
+    assert await writer.flush()
+    [row], _ = await execution_log.search(ExecutionQuery())
+    assert (row.status, row.started_at, row.finished_at) == (
+        JobExecutionStatus.COMPLETED,
+        _at(MS + 5),
+        _at(MS + 25),
+    )
+    assert writer.written == 2
+
+
+async def test_a_start_folds_over_an_earlier_step_of_its_job(
+    execution_log: SqlExecutionLog,
+) -> None:
+    """A process that enqueues and runs a job reports its waiting step to the same writer."""
+    writer = ExecutionLogWriter(execution_log, queue="corral")
+    job_id = f"manual-{SCHEDULE}-{MS}"
+    writer.job_waiting(job_id, MS, "report")
+    writer.attempt_started(_attempt(job_id=job_id))
+    assert writer.backlog == 1
+    assert await writer.flush()
+    [row], _ = await execution_log.search(ExecutionQuery())
+    assert (row.status, row.job_id, row.trigger, row.started_at) == (
+        JobExecutionStatus.ACTIVE,
+        SCHEDULE,
+        "manual",
+        _at(MS + 5),
+    )
+
+
+async def test_a_failed_flush_keeps_every_step_for_the_next(sql_engine: AsyncEngine) -> None:
+    """Written to a database without the table, then to the migrated one: a start buffered
+    before the failure and its outcome reported after it end up as one finished row."""
+    writer = ExecutionLogWriter(SqlExecutionLog(sql_engine), queue="corral")
+    running, done = _attempt(job_id="a"), _attempt(job_id="b")
+    writer.attempt_started(running)
+    writer.attempt_started(done)
+    writer.attempt_finished(done.completed(None, MS + 9))
+    assert not await writer.flush()
+    assert writer.backlog == 2
+    writer.attempt_finished(running.completed({"late": True}, MS + 30))
+    await upgrade(sql_engine)
+    assert await writer.flush()
+    page, total = await SqlExecutionLog(sql_engine).search(ExecutionQuery())
+    assert total == 2
+    assert sorted((r.execution_id, r.status, r.started_at, r.result) for r in page) == [
+        ("a", JobExecutionStatus.COMPLETED, _at(MS + 5), {"late": True}),
+        ("b", JobExecutionStatus.COMPLETED, _at(MS + 5), None),
+    ]

@@ -6,8 +6,10 @@ flushes is one row, and upserted every ``flush_interval_s`` or ``max_batch`` row
 database never sits on the job path. A database outage delays rows: they stay buffered and are
 retried with a capped backoff; they are never dropped and jobs never wait for them.
 
-The hooks run on the job path for every job: they build one plain tuple
-(``core.executions.ExecutionRow``) and touch nothing else.
+The hooks run on the job path for every job, so they do little: a start is noted as it is
+(:class:`_Started`), and the outcome's row (``core.executions.ExecutionRow``, a plain tuple)
+replaces the note, as it holds everything the start's row would have. A start still running at
+a flush is written as its ``active`` row.
 """
 
 from __future__ import annotations
@@ -48,6 +50,16 @@ def _ms_to_dt(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+class _Started:
+    """A job whose only buffered step is its start, and when it was reported."""
+
+    __slots__ = ("at", "attempt")
+
+    def __init__(self, attempt: Attempt, at: datetime) -> None:
+        self.attempt = attempt
+        self.at = at
+
+
 class ExecutionLogWriter:
     """Listens to the worker's attempts (``core.ports.AttemptListener``)."""
 
@@ -63,7 +75,7 @@ class ExecutionLogWriter:
         self.queue = queue
         self.flush_interval_s = flush_interval_s
         self.max_batch = max_batch
-        self._pending: dict[tuple[str, int], ExecutionRow] = {}
+        self._pending: dict[tuple[str, int], ExecutionRow | _Started] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.written = 0
@@ -85,16 +97,19 @@ class ExecutionLogWriter:
 
     # -- lifecycle hooks (sync: called on the job path, only touch memory) ---------------------
     def _put(self, row: ExecutionRow) -> None:
-        pending = self._pending
         key = (row[0], row[1])
-        previous = pending.get(key)
-        pending[key] = row if previous is None else fold(row, previous)
+        previous = self._pending.get(key)
+        self._pending[key] = row if previous is None else fold(row, self._row_of(previous))
+        self._check_full()
+
+    def _check_full(self) -> None:
         # A full batch flushes early, unless writes are failing: then the backoff decides.
-        if len(pending) >= self.max_batch and not self.failures:
+        if len(self._pending) >= self.max_batch and not self.failures:
             self._wake.set()
 
     def _row(
         self,
+        at: datetime,
         job_id: str,
         enqueued_ms: int,
         status: str,
@@ -123,23 +138,35 @@ class ExecutionLogWriter:
             stacktrace,
             max(attempt - 1, 0),
             trigger,
-            datetime.now(UTC),
+            at,
+        )
+
+    def _row_of(self, entry: ExecutionRow | _Started) -> ExecutionRow:
+        if not isinstance(entry, _Started):
+            return entry
+        attempt = entry.attempt
+        return self._row(
+            entry.at,
+            attempt.job_id,
+            attempt.enqueued_ms,
+            _ACTIVE,
+            attempt.name,
+            attempt.number,
+            _ms_to_dt(attempt.started_ms),
         )
 
     def job_waiting(self, job_id: str, enqueued_ms: int, name: str) -> None:
-        self._put(self._row(job_id, enqueued_ms, _WAITING, name, 1))
+        self._put(self._row(datetime.now(UTC), job_id, enqueued_ms, _WAITING, name, 1))
 
     def attempt_started(self, attempt: Attempt) -> None:
-        self._put(
-            self._row(
-                attempt.job_id,
-                attempt.enqueued_ms,
-                _ACTIVE,
-                attempt.name,
-                attempt.number,
-                _ms_to_dt(attempt.started_ms),
-            )
-        )
+        started = _Started(attempt, datetime.now(UTC))
+        key = (attempt.job_id, attempt.enqueued_ms)
+        previous = self._pending.get(key)
+        if previous is None or isinstance(previous, _Started):  # a later start says all
+            self._pending[key] = started
+            self._check_full()
+        else:
+            self._pending[key] = fold(self._row_of(started), previous)
 
     def attempt_finished(self, outcome: AttemptOutcome) -> None:
         attempt = outcome.attempt
@@ -148,21 +175,28 @@ class ExecutionLogWriter:
         else:
             status = _DELAYED if outcome.retrying else _FAILED
         error, trace = outcome.error, outcome.stacktrace
-        self._put(
-            self._row(
-                attempt.job_id,
-                attempt.enqueued_ms,
-                status,
-                attempt.name,
-                attempt.number,
-                _ms_to_dt(attempt.started_ms),
-                None if outcome.retrying else _ms_to_dt(outcome.finished_ms),
-                round(outcome.duration_ms),
-                outcome.result,
-                None if error is None else error[:_MAX_ERROR],
-                None if trace is None else trace[-_MAX_STACKTRACE:],
-            )
+        row = self._row(
+            datetime.now(UTC),
+            attempt.job_id,
+            attempt.enqueued_ms,
+            status,
+            attempt.name,
+            attempt.number,
+            _ms_to_dt(attempt.started_ms),
+            None if outcome.retrying else _ms_to_dt(outcome.finished_ms),
+            round(outcome.duration_ms),
+            outcome.result,
+            None if error is None else error[:_MAX_ERROR],
+            None if trace is None else trace[-_MAX_STACKTRACE:],
         )
+        key = (row[0], row[1])
+        previous = self._pending.get(key)
+        # Over a start alone no fold is needed: this row has a value wherever a start's has.
+        if previous is None or isinstance(previous, _Started):
+            self._pending[key] = row
+            self._check_full()
+        else:
+            self._pending[key] = fold(row, previous)
 
     def ticks_missed(
         self, schedule: ScheduledJob, missed: MissedTicks, recorded_at: datetime
@@ -199,15 +233,15 @@ class ExecutionLogWriter:
         if not self._pending:
             return True
         batch, self._pending = self._pending, {}
+        rows = [self._row_of(entry) for entry in batch.values()]
         try:
-            rows = list(batch.values())
             for start in range(0, len(rows), self.max_batch):
                 await self.log.upsert_rows(rows[start : start + self.max_batch])
         except Exception as exc:
             # Put the batch back under anything reported since (newer state wins).
-            for key, row in batch.items():
+            for key, row in zip(batch, rows, strict=True):
                 newer = self._pending.get(key)
-                self._pending[key] = row if newer is None else fold(newer, row)
+                self._pending[key] = row if newer is None else fold(self._row_of(newer), row)
             self._supervisor.failed(exc, rows=len(self._pending))
             return False
         self.written += len(batch)

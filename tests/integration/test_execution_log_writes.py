@@ -143,10 +143,15 @@ def _at(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+@pytest.fixture
+def writer(execution_log: SqlExecutionLog) -> ExecutionLogWriter:
+    """A worker's log writer over the test's database (not started: the test flushes)."""
+    return ExecutionLogWriter(execution_log, queue="corral")
+
+
 async def test_a_job_that_runs_between_two_flushes_is_one_row(
-    execution_log: SqlExecutionLog,
+    execution_log: SqlExecutionLog, writer: ExecutionLogWriter
 ) -> None:
-    writer = ExecutionLogWriter(execution_log, queue="corral")
     attempt = _attempt()
     writer.attempt_started(attempt)
     writer.attempt_finished(attempt.completed({"n": 1}, MS + 25))
@@ -171,10 +176,9 @@ async def test_a_job_that_runs_between_two_flushes_is_one_row(
 
 
 async def test_each_step_of_a_retried_scheduled_job_lands_on_its_row(
-    execution_log: SqlExecutionLog,
+    execution_log: SqlExecutionLog, writer: ExecutionLogWriter
 ) -> None:
     """Flushed between the attempts, then the second attempt's two steps in one flush."""
-    writer = ExecutionLogWriter(execution_log, queue="corral")
     job_id = f"sched-{SCHEDULE}-{MS}"
     first = _attempt(job_id=job_id)
     writer.attempt_started(first)
@@ -209,9 +213,8 @@ async def test_each_step_of_a_retried_scheduled_job_lands_on_its_row(
 
 
 async def test_a_job_still_running_at_a_flush_is_written_active(
-    execution_log: SqlExecutionLog,
+    execution_log: SqlExecutionLog, writer: ExecutionLogWriter
 ) -> None:
-    writer = ExecutionLogWriter(execution_log, queue="corral")
     attempt = _attempt()
     writer.attempt_started(attempt)
     assert await writer.flush()
@@ -234,10 +237,9 @@ async def test_a_job_still_running_at_a_flush_is_written_active(
 
 
 async def test_a_start_folds_over_an_earlier_step_of_its_job(
-    execution_log: SqlExecutionLog,
+    execution_log: SqlExecutionLog, writer: ExecutionLogWriter
 ) -> None:
     """A process that enqueues and runs a job reports its waiting step to the same writer."""
-    writer = ExecutionLogWriter(execution_log, queue="corral")
     job_id = f"manual-{SCHEDULE}-{MS}"
     writer.job_waiting(job_id, MS, "report")
     writer.attempt_started(_attempt(job_id=job_id))

@@ -4,6 +4,7 @@ in reverse. Facades (``manager``, ``worker``) hold a Runtime; nothing else wires
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
 import logging
 import time
@@ -80,6 +81,16 @@ class Listeners:
     async def drain(self) -> None:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _freeze_start_up_heap() -> None:
+    """Once per process, when its first worker starts: what exists by then (modules, clients,
+    the log writer) lives as long as the process, so it leaves the garbage collector's sight
+    (``gc.freeze``). A full collection then walks only what jobs allocated since, a few ms,
+    instead of the whole start-up heap: 50-150 ms with the event loop stopped, which a worker
+    otherwise paid once or twice in its first seconds of work (pick-up latency spikes)."""
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
 
 
 class Runtime:
@@ -308,6 +319,7 @@ class Runtime:
         listeners = [] if lifecycle is None else [lifecycle]
         executor = Executor(registry, threads=config.concurrency * 2, listeners=listeners)
         consumer = BullConsumer(client, config, executor, blocking_client=blocking)
+        _freeze_start_up_heap()
         await consumer.start()
         self.consumers.append(consumer)
         return consumer

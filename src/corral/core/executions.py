@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, TypeAlias, cast
 from uuid import UUID
 
 from corral.core.jobs import JobExecutionStatus
@@ -66,6 +66,63 @@ class ExecutionRecord:
 
 
 _FIELDS = tuple(f.name for f in fields(ExecutionRecord))
+
+# -- rows ------------------------------------------------------------------------------------
+
+#: One execution-log row as the worker's log writer buffers it and the SQL adapter writes it:
+#: the fields of :class:`ExecutionRecord` in their order, in a plain tuple, with ``status`` as
+#: its string value. A worker reports two steps of every job; a tuple is the cheapest value to
+#: build, merge and hand to a driver, and one of plain values (strings, numbers, times: no
+#: result object, no schedule id) is dropped from the garbage collector's watch at its first
+#: pass, so a buffer of them does not drive the full collections that stall the event loop for
+#: tens of milliseconds.
+ExecutionRow: TypeAlias = tuple[
+    str,  # execution_id
+    int,  # enqueued_ms
+    str,  # status
+    UUID | None,  # job_id
+    str | None,  # handler_name
+    str | None,  # queue
+    datetime | None,  # started_at
+    datetime | None,  # finished_at
+    int | None,  # duration_ms
+    Any,  # result
+    str | None,  # error_message
+    str | None,  # stacktrace
+    int,  # retry_count
+    str | None,  # trigger
+    datetime | None,  # updated_at
+]
+
+
+def as_row(record: ExecutionRecord) -> ExecutionRow:
+    """``record`` as a row (``status`` validated)."""
+    return (
+        record.execution_id,
+        record.enqueued_ms,
+        JobExecutionStatus(record.status).value,
+        record.job_id,
+        record.handler_name,
+        record.queue,
+        record.started_at,
+        record.finished_at,
+        record.duration_ms,
+        record.result,
+        record.error_message,
+        record.stacktrace,
+        record.retry_count,
+        record.trigger,
+        record.updated_at,
+    )
+
+
+def fold(later: ExecutionRow, earlier: ExecutionRow) -> ExecutionRow:
+    """``later`` folded over ``earlier`` (rows of the same key): :meth:`ExecutionRecord.over`
+    for rows, a ``None`` field keeps the earlier value."""
+    return cast(
+        ExecutionRow,
+        tuple([new if new is not None else old for new, old in zip(later, earlier, strict=True)]),
+    )
 
 
 # -- skipped ticks ---------------------------------------------------------------------------
@@ -138,8 +195,13 @@ _SCHEDULED_ID: Final = re.compile(
 )
 
 
+_SCHEDULED_PREFIXES: Final = ("sched-", "manual-")
+
+
 def schedule_of(execution_id: str) -> tuple[UUID | None, str | None]:
     """The schedule a queue job came from, and how ("schedule" or "manual"), from its id."""
+    if not execution_id.startswith(_SCHEDULED_PREFIXES):  # most jobs: no regex for them
+        return None, None
     match = _SCHEDULED_ID.match(execution_id)
     if match is None:
         return None, None

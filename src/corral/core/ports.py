@@ -9,7 +9,7 @@ from uuid import UUID
 
 if TYPE_CHECKING:
     from corral.core.attempts import Attempt, AttemptOutcome
-    from corral.core.executions import ExecutionRecord
+    from corral.core.executions import ExecutionRecord, ExecutionRow
     from corral.core.handlers import Handler, Job
     from corral.core.jobs import JobSpec
     from corral.core.queries import ExecutionQuery, ScheduleQuery
@@ -139,6 +139,14 @@ class ExecutionLog(Protocol):
     """``system_job_execution_logs``: upserted by execution_id, queried, pruned by age."""
 
     async def upsert_many(self, records: Sequence[ExecutionRecord]) -> None: ...
+
+    async def upsert_rows(self, rows: Sequence[ExecutionRow]) -> None:
+        """``upsert_many`` for rows (``core.executions.ExecutionRow``): the worker's path."""
+        ...
+
+    async def prepare(self) -> None:
+        """Connect ahead of the first write."""
+        ...
 
     async def search(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], int]: ...
 

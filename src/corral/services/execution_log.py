@@ -1,9 +1,15 @@
 """The execution-log writer: workers report job lifecycle steps; rows reach SQL in batches.
 
-Reports are merged in memory by ``execution_id`` (the latest state wins, earlier fields such as
-``started_at`` are kept) and upserted every ``flush_interval_s`` or ``max_batch`` rows, so the
+Reports are merged in memory by ``(execution_id, enqueued_ms)`` (the latest state wins,
+earlier fields such as ``started_at`` are kept), so a job that starts and ends between two
+flushes is one row, and upserted every ``flush_interval_s`` or ``max_batch`` rows, so the
 database never sits on the job path. A database outage delays rows: they stay buffered and are
 retried with a capped backoff; they are never dropped and jobs never wait for them.
+
+The hooks run on the job path for every job, so they do little: a start is noted as it is
+(:class:`_Started`), and the outcome's row (``core.executions.ExecutionRow``, a plain tuple)
+replaces the note, as it holds everything the start's row would have. A start still running at
+a flush is written as its ``active`` row.
 """
 
 from __future__ import annotations
@@ -16,7 +22,14 @@ from typing import Any, Final
 
 from corral.core.attempts import Attempt, AttemptOutcome
 from corral.core.backoff import RetryPolicy
-from corral.core.executions import ExecutionRecord, MissedTicks, missed_record, schedule_of
+from corral.core.executions import (
+    ExecutionRow,
+    MissedTicks,
+    as_row,
+    fold,
+    missed_record,
+    schedule_of,
+)
 from corral.core.jobs import JobExecutionStatus
 from corral.core.ports import ExecutionLog
 from corral.core.schedules import ScheduledJob
@@ -26,10 +39,25 @@ logger = logging.getLogger(__name__)
 
 _MAX_ERROR: Final = 8000
 _MAX_STACKTRACE: Final = 16_000  # the innermost frames, where the error was raised, are kept
+_WAITING: Final = JobExecutionStatus.WAITING.value
+_ACTIVE: Final = JobExecutionStatus.ACTIVE.value
+_COMPLETED: Final = JobExecutionStatus.COMPLETED.value
+_DELAYED: Final = JobExecutionStatus.DELAYED.value
+_FAILED: Final = JobExecutionStatus.FAILED.value
 
 
 def _ms_to_dt(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class _Started:
+    """A job whose only buffered step is its start, and when it was reported."""
+
+    __slots__ = ("at", "attempt")
+
+    def __init__(self, attempt: Attempt, at: datetime) -> None:
+        self.attempt = attempt
+        self.at = at
 
 
 class ExecutionLogWriter:
@@ -47,7 +75,7 @@ class ExecutionLogWriter:
         self.queue = queue
         self.flush_interval_s = flush_interval_s
         self.max_batch = max_batch
-        self._pending: dict[tuple[str, int], ExecutionRecord] = {}
+        self._pending: dict[tuple[str, int], ExecutionRow | _Started] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.written = 0
@@ -68,82 +96,131 @@ class ExecutionLogWriter:
         return self._supervisor.failures
 
     # -- lifecycle hooks (sync: called on the job path, only touch memory) ---------------------
-    def _put(self, record: ExecutionRecord) -> None:
-        previous = self._pending.get(record.key)
-        self._pending[record.key] = record if previous is None else record.over(previous)
+    def _put(self, row: ExecutionRow) -> None:
+        key = (row[0], row[1])
+        previous = self._pending.get(key)
+        self._pending[key] = row if previous is None else fold(row, self._row_of(previous))
+        self._check_full()
+
+    def _check_full(self) -> None:
         # A full batch flushes early, unless writes are failing: then the backoff decides.
         if len(self._pending) >= self.max_batch and not self.failures:
             self._wake.set()
 
-    def _base(self, job_id: str, enqueued_ms: int, name: str, attempt: int) -> dict[str, Any]:
+    def _row(
+        self,
+        at: datetime,
+        job_id: str,
+        enqueued_ms: int,
+        status: str,
+        name: str,
+        attempt: int,
+        started_at: datetime | None = None,
+        finished_at: datetime | None = None,
+        duration_ms: int | None = None,
+        result: Any = None,
+        error_message: str | None = None,
+        stacktrace: str | None = None,
+    ) -> ExecutionRow:
         schedule_id, trigger = schedule_of(job_id)
-        return {
-            "execution_id": job_id,
-            "enqueued_ms": enqueued_ms,
-            "job_id": schedule_id,
-            "trigger": trigger,
-            "handler_name": name,
-            "queue": self.queue,
-            "retry_count": max(attempt - 1, 0),
-            "updated_at": datetime.now(UTC),
-        }
+        return (
+            job_id,
+            enqueued_ms,
+            status,
+            schedule_id,
+            name,
+            self.queue,
+            started_at,
+            finished_at,
+            duration_ms,
+            result,
+            error_message,
+            stacktrace,
+            max(attempt - 1, 0),
+            trigger,
+            at,
+        )
+
+    def _row_of(self, entry: ExecutionRow | _Started) -> ExecutionRow:
+        if not isinstance(entry, _Started):
+            return entry
+        attempt = entry.attempt
+        return self._row(
+            entry.at,
+            attempt.job_id,
+            attempt.enqueued_ms,
+            _ACTIVE,
+            attempt.name,
+            attempt.number,
+            _ms_to_dt(attempt.started_ms),
+        )
 
     def job_waiting(self, job_id: str, enqueued_ms: int, name: str) -> None:
-        self._put(
-            ExecutionRecord(
-                status=JobExecutionStatus.WAITING, **self._base(job_id, enqueued_ms, name, 1)
-            )
-        )
+        self._put(self._row(datetime.now(UTC), job_id, enqueued_ms, _WAITING, name, 1))
 
     def attempt_started(self, attempt: Attempt) -> None:
-        self._put(
-            ExecutionRecord(
-                status=JobExecutionStatus.ACTIVE,
-                started_at=_ms_to_dt(attempt.started_ms),
-                **self._base(attempt.job_id, attempt.enqueued_ms, attempt.name, attempt.number),
-            )
-        )
+        started = _Started(attempt, datetime.now(UTC))
+        key = (attempt.job_id, attempt.enqueued_ms)
+        previous = self._pending.get(key)
+        if previous is None or isinstance(previous, _Started):  # a later start says all
+            self._pending[key] = started
+            self._check_full()
+        else:
+            self._pending[key] = fold(self._row_of(started), previous)
 
     def attempt_finished(self, outcome: AttemptOutcome) -> None:
         attempt = outcome.attempt
         if outcome.ok:
-            status = JobExecutionStatus.COMPLETED
+            status = _COMPLETED
         else:
-            status = JobExecutionStatus.DELAYED if outcome.retrying else JobExecutionStatus.FAILED
+            status = _DELAYED if outcome.retrying else _FAILED
         error, trace = outcome.error, outcome.stacktrace
-        self._put(
-            ExecutionRecord(
-                status=status,
-                started_at=_ms_to_dt(attempt.started_ms),
-                finished_at=None if outcome.retrying else _ms_to_dt(outcome.finished_ms),
-                duration_ms=round(outcome.duration_ms),
-                result=outcome.result,
-                error_message=None if error is None else error[:_MAX_ERROR],
-                stacktrace=None if trace is None else trace[-_MAX_STACKTRACE:],
-                **self._base(attempt.job_id, attempt.enqueued_ms, attempt.name, attempt.number),
-            )
+        row = self._row(
+            datetime.now(UTC),
+            attempt.job_id,
+            attempt.enqueued_ms,
+            status,
+            attempt.name,
+            attempt.number,
+            _ms_to_dt(attempt.started_ms),
+            None if outcome.retrying else _ms_to_dt(outcome.finished_ms),
+            round(outcome.duration_ms),
+            outcome.result,
+            None if error is None else error[:_MAX_ERROR],
+            None if trace is None else trace[-_MAX_STACKTRACE:],
         )
+        key = (row[0], row[1])
+        previous = self._pending.get(key)
+        # Over a start alone no fold is needed: this row has a value wherever a start's has.
+        if previous is None or isinstance(previous, _Started):
+            self._pending[key] = row
+            self._check_full()
+        else:
+            self._pending[key] = fold(row, previous)
 
     def ticks_missed(
         self, schedule: ScheduledJob, missed: MissedTicks, recorded_at: datetime
     ) -> None:
         """A range of the schedule's ticks was skipped (called by the scheduler replica whose
         commit skipped them, so once per range): one ``missed`` row."""
-        self._put(
-            missed_record(
-                schedule.id,
-                missed,
-                handler_name=schedule.handler_name,
-                queue=self.queue,
-                recorded_at=recorded_at,
-            )
+        record = missed_record(
+            schedule.id,
+            missed,
+            handler_name=schedule.handler_name,
+            queue=self.queue,
+            recorded_at=recorded_at,
         )
+        self._put(as_row(record))
 
     # -- flushing -----------------------------------------------------------------------------
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="corral-execution-log")
 
     async def _run(self) -> None:
+        try:
+            await self.log.prepare()
+        except Exception as exc:  # the flushes report an outage; this only saves the first one
+            logger.debug("execution log not prepared: %s", exc)
         while True:
             with contextlib.suppress(TimeoutError):
                 wait = self._supervisor.delay or self.flush_interval_s
@@ -156,15 +233,15 @@ class ExecutionLogWriter:
         if not self._pending:
             return True
         batch, self._pending = self._pending, {}
+        rows = [self._row_of(entry) for entry in batch.values()]
         try:
-            records = list(batch.values())
-            for start in range(0, len(records), self.max_batch):
-                await self.log.upsert_many(records[start : start + self.max_batch])
+            for start in range(0, len(rows), self.max_batch):
+                await self.log.upsert_rows(rows[start : start + self.max_batch])
         except Exception as exc:
             # Put the batch back under anything reported since (newer state wins).
-            for key, record in batch.items():
+            for key, row in zip(batch, rows, strict=True):
                 newer = self._pending.get(key)
-                self._pending[key] = record if newer is None else newer.over(record)
+                self._pending[key] = row if newer is None else fold(self._row_of(newer), row)
             self._supervisor.failed(exc, rows=len(self._pending))
             return False
         self.written += len(batch)

@@ -1,59 +1,40 @@
 """``SqlExecutionLog``: the ``ExecutionLog`` port over ``system_job_execution_logs``.
 
 Upserts are by ``(execution_id, enqueued_ms)`` (see ``tables.py`` for why not the id alone), in
-one ``INSERT ... ON CONFLICT (execution_id, enqueued_ms) DO UPDATE``
-per batch (chunks of :data:`CHUNK_ROWS` rows in one transaction, to stay under the drivers'
-bound-parameter limits). An incoming ``None`` keeps the stored value
-(``COALESCE(excluded.x, x)``); ``status``, ``retry_count`` and ``updated_at`` always take the
-incoming value (a record is the latest known state), except that a late ``waiting`` never
-moves a row back, and a ``completed`` over a ``failed`` row clears the failure's text;
-``created_at`` is set once. The reconciliation with Redis (``services.reconcile``) writes only
-with conditions (:meth:`SqlExecutionLog.insert_missing`, :meth:`SqlExecutionLog.settle`), so it
-never overwrites a status a worker wrote after it looked.
+one transaction per batch, on each driver's bulk path (``execution_upsert``). An incoming
+``None`` keeps the stored value (``COALESCE(excluded.x, x)``); ``status``, ``retry_count`` and
+``updated_at`` always take the incoming value (a record is the latest known state), except that
+a late ``waiting`` never moves a row back, and a ``completed`` over a ``failed`` row clears the
+failure's text; ``created_at`` is set once. The reconciliation with Redis
+(``services.reconcile``) writes only with conditions (:meth:`SqlExecutionLog.insert_missing`,
+:meth:`SqlExecutionLog.settle`), so it never overwrites a status a worker wrote after it looked.
 
-The log is written from job outcomes the worker does not control (a handler's error text or
-result, a raw job's name), and one bad row must not make a whole batch fail again and again. So
-values are made storable on both databases before they are sent: NUL characters (PostgreSQL
-text and JSONB reject them) become U+FFFD, lone surrogates become ``?``, NaN/Infinity in a
-result become strings, strings are cut to their column's length (PostgreSQL refuses longer
-ones, SQLite would keep them), and ``error_message`` is capped at :data:`MAX_ERROR_CHARS`.
+Values are made storable on both databases before they are sent (``storable``: NULs, lone
+surrogates, NaN in a result, over-long strings), and ``error_message`` and ``stacktrace`` are
+capped at :data:`MAX_ERROR_CHARS`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Row, and_, case, delete, func, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from corral.adapters.sql.engine import translate_errors
+from corral.adapters.sql.execution_upsert import MAX_ERROR_CHARS, upsert_for
 from corral.adapters.sql.schedule_store import check_page
+from corral.adapters.sql.storable import opt_text, storable_json, text
 from corral.adapters.sql.tables import executions
-from corral.core.executions import ExecutionRecord
+from corral.core.executions import ExecutionRecord, ExecutionRow, as_row, fold
 from corral.core.jobs import JobExecutionStatus
 from corral.core.queries import ExecutionQuery, ExecutionSort
 
-CHUNK_ROWS: Final = 1000  # x 17 columns: below SQLite's 32,766 and asyncpg's 32,767 parameters
-MAX_ERROR_CHARS: Final = 64 * 1024
-_MAX_DEPTH: Final = 32
-#: Fields where an incoming None keeps the stored value.
-KEEP_IF_NONE: Final = (
-    "job_id",
-    "handler_name",
-    "queue",
-    "started_at",
-    "finished_at",
-    "duration_ms",
-    "result",
-    "error_message",
-    "stacktrace",
-    "trigger",
-)
+CHUNK_ROWS: Final = 1000  # ids per IN (...): below SQLite's and asyncpg's parameter limits
 _SORT_COLUMNS: Final = {
     ExecutionSort.STARTED_AT: executions.c.started_at,
     ExecutionSort.FINISHED_AT: executions.c.finished_at,
@@ -62,56 +43,24 @@ _SORT_COLUMNS: Final = {
 }
 
 
-def _text(value: str, max_len: int | None = None) -> str:
-    cleaned = value.replace("\x00", "\ufffd")
-    try:
-        cleaned.encode("utf-8")
-    except UnicodeEncodeError:
-        cleaned = cleaned.encode("utf-8", "replace").decode("utf-8")
-    if max_len is not None and len(cleaned) > max_len:
-        cleaned = cleaned[:max_len]
-    return cleaned
-
-
-def _opt_text(value: str | None, max_len: int) -> str | None:
-    return None if value is None else _text(str(value), max_len)
-
-
-def storable_json(value: Any, depth: int = 0) -> Any:
-    """A copy of ``value`` that both JSON and JSONB accept (see the module docstring)."""
-    if depth > _MAX_DEPTH:
-        return "..."
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, str):
-        return _text(value)
-    if isinstance(value, dict):
-        return {_text(str(k)): storable_json(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [storable_json(v, depth + 1) for v in value]
-    return _text(str(value))
-
-
 def _to_row(record: ExecutionRecord, now: datetime) -> dict[str, Any]:
     updated_at = record.updated_at or now
     duration = record.duration_ms
     return {
-        "execution_id": _text(record.execution_id, 255),
+        "execution_id": text(record.execution_id, 255),
         "enqueued_ms": int(record.enqueued_ms),
         "status": str(JobExecutionStatus(record.status)),
         "job_id": record.job_id,
-        "handler_name": _opt_text(record.handler_name, 64),
-        "queue": _opt_text(record.queue, 64),
+        "handler_name": opt_text(record.handler_name, 64),
+        "queue": opt_text(record.queue, 64),
         "started_at": record.started_at,
         "finished_at": record.finished_at,
         "duration_ms": None if duration is None else max(0, min(int(duration), 2**31 - 1)),
         "result": None if record.result is None else storable_json(record.result),
-        "error_message": _opt_text(record.error_message, MAX_ERROR_CHARS),
-        "stacktrace": _opt_text(record.stacktrace, MAX_ERROR_CHARS),
+        "error_message": opt_text(record.error_message, MAX_ERROR_CHARS),
+        "stacktrace": opt_text(record.stacktrace, MAX_ERROR_CHARS),
         "retry_count": max(0, min(int(record.retry_count), 2**31 - 1)),
-        "trigger": _opt_text(record.trigger, 16),
+        "trigger": opt_text(record.trigger, 16),
         "created_at": updated_at,
         "updated_at": updated_at,
     }
@@ -146,49 +95,27 @@ class SqlExecutionLog:
         self._engine = engine
         self._url = engine.url
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        # One statement, executed with a list of rows (executemany): compiled once and cached.
-        # Building it with .values(rows) instead made SQLAlchemy compile a new multi-row
-        # statement for every batch, ~600 us of CPU per job on a worker.
-        self._statement = self._upsert()
+        self._upsert = upsert_for(engine)
+
+    async def prepare(self) -> None:
+        """Open a connection and make it ready for writes, so the first batch does not pay for
+        it while jobs run."""
+        await self._upsert.prepare()
 
     async def upsert_many(self, records: Sequence[ExecutionRecord]) -> None:
-        if not records:
-            return
-        merged: dict[tuple[str, int], ExecutionRecord] = {}
-        for record in records:
-            # The stored key: ON CONFLICT may touch each row only once per statement.
-            key = (_text(record.execution_id, 255), int(record.enqueued_ms))
-            earlier = merged.get(key)
-            merged[key] = record if earlier is None else record.over(earlier)
-        now = datetime.now(UTC)
-        rows = [_to_row(record, now) for record in merged.values()]
-        async with translate_errors(self._url), self._engine.begin() as conn:
-            for start in range(0, len(rows), CHUNK_ROWS):
-                await conn.execute(self._statement, rows[start : start + CHUNK_ROWS])
+        await self.upsert_rows([as_row(record) for record in records])
 
-    def _upsert(self) -> Any:
-        statement = self._insert(executions)
-        incoming = statement.excluded
-        changes: dict[str, Any] = {
-            name: func.coalesce(incoming[name], executions.c[name]) for name in KEEP_IF_NONE
-        }
-        # "waiting" is written by the process that enqueued the job (a scheduler), everything
-        # later by the worker, from separate batched writers: a late-landing "waiting" must not
-        # move a job that already ran back to waiting.
-        is_waiting = incoming["status"] == JobExecutionStatus.WAITING.value
-        for name in ("status", "retry_count", "updated_at"):
-            changes[name] = case((is_waiting, executions.c[name]), else_=incoming[name])
-        # A job that completes after its row was failed (a reconciliation verdict that the job
-        # was lost, a failed job retried by hand) must not keep the failure's text.
-        revived = and_(
-            incoming["status"] == JobExecutionStatus.COMPLETED.value,
-            executions.c.status == JobExecutionStatus.FAILED.value,
-        )
-        for name in ("error_message", "stacktrace"):
-            changes[name] = case((revived, incoming[name]), else_=changes[name])
-        return statement.on_conflict_do_update(
-            index_elements=["execution_id", "enqueued_ms"], set_=changes
-        )
+    async def upsert_rows(self, rows: Sequence[ExecutionRow]) -> None:
+        """Upsert rows (``core.executions.ExecutionRow``), later ones of a key over earlier."""
+        if not rows:
+            return
+        merged: dict[tuple[str, int], ExecutionRow] = {}
+        for row in rows:
+            # The stored key: ON CONFLICT may touch each row only once per statement.
+            key = (text(row[0], 255), int(row[1]))
+            earlier = merged.get(key)
+            merged[key] = row if earlier is None else fold(row, earlier)
+        await self._upsert.write(merged.values())
 
     async def search(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], int]:
         """One page and the total. ``since``/``until`` bound ``updated_at`` (since <= t <
@@ -252,7 +179,7 @@ class SqlExecutionLog:
 
     async def present(self, keys: Sequence[tuple[str, int]]) -> set[tuple[str, int]]:
         """Which of the ``(execution_id, enqueued_ms)`` keys have a row."""
-        wanted = {(_text(execution_id, 255), int(ms)) for execution_id, ms in keys}
+        wanted = {(text(execution_id, 255), int(ms)) for execution_id, ms in keys}
         if not wanted:
             return set()
         ids = sorted({execution_id for execution_id, _ in wanted})
@@ -296,7 +223,7 @@ class SqlExecutionLog:
         statement = (
             update(executions)
             .where(
-                executions.c.execution_id == _text(record.execution_id, 255),
+                executions.c.execution_id == text(record.execution_id, 255),
                 executions.c.enqueued_ms == int(record.enqueued_ms),
                 executions.c.status == seen_status,
                 executions.c.updated_at == seen_updated_at,

@@ -4,6 +4,7 @@ AND PostgreSQL (the parametrised ``sql_engine``)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from dataclasses import replace
@@ -273,3 +274,37 @@ async def test_a_failed_flush_keeps_every_step_for_the_next(sql_engine: AsyncEng
         ("a", JobExecutionStatus.COMPLETED, _at(MS + 5), {"late": True}),
         ("b", JobExecutionStatus.COMPLETED, _at(MS + 5), None),
     ]
+
+
+class _SlowLog(SqlExecutionLog):
+    """The real log, whose first write waits until the test lets it go (a slow database)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self.writing = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def upsert_rows(self, rows: Any) -> None:
+        if not self.release.is_set():
+            self.writing.set()
+            await self.release.wait()
+        await super().upsert_rows(rows)
+
+
+async def test_closing_during_a_flush_keeps_the_batch_in_flight(
+    migrated: AsyncEngine,
+) -> None:
+    """``close()`` cancels the writer's loop; a flush cancelled mid-write used to drop the
+    batch it had taken out of the buffer, so the rows never reached the database."""
+    log = _SlowLog(migrated)
+    writer = ExecutionLogWriter(log, queue="corral", flush_interval_s=0.01)
+    writer.start()
+    attempt = _attempt()
+    writer.attempt_started(attempt)
+    writer.attempt_finished(attempt.completed({"n": 1}, MS + 25))
+    await asyncio.wait_for(log.writing.wait(), timeout=5)
+    log.release.set()  # close()'s own flush goes through
+    await writer.close(timeout_s=5)
+    [row], total = await log.search(ExecutionQuery())
+    assert total == 1
+    assert row.status == JobExecutionStatus.COMPLETED

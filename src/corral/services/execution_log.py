@@ -237,11 +237,15 @@ class ExecutionLogWriter:
         try:
             for start in range(0, len(rows), self.max_batch):
                 await self.log.upsert_rows(rows[start : start + self.max_batch])
-        except Exception as exc:
-            # Put the batch back under anything reported since (newer state wins).
+        except BaseException as exc:
+            # Put the batch back under anything reported since (newer state wins), also when
+            # the flush is cancelled mid-write (``close()`` stops the loop that way): its last
+            # flush writes it then. Rewriting rows that did land is harmless (an upsert).
             for key, row in zip(batch, rows, strict=True):
                 newer = self._pending.get(key)
                 self._pending[key] = row if newer is None else fold(self._row_of(newer), row)
+            if not isinstance(exc, Exception):
+                raise
             self._supervisor.failed(exc, rows=len(self._pending))
             return False
         self.written += len(batch)

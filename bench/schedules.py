@@ -191,17 +191,34 @@ async def _replica(spec: ReplicaSpec, conn: Connection) -> None:
 
 
 class CountingGate:
-    """The replica's FireGate, counting finished settle calls (fired or not)."""
+    """The replica's FireGate, noting which schedules it has settled or looked at (a replica
+    only checks the watermarks of the schedules another replica owns)."""
 
     def __init__(self, gate: Any) -> None:
         self.gate = gate
-        self.settles = 0
+        self.seen: set[Any] = set()
 
-    async def settle(self, *args: Any, **kwargs: Any) -> Any:
+    @property
+    def settles(self) -> int:
+        return len(self.seen)
+
+    async def settle(self, schedule_id: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await self.gate.settle(*args, **kwargs)
+            return await self.gate.settle(schedule_id, *args, **kwargs)
         finally:
-            self.settles += 1
+            self.seen.add(schedule_id)
+
+    async def settle_many(self, requests: Any) -> Any:
+        try:
+            return await self.gate.settle_many(requests)
+        finally:
+            self.seen.update(r[0] for r in requests)
+
+    async def watermarks(self, schedule_ids: Any) -> Any:
+        try:
+            return await self.gate.watermarks(schedule_ids)
+        finally:
+            self.seen.update(schedule_ids)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.gate, name)

@@ -184,6 +184,9 @@ class SchedulerLoop:
         next_poll = self.clock() + timedelta(seconds=self.poll_s)
         try:
             while not stop.is_set():
+                # Due ticks first: the poll (a SQL query, the heartbeat's round trips) drifts
+                # through the second and would otherwise delay the ticks it lands on.
+                await self._fire_due(self.clock())
                 now = self.clock()
                 # Also when the next poll is further off than one interval: the wall clock
                 # stepped back, and waiting for it would stop heartbeats and reloads until the
@@ -193,7 +196,6 @@ class SchedulerLoop:
                     await self._guarded(self._maybe_reload(), "reload")
                     await self._guarded(self._heartbeat(), "heartbeat")
                     next_poll = self.clock() + timedelta(seconds=self.poll_s)
-                await self._fire_due(self.clock())
                 await self._wait(stop, min(self._next_due(), next_poll))
         finally:
             await self._guarded(self.gate.heartbeat(self.id, stopping=True), "heartbeat")

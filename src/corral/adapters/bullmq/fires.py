@@ -141,10 +141,11 @@ class FireGate:
         plans: Sequence[FirePlan | None],
         settled_ms: int,
     ) -> None:
-        """Queue each plan's job add and new watermark, and the batch's counters (one
-        HINCRBY per counter for the whole batch), on ``pipe``'s MULTI."""
+        """Queue each plan's job add, the new watermarks (one MSET) and the batch's counters
+        (one HINCRBY per counter) on ``pipe``'s MULTI."""
         fired = skipped = 0
         lateness_ms = 0.0
+        watermarks: dict[str, int] = {}
         for (_, _, spec_for), key, plan in zip(requests, keys, plans, strict=True):
             if plan is None or plan.watermark is None:
                 continue
@@ -155,8 +156,9 @@ class FireGate:
                 await internals.add_in(pipe, self.queue, job)
                 fired += 1
                 lateness_ms += settled_ms - plan.fire.timestamp() * 1000
-            pipe.set(key, int(plan.watermark.timestamp() * 1000))
+            watermarks[key] = int(plan.watermark.timestamp() * 1000)
             skipped += plan.skipped
+        pipe.mset(watermarks)  # one command (and one reply to read) for the whole batch
         stats = self.keys.scheduler_stats
         if fired:
             pipe.hincrby(stats, "fired", fired)

@@ -872,6 +872,10 @@ def table(report: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, s
     def each(key: str, unit: str = "") -> str:
         return " / ".join(fmt(x[key], unit) for x in reps)
 
+    def sum_of(key: str) -> float | None:
+        values = [x[key] for x in reps]
+        return None if None in values else sum(values)
+
     def gen2() -> str:
         return " / ".join(
             f"{x['gc_pauses']['gen2']['count']}, {fmt(x['gc_pauses']['gen2']['max_ms'])}"
@@ -906,12 +910,21 @@ def table(report: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, s
         ("RSS at the end, MB", each("rss_end_mb")),
         ("RSS peak (VmHWM), MB", each("vm_hwm_mb")),
         ("CPU, steady window, % of one core", each("cpu_pct_steady")),
+        ("CPU, steady window, all replicas, % of one core", fmt(sum_of("cpu_pct_steady"))),
         ("CPU, start-up pass + catch-up, s", cpu_start()),
         (
             "fires per replica (whole run)",
             " / ".join(str(x) for x in checks["replica_fired"]),
         ),
         ("lost races per replica", " / ".join(str(x["loop_stats"]["lost_races"]) for x in reps)),
+        (
+            "fired as a backup (owner late) / batch conflicts, per replica",
+            " / ".join(
+                f"{x['loop_stats'].get('backup_fires', '-')}, "
+                f"{x['loop_stats'].get('batch_conflicts', '-')}"
+                for x in reps
+            ),
+        ),
         (
             "oldest heartbeat seen per replica, ms (TTL 5000)",
             " / ".join(fmt(v) for v in report["heartbeats"]["oldest_heartbeat_ms"]),

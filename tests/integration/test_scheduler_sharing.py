@@ -22,31 +22,21 @@ from corral.services.firing import spec_for_schedule
 from corral.services.scheduling import BACKUP_DELAY_S, LIVE_POLLS
 from corral.settings import CorralSettings
 from tests.integration.test_scheduler import FakeClock
+from tests.support.schedules import every_second_schedules
 from tests.support.waiting import eventually
-
-HANDLERS = "tests.support.it_handlers"
 
 
 @pytest.fixture
 async def admin(settings: CorralSettings) -> AsyncIterator[TaskScheduler]:
-    """Creates the schedules; never fires."""
-    scheduler = TaskScheduler(settings, handlers=[HANDLERS])
-    await scheduler._rt.migrate()
-    yield scheduler
-    await scheduler.close()
+    """Creates the schedules (on the test's SQLite store); never fires."""
+    async with TaskScheduler(settings, handlers=["tests.support.it_handlers"]) as scheduler:
+        await scheduler._rt.migrate()
+        yield scheduler
 
 
 async def _every_second(admin: TaskScheduler, count: int) -> list[ScheduledJob]:
-    return [
-        await admin.create(
-            name=f"s{i}",
-            handler_name="noop",
-            cron_expression="* * * * * *",
-            domain="test",
-            timezone="UTC",
-        )
-        for i in range(count)
-    ]
+    # Nothing consumes the jobs here: the ledger stays empty, the jobs' timestamps tell.
+    return await every_second_schedules(admin, "unused-ledger", count)
 
 
 async def _fired(qm: JobQueueManager) -> dict[str, int]:

@@ -291,11 +291,15 @@ class SchedulerLoop:
             entry = self._entries.get(sid)
             if entry is not None:
                 due.append(entry)
-        backups = [e for e in due if not e.owned]
-        if backups:
-            due = [e for e in due if e.owned] + await self._unsettled(backups, now)
-        if due:
-            await self._settle_batch(due, now)
+        owned = [e for e in due if e.owned]
+        if owned:
+            await self._settle_batch(owned, now)
+        if len(owned) < len(due):
+            # Apart from the owner's: a backup that finds work may race a late owner, and its
+            # lost race must not send the owned batch down the one-by-one path.
+            backups = await self._unsettled([e for e in due if not e.owned], now)
+            if backups:
+                await self._settle_batch(backups, now)
 
     async def _unsettled(self, entries: list[_Entry], now: datetime) -> list[_Entry]:
         """Of ticks other replicas own, those still unsettled (one MGET of their watermarks,

@@ -191,17 +191,34 @@ async def _replica(spec: ReplicaSpec, conn: Connection) -> None:
 
 
 class CountingGate:
-    """The replica's FireGate, counting finished settle calls (fired or not)."""
+    """The replica's FireGate, noting which schedules it has settled or looked at (a replica
+    only checks the watermarks of the schedules another replica owns)."""
 
     def __init__(self, gate: Any) -> None:
         self.gate = gate
-        self.settles = 0
+        self.seen: set[Any] = set()
 
-    async def settle(self, *args: Any, **kwargs: Any) -> Any:
+    @property
+    def settles(self) -> int:
+        return len(self.seen)
+
+    async def settle(self, schedule_id: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await self.gate.settle(*args, **kwargs)
+            return await self.gate.settle(schedule_id, *args, **kwargs)
         finally:
-            self.settles += 1
+            self.seen.add(schedule_id)
+
+    async def settle_many(self, requests: Any) -> Any:
+        try:
+            return await self.gate.settle_many(requests)
+        finally:
+            self.seen.update(r[0] for r in requests)
+
+    async def watermarks(self, schedule_ids: Any) -> Any:
+        try:
+            return await self.gate.watermarks(schedule_ids)
+        finally:
+            self.seen.update(schedule_ids)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.gate, name)
@@ -855,6 +872,10 @@ def table(report: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, s
     def each(key: str, unit: str = "") -> str:
         return " / ".join(fmt(x[key], unit) for x in reps)
 
+    def sum_of(key: str) -> float | None:
+        values = [x[key] for x in reps]
+        return None if None in values else sum(values)
+
     def gen2() -> str:
         return " / ".join(
             f"{x['gc_pauses']['gen2']['count']}, {fmt(x['gc_pauses']['gen2']['max_ms'])}"
@@ -889,12 +910,21 @@ def table(report: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, s
         ("RSS at the end, MB", each("rss_end_mb")),
         ("RSS peak (VmHWM), MB", each("vm_hwm_mb")),
         ("CPU, steady window, % of one core", each("cpu_pct_steady")),
+        ("CPU, steady window, all replicas, % of one core", fmt(sum_of("cpu_pct_steady"))),
         ("CPU, start-up pass + catch-up, s", cpu_start()),
         (
             "fires per replica (whole run)",
             " / ".join(str(x) for x in checks["replica_fired"]),
         ),
         ("lost races per replica", " / ".join(str(x["loop_stats"]["lost_races"]) for x in reps)),
+        (
+            "fired as a backup (owner late) / batch conflicts, per replica",
+            " / ".join(
+                f"{x['loop_stats'].get('backup_fires', '-')}, "
+                f"{x['loop_stats'].get('batch_conflicts', '-')}"
+                for x in reps
+            ),
+        ),
         (
             "oldest heartbeat seen per replica, ms (TTL 5000)",
             " / ".join(fmt(v) for v in report["heartbeats"]["oldest_heartbeat_ms"]),

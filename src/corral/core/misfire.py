@@ -55,6 +55,11 @@ class FirePlan:
     first_skipped: datetime | None = None
     last_skipped: datetime | None = None
 
+    def moves(self, watermark: datetime | None) -> bool:
+        """Whether committing this plan changes anything: it moves the ``watermark`` it was
+        made from forward (a plan that does not has nothing to fire or skip)."""
+        return self.watermark is not None and (watermark is None or self.watermark > watermark)
+
 
 def plan_fire(
     schedule: ScheduledJob,

@@ -3,7 +3,7 @@ reports, and the queue job a tick becomes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 from uuid import UUID
@@ -34,6 +34,9 @@ class Outcome(Protocol):
     def settled_ms(self) -> int | None: ...
 
 
+#: One schedule to settle: its id, the decision on its watermark, the job of a fired tick.
+Settling = tuple[UUID, Callable[[datetime | None], FirePlan], Callable[[datetime], JobSpec]]
+
 #: Called with (schedule, the skipped range, when it was committed) by the replica that
 #: committed the skip: the execution log's ``missed`` row.
 OnMissed = Callable[[ScheduledJob, MissedTicks, datetime], None]
@@ -49,8 +52,18 @@ class Gate(Protocol):
         spec_for: Callable[[datetime], JobSpec],
     ) -> Outcome: ...
 
+    async def settle_many(self, requests: Sequence[Settling]) -> Sequence[Outcome] | None:
+        """Settle all in one transaction; None when another scheduler moved one of their
+        watermarks meanwhile (nothing was written: settle them one by one)."""
+
+    async def watermarks(self, schedule_ids: Sequence[UUID]) -> Sequence[datetime | None]:
+        """The schedules' watermarks, read without claiming anything."""
+
     async def heartbeat(self, scheduler_id: str, *, stopping: bool = False) -> float | None:
         """Mark the scheduler alive (or gone); return its clock minus Redis's, in seconds."""
+
+    async def schedulers(self, *, within_ms: int) -> Sequence[str]:
+        """The ids of the schedulers whose heartbeat is at most ``within_ms`` old."""
 
 
 def spec_for_schedule(

@@ -3,7 +3,10 @@ and reload definitions when they change.
 
 Every replica runs the same loop; exactly-once comes from the gate's atomic
 watermark-and-enqueue (see ``adapters/bullmq/fires.py``), so there is no leader to elect and no
-takeover gap: when one replica dies the others are already firing the same ticks.
+takeover gap. The replicas share the work without agreeing on anything: each one reads the live
+replicas from the heartbeats and settles on time the schedules it owns (rendezvous hashing,
+``core.ownership``); the others' ticks it only checks, :data:`BACKUP_DELAY_S` later, and settles
+those still unsettled, so a dead replica's ticks fire at most that much late.
 """
 
 from __future__ import annotations
@@ -12,23 +15,26 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
 from corral.core.executions import MissedTicks
-from corral.core.jobs import DEFAULT_REMOVE_ON_COMPLETE, Retention
+from corral.core.jobs import DEFAULT_REMOVE_ON_COMPLETE, JobSpec, Retention
+from corral.core.ownership import owner
 from corral.core.ports import ScheduleStore
 from corral.core.schedules import (
     DEFAULT_CATCH_UP_MS,
+    FirePlan,
     ScheduledJob,
     fire_id,
     plan_fire,
 )
 from corral.core.throttle import LogThrottle
-from corral.services.firing import Gate, OnMissed, Outcome, spec_for_schedule
+from corral.services.firing import Gate, OnMissed, Outcome, Settling, spec_for_schedule
 from corral.services.monitoring import MAX_CLOCK_SKEW_S, skew_text
 from corral.supervision import Supervisor
 
@@ -37,6 +43,14 @@ logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 MAX_CONCURRENT_SETTLES = 32
 MAX_BATCH = 256
+#: How long after a tick a replica that does not own the schedule checks that its owner fired
+#: it (and fires it if not): the most a dead or stalled owner's tick is late. Well above an
+#: owner's usual lateness (tens of ms), so the check rarely finds work, and far below the
+#: misfire threshold, so a tick fired by a backup still fires on its own.
+BACKUP_DELAY_S = 0.5
+#: A replica counts as live, and owns a share of the schedules, while its last heartbeat is at
+#: most this many poll intervals old (one heartbeat per poll).
+LIVE_POLLS = 3
 
 
 def utc_now() -> datetime:
@@ -50,7 +64,9 @@ def _iso(moment: datetime | None) -> str:
 @dataclass(slots=True)
 class _Entry:
     schedule: ScheduledJob
+    #: When the schedule's owner settles it next (a tick, or "now" after a change).
     next_at: datetime | None
+    owned: bool = True
 
 
 @dataclass(slots=True)
@@ -58,6 +74,10 @@ class SchedulerStats:
     fired: int = 0
     skipped: int = 0
     lost_races: int = 0
+    #: Ticks fired for schedules another replica owns (it had not fired them in time).
+    backup_fires: int = 0
+    #: Batch transactions that lost a race and were settled again one schedule at a time.
+    batch_conflicts: int = 0
     lateness_ms_max: float = 0.0
     lateness_ms_sum: float = 0.0
     reloads: int = 0
@@ -77,6 +97,7 @@ class SchedulerLoop:
         keep_completed: Retention = DEFAULT_REMOVE_ON_COMPLETE,
         on_fired: Callable[[str, int, str], None] | None = None,
         on_missed: OnMissed | None = None,
+        backup_delay_s: float = BACKUP_DELAY_S,
     ) -> None:
         self.keep_completed = keep_completed
         self.on_fired = on_fired
@@ -86,8 +107,11 @@ class SchedulerLoop:
         self.clock = clock
         self.catch_up_ms = catch_up_ms
         self.poll_s = poll_s
+        self.backup_delay = timedelta(seconds=backup_delay_s)
         self.stats = SchedulerStats()
         self.id = uuid4().hex
+        #: The live replicas (this one included) as the last heartbeat read them.
+        self.members: tuple[str, ...] = ()
         self._entries: dict[UUID, _Entry] = {}
         self._heap: list[tuple[datetime, str, UUID]] = []
         self._marker: str | None = None
@@ -133,11 +157,12 @@ class SchedulerLoop:
             # written by a process whose clock is behind the last writer's keeps the stored time.
             unchanged = old is not None and old.schedule == schedule
             entries[schedule.id] = _Entry(
-                schedule=schedule, next_at=old.next_at if unchanged and old else now
+                schedule=schedule,
+                next_at=old.next_at if unchanged and old else now,
+                owned=self.owns(schedule.id),
             )
         self._entries = entries
-        self._heap = [(e.next_at, str(sid), sid) for sid, e in entries.items() if e.next_at]
-        heapq.heapify(self._heap)
+        self._rebuild_heap()
         self._marker = marker
         self.stats.reloads += 1
         self.loaded.set()
@@ -159,6 +184,9 @@ class SchedulerLoop:
         next_poll = self.clock() + timedelta(seconds=self.poll_s)
         try:
             while not stop.is_set():
+                # Due ticks first: the poll (a SQL query, the heartbeat's round trips) drifts
+                # through the second and would otherwise delay the ticks it lands on.
+                await self._fire_due(self.clock())
                 now = self.clock()
                 # Also when the next poll is further off than one interval: the wall clock
                 # stepped back, and waiting for it would stop heartbeats and reloads until the
@@ -168,7 +196,6 @@ class SchedulerLoop:
                     await self._guarded(self._maybe_reload(), "reload")
                     await self._guarded(self._heartbeat(), "heartbeat")
                     next_poll = self.clock() + timedelta(seconds=self.poll_s)
-                await self._fire_due(self.clock())
                 await self._wait(stop, min(self._next_due(), next_poll))
         finally:
             await self._guarded(self.gate.heartbeat(self.id, stopping=True), "heartbeat")
@@ -177,6 +204,41 @@ class SchedulerLoop:
         skew = await self.gate.heartbeat(self.id)
         if skew is not None:
             self._note_skew(skew)
+        live = await self.gate.schedulers(within_ms=round(self.poll_s * LIVE_POLLS * 1000))
+        self._set_members(live)
+
+    def owns(self, schedule_id: UUID) -> bool:
+        """Whether this replica settles the schedule on time (else it is its owner's backup).
+        Alone, or before it has read the live replicas, it owns every schedule."""
+        return len(self.members) <= 1 or owner(schedule_id, self.members) == self.id
+
+    def _set_members(self, live: Iterable[str]) -> None:
+        members = tuple(sorted({*live, self.id}))
+        if members == self.members:
+            return
+        self.members = members
+        for sid, entry in self._entries.items():
+            entry.owned = self.owns(sid)
+        self._rebuild_heap()
+        owned = sum(e.owned for e in self._entries.values())
+        logger.info(
+            "scheduler sees %d live replicas; it owns %d of %d schedules",
+            len(members),
+            owned,
+            len(self._entries),
+            extra={"event": "scheduler.members", "replicas": len(members), "owned": owned},
+        )
+
+    def _due(self, entry: _Entry, at: datetime) -> datetime:
+        return at if entry.owned else at + self.backup_delay
+
+    def _rebuild_heap(self) -> None:
+        self._heap = [
+            (self._due(e, e.next_at), str(sid), sid)
+            for sid, e in self._entries.items()
+            if e.next_at is not None
+        ]
+        heapq.heapify(self._heap)
 
     def _note_skew(self, skew: float) -> None:
         """Warn once a minute while this clock is more than a second off Redis's: ticks fire
@@ -221,15 +283,64 @@ class SchedulerLoop:
                 waiter.cancel()
 
     async def _fire_due(self, now: datetime) -> None:
-        due: list[UUID] = []
+        due: list[_Entry] = []
         # A bounded batch per turn: the loop heartbeats, polls for changes and reads the clock
         # again between batches (the first pass after a load settles every schedule).
         while self._heap and self._heap[0][0] <= now and len(due) < MAX_BATCH:
             _, _, sid = heapq.heappop(self._heap)
-            if sid in self._entries:
-                due.append(sid)
-        if due:
-            await asyncio.gather(*(self._bounded(self._entries[sid], now) for sid in due))
+            entry = self._entries.get(sid)
+            if entry is not None:
+                due.append(entry)
+        owned = [e for e in due if e.owned]
+        if owned:
+            await self._settle_batch(owned, now)
+        if len(owned) < len(due):
+            # Apart from the owner's: a backup that finds work may race a late owner, and its
+            # lost race must not send the owned batch down the one-by-one path.
+            backups = await self._unsettled([e for e in due if not e.owned], now)
+            if backups:
+                await self._settle_batch(backups, now)
+
+    async def _unsettled(self, entries: list[_Entry], now: datetime) -> list[_Entry]:
+        """Of ticks other replicas own, those still unsettled (one MGET of their watermarks,
+        and the misfire policy on each); the others go back on the heap for their next tick."""
+        try:
+            marks = await self.gate.watermarks([e.schedule.id for e in entries])
+        except Exception:
+            return entries  # cannot tell: settle them all, the transaction decides
+        pending: list[_Entry] = []
+        for entry, mark in zip(entries, marks, strict=True):
+            schedule = entry.schedule
+            if mark is not None and mark >= schedule.updated_at:
+                # The usual case, in one cron step: the owner settled every tick up to now.
+                following = self._next_tick(schedule, mark)
+                if following is None or following > now:
+                    self._push(entry, following)
+                    continue
+            if self._plan(schedule, mark, now=now).moves(mark):
+                pending.append(entry)
+            else:
+                self._push(entry, self._next_tick(schedule, now))
+        return pending
+
+    async def _settle_batch(self, entries: list[_Entry], now: datetime) -> None:
+        """Settle ``entries`` in one transaction; if it lost a race with another replica,
+        settle each on its own (each decides again from its watermark as it is now)."""
+        try:
+            outcomes = await self.gate.settle_many(
+                [self._request(e.schedule, now) for e in entries]
+            )
+        except Exception as exc:
+            for entry in entries:
+                self._failed(entry, now, exc)
+            return
+        if outcomes is None:
+            self.stats.batch_conflicts += 1
+            await asyncio.gather(*(self._bounded(e, now) for e in entries))
+            return
+        self._settling.recovered()
+        for entry, outcome in zip(entries, outcomes, strict=True):
+            self._settled(entry, outcome, now)
 
     async def _bounded(self, entry: _Entry, now: datetime) -> None:
         # Each settle holds a pooled Redis connection for one transaction: bound them.
@@ -237,20 +348,35 @@ class SchedulerLoop:
             await self._settle(entry, now)
 
     async def _settle(self, entry: _Entry, now: datetime) -> None:
-        schedule = entry.schedule
         try:
-            outcome = await self.gate.settle(
-                schedule.id,
-                lambda wm: plan_fire(schedule, watermark=wm, now=now, catch_up_ms=self.catch_up_ms),
-                lambda tick: spec_for_schedule(schedule, tick, keep_completed=self.keep_completed),
-            )
+            outcome = await self.gate.settle(*self._request(entry.schedule, now))
         except Exception as exc:
-            self._settling.failed(exc, schedule_id=str(schedule.id))
-            # retry soon, without a busy loop
-            self._push(entry, now + timedelta(seconds=min(self.poll_s, 1.0)))
+            self._failed(entry, now, exc)
             return
         self._settling.recovered()
+        self._settled(entry, outcome, now)
+
+    def _plan(
+        self, schedule: ScheduledJob, watermark: datetime | None, *, now: datetime
+    ) -> FirePlan:
+        return plan_fire(schedule, watermark=watermark, now=now, catch_up_ms=self.catch_up_ms)
+
+    def _spec(self, schedule: ScheduledJob, tick: datetime) -> JobSpec:
+        return spec_for_schedule(schedule, tick, keep_completed=self.keep_completed)
+
+    def _request(self, schedule: ScheduledJob, now: datetime) -> Settling:
+        return (schedule.id, partial(self._plan, schedule, now=now), partial(self._spec, schedule))
+
+    def _failed(self, entry: _Entry, now: datetime, exc: Exception) -> None:
+        self._settling.failed(exc, schedule_id=str(entry.schedule.id))
+        # retry soon, without a busy loop
+        self._push(entry, now + timedelta(seconds=min(self.poll_s, 1.0)))
+
+    def _settled(self, entry: _Entry, outcome: Outcome, now: datetime) -> None:
+        schedule = entry.schedule
         self._record(schedule, outcome)
+        if outcome.fired is not None and not entry.owned:
+            self.stats.backup_fires += 1
         following = None if outcome.fired is None else self._next_tick(schedule, outcome.fired)
         if following is not None and following <= now:
             self._push(entry, following)  # a late tick fired alone: the next one is due too
@@ -299,4 +425,6 @@ class SchedulerLoop:
     def _push(self, entry: _Entry, at: datetime | None) -> None:
         entry.next_at = at
         if at is not None:
-            heapq.heappush(self._heap, (at, str(entry.schedule.id), entry.schedule.id))
+            heapq.heappush(
+                self._heap, (self._due(entry, at), str(entry.schedule.id), entry.schedule.id)
+            )

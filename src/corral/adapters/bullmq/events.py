@@ -43,7 +43,21 @@ def _decode(fields: dict[str, str]) -> dict[str, Any]:
     return {_FIELD_NAMES.get(k, k): _value(k, v) for k, v in fields.items() if k not in skip}
 
 
-class EventStream:
+class _Reader:
+    """A supervised task reading through a client of its own; closing stops both."""
+
+    client: aioredis.Redis
+    _task: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self.client.aclose()
+
+
+class EventStream(_Reader):
     """Reads ``{prefix}:{queue}:events`` and calls ``sink`` for each event, in order."""
 
     def __init__(
@@ -61,7 +75,6 @@ class EventStream:
         self.sink = sink
         self.max_backoff_s = max_backoff_s
         self.last_id: str | None = None
-        self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
 
     async def start(self) -> None:
@@ -105,13 +118,6 @@ class EventStream:
         except Exception:
             logger.exception("event sink failed", extra={"event": "events.sink_error"})
 
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        await self.client.aclose()
-
 
 async def publish_change(client: aioredis.Redis, *, prefix: str, queue: str, what: str) -> None:
     try:
@@ -124,7 +130,7 @@ async def publish_change(client: aioredis.Redis, *, prefix: str, queue: str, wha
         )
 
 
-class ChangeFeed:
+class ChangeFeed(_Reader):
     """Calls ``on_change`` for each nudge; resubscribes after errors (calling it once when back,
     since nudges may have been missed). An outage logs one line, then one per 10 s."""
 
@@ -134,7 +140,6 @@ class ChangeFeed:
         self.client = client
         self.channel = Keys(prefix, queue).schedule_changes
         self.on_change = on_change
-        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         supervisor = Supervisor(
@@ -157,9 +162,3 @@ class ChangeFeed:
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
                 if message is not None:
                     self.on_change()
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self.client.aclose()

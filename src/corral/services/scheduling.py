@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,6 @@ from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
-from corral.core.executions import MissedTicks
 from corral.core.jobs import DEFAULT_REMOVE_ON_COMPLETE, JobSpec, Retention
 from corral.core.ownership import owner
 from corral.core.ports import ScheduleStore
@@ -30,12 +28,10 @@ from corral.core.schedules import (
     DEFAULT_CATCH_UP_MS,
     FirePlan,
     ScheduledJob,
-    fire_id,
     plan_fire,
 )
-from corral.core.throttle import LogThrottle
+from corral.services.fire_reports import FireReports
 from corral.services.firing import Gate, OnMissed, Outcome, Settling, spec_for_schedule
-from corral.services.monitoring import MAX_CLOCK_SKEW_S, skew_text
 from corral.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
@@ -57,30 +53,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso(moment: datetime | None) -> str:
-    return "?" if moment is None else moment.isoformat()
-
-
 @dataclass(slots=True)
 class _Entry:
     schedule: ScheduledJob
     #: When the schedule's owner settles it next (a tick, or "now" after a change).
     next_at: datetime | None
     owned: bool = True
-
-
-@dataclass(slots=True)
-class SchedulerStats:
-    fired: int = 0
-    skipped: int = 0
-    lost_races: int = 0
-    #: Ticks fired for schedules another replica owns (it had not fired them in time).
-    backup_fires: int = 0
-    #: Batch transactions that lost a race and were settled again one schedule at a time.
-    batch_conflicts: int = 0
-    lateness_ms_max: float = 0.0
-    lateness_ms_sum: float = 0.0
-    reloads: int = 0
 
 
 class SchedulerLoop:
@@ -100,15 +78,14 @@ class SchedulerLoop:
         backup_delay_s: float = BACKUP_DELAY_S,
     ) -> None:
         self.keep_completed = keep_completed
-        self.on_fired = on_fired
-        self.on_missed = on_missed
         self.store = store
         self.gate = gate
         self.clock = clock
         self.catch_up_ms = catch_up_ms
         self.poll_s = poll_s
         self.backup_delay = timedelta(seconds=backup_delay_s)
-        self.stats = SchedulerStats()
+        self.reports = FireReports(on_fired=on_fired, on_missed=on_missed, clock=clock)
+        self.stats = self.reports.stats
         self.id = uuid4().hex
         #: The live replicas (this one included) as the last heartbeat read them.
         self.members: tuple[str, ...] = ()
@@ -136,9 +113,11 @@ class SchedulerLoop:
             failure="could not settle schedule {schedule_id}: {error}",
             event="scheduler.settle_failed",
         )
-        #: This process's clock minus Redis's TIME (s), as the last heartbeat measured it.
-        self.clock_skew_s: float | None = None
-        self._skew_throttle = LogThrottle(interval_s=60.0)
+
+    @property
+    def clock_skew_s(self) -> float | None:
+        """This process's clock minus Redis's TIME (s), as the last heartbeat measured it."""
+        return self.reports.clock_skew_s
 
     def nudge(self) -> None:
         """Something changed (a pub/sub message): reload on the next turn."""
@@ -203,7 +182,7 @@ class SchedulerLoop:
     async def _heartbeat(self) -> None:
         skew = await self.gate.heartbeat(self.id)
         if skew is not None:
-            self._note_skew(skew)
+            self.reports.note_skew(skew)
         live = await self.gate.schedulers(within_ms=round(self.poll_s * LIVE_POLLS * 1000))
         self._set_members(live)
 
@@ -239,30 +218,6 @@ class SchedulerLoop:
             if e.next_at is not None
         ]
         heapq.heapify(self._heap)
-
-    def _note_skew(self, skew: float) -> None:
-        """Warn once a minute while this clock is more than a second off Redis's: ticks fire
-        when this clock reaches them, so that much early or late."""
-        self.clock_skew_s = skew
-        if abs(skew) <= MAX_CLOCK_SKEW_S:
-            if self._skew_throttle.clear():
-                logger.info(
-                    "scheduler clock is within %g s of Redis TIME again (%+.3f s)",
-                    MAX_CLOCK_SKEW_S,
-                    skew,
-                    extra={"event": "scheduler.clock_ok", "skew_s": skew},
-                )
-            return
-        held = self._skew_throttle.allow(time.monotonic())
-        if held is not None:
-            logger.warning(
-                "scheduler clock is %s (more than %g s): this replica fires ticks up to that "
-                "much %s; check the host's time sync (NTP)",
-                skew_text(skew),
-                MAX_CLOCK_SKEW_S,
-                "early" if skew > 0 else "late",
-                extra={"event": "scheduler.clock_skew", "skew_s": skew},
-            )
 
     async def _guarded(self, work: Any, step: str) -> None:
         await self._steps[step].attempt(lambda: work)
@@ -374,7 +329,7 @@ class SchedulerLoop:
 
     def _settled(self, entry: _Entry, outcome: Outcome, now: datetime) -> None:
         schedule = entry.schedule
-        self._record(schedule, outcome)
+        self.reports.record(schedule, outcome)
         if outcome.fired is not None and not entry.owned:
             self.stats.backup_fires += 1
         following = None if outcome.fired is None else self._next_tick(schedule, outcome.fired)
@@ -382,42 +337,6 @@ class SchedulerLoop:
             self._push(entry, following)  # a late tick fired alone: the next one is due too
         else:
             self._push(entry, self._next_tick(schedule, now))
-
-    def _record(self, schedule: ScheduledJob, outcome: Outcome) -> None:
-        if outcome.lost_race:
-            self.stats.lost_races += 1
-        first, last, settled_ms = outcome.first_skipped, outcome.last_skipped, outcome.settled_ms
-        if outcome.skipped:
-            self.stats.skipped += outcome.skipped
-            logger.warning(
-                "schedule %s (%s): %d missed ticks skipped (%s to %s)",
-                schedule.id,
-                schedule.name,
-                outcome.skipped,
-                _iso(first),
-                _iso(last),
-                extra={"event": "scheduler.missed", "schedule_id": str(schedule.id)},
-            )
-            if self.on_missed is not None and first is not None and last is not None:
-                missed = MissedTicks(count=outcome.skipped, first=first, last=last)
-                at = datetime.fromtimestamp(settled_ms / 1000, UTC) if settled_ms else self.clock()
-                self.on_missed(schedule, missed, at)
-        if outcome.fired is not None and settled_ms is not None:
-            lateness = settled_ms - outcome.fired.timestamp() * 1000
-            self.stats.fired += 1
-            if self.on_fired is not None:
-                fired_id = fire_id(schedule.id, outcome.fired)
-                self.on_fired(fired_id, settled_ms, schedule.handler_name)
-            self.stats.lateness_ms_sum += lateness
-            self.stats.lateness_ms_max = max(self.stats.lateness_ms_max, lateness)
-            logger.info(
-                "schedule %s (%s) fired tick %s (%.0f ms late)",
-                schedule.id,
-                schedule.name,
-                outcome.fired.isoformat(),
-                lateness,
-                extra={"event": "scheduler.fired", "schedule_id": str(schedule.id)},
-            )
 
     def _next_tick(self, schedule: ScheduledJob, after: datetime) -> datetime | None:
         return schedule.cron.next_fire(after.replace(microsecond=0), schedule.zone)

@@ -83,3 +83,6 @@ def configure_logging(level: str = "info", log_format: str = "text") -> None:
         handler.addFilter(_RedactingFilter())
         root.addHandler(handler)
     logging.getLogger("bullmq").setLevel(max(numeric, logging.WARNING))
+    # Alembic announces each of its autogenerate plugins at INFO on every migration: seven
+    # lines about code Corral never runs, at the top of a first `corral dev`.
+    logging.getLogger("alembic.runtime.plugins").setLevel(max(numeric, logging.WARNING))

@@ -9,7 +9,7 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from corral.logs import JsonFormatter, _RedactingFilter
+from corral.logs import JsonFormatter, _RedactingFilter, configure_logging
 
 CANARY = "CANARY-pw-7f3a"
 URL = f"redis://:{CANARY}@cache.internal:6379/0"
@@ -96,3 +96,19 @@ def test_no_secret_reaches_the_line() -> None:
     entry = json.loads(line)
     assert entry["message"].count("redis://:***@cache.internal:6379/0") == 3
     assert entry["redis_url"] == "redis://:***@cache.internal:6379/0"
+
+
+def test_alembics_plugin_announcements_stay_out_of_an_info_log() -> None:
+    """Seven INFO lines about Alembic's autogenerate plugins opened every first migration."""
+    plugins, root = logging.getLogger("alembic.runtime.plugins"), logging.getLogger()
+    before, root_level, handlers = plugins.level, root.level, list(root.handlers)
+    try:
+        configure_logging("info")
+        assert not plugins.isEnabledFor(logging.INFO)
+        assert logging.getLogger("alembic.runtime.migration").isEnabledFor(logging.INFO)
+        configure_logging("debug")
+        assert not plugins.isEnabledFor(logging.INFO)
+    finally:
+        plugins.setLevel(before)
+        root.setLevel(root_level)
+        root.handlers[:] = handlers

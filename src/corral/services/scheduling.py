@@ -201,7 +201,7 @@ class SchedulerLoop:
         self._rebuild_heap()
         owned = sum(e.owned for e in self._entries.values())
         logger.info(
-            "scheduler sees %d live replicas; it owns %d of %d schedules",
+            "scheduler: %d live replica(s) share the schedules; this one owns %d of %d",
             len(members),
             owned,
             len(self._entries),

@@ -23,8 +23,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from corral.adapters.embedded import EmbeddedRedis
 from corral.core.handlers import HandlerRegistry
 from corral.core.jobs import JobPriority
@@ -36,7 +34,7 @@ from corral.http.serve import EmbeddedServer
 from corral.manager import JobQueueManager
 from corral.scheduler import TaskScheduler
 from corral.services.discovery import discover
-from corral.settings import CorralSettings
+from corral.settings import CorralSettings, Secret
 from corral.worker import StopSignal
 
 
@@ -148,8 +146,8 @@ def _database_in(folder: Path) -> str:
 async def run_dev(settings: CorralSettings, options: DevOptions) -> None:
     folder = options.folder.resolve()
     if not options.database_from_env:
-        database = SecretStr(_database_in(folder))
-        settings = settings.model_copy(update={"database_url": database})
+        database = Secret(_database_in(folder))
+        settings = settings.replace(**{"database_url": database})
     stop = StopSignal()
     stop.install()
     registry = discover(options.handlers or [EXAMPLE_HANDLERS])
@@ -165,7 +163,7 @@ async def run_dev(settings: CorralSettings, options: DevOptions) -> None:
             redis = EmbeddedRedis(folder / "redis", state=folder / "redis.json")
             await stack.enter_async_context(redis)
             _say(f"corral dev: private Redis on 127.0.0.1:{redis.port}, data in {folder / 'redis'}")
-            settings = settings.model_copy(update={"redis_url": SecretStr(redis.url)})
+            settings = settings.replace(**{"redis_url": Secret(redis.url)})
             _say_how_to_join(settings, options)
         scheduler = await stack.enter_async_context(TaskScheduler(settings, handlers=registry))
         await _start_scheduler(scheduler, examples)
@@ -199,7 +197,7 @@ async def _start_api(settings: CorralSettings) -> EmbeddedServer:
     token = settings.admin_token.get_secret_value() if settings.admin_token else None
     if not token:
         token = secrets.token_urlsafe(24)
-        settings = settings.model_copy(update={"admin_token": SecretStr(token)})
+        settings = settings.replace(**{"admin_token": Secret(token)})
     server = EmbeddedServer(
         create_app(settings), host=settings.api_host, port=settings.api_port, log_level="warning"
     )

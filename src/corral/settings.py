@@ -1,26 +1,29 @@
-"""CorralSettings: the only module that reads the environment. Read once, at the entry point."""
+"""CorralSettings: the only module that reads the environment. Read once, at the entry point.
+
+The variables are parsed here, by a small table of rules, rather than by pydantic(-settings):
+Corral reads a fixed set of plain values (numbers with bounds, yes/no, names, URLs), and those
+packages cost every worker process about 7 MiB and 50 ms of imports before its first job.
+Variable names match case-insensitively (as pydantic-settings did), values given in code win
+over the environment, and every value is checked however the settings are made, so a bad one
+is refused with its variable's name.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import os
 import re
-from typing import Any, Literal
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Literal
 from urllib.parse import urlsplit
-
-from pydantic import (
-    Field,
-    SecretStr,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from corral.core.redaction import redact_url
 from corral.errors import ConfigurationError
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("text", "json")
+ENVIRONMENTS = ("development", "test", "staging", "production")
 
 #: An entry of CORRAL_ALLOWED_HOSTS: ``*``, a name (``*.`` for any subdomain) or an IP literal.
 _HOST_PATTERN = re.compile(r"\*|(\*\.)?[a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\]", re.IGNORECASE)
@@ -32,119 +35,137 @@ Environment = Literal["development", "test", "staging", "production"]
 MIN_TOKEN_CHARS = 32
 
 
-def _env(variable: str, default: Any, **limits: Any) -> Any:
-    """A setting read from the environment variable ``variable``."""
-    return Field(default=default, validation_alias=variable, **limits)
+class Secret:
+    """A string that never shows in ``repr``, ``str`` or a log line; ``get_secret_value()``
+    is the one way to read it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    def __str__(self) -> str:
+        return "**********" if self._value else ""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
 
 
-class CorralSettings(BaseSettings):
-    """Every knob Corral reads from the environment. ``repr`` never shows a password."""
+Parse = Callable[[Any], Any]
 
-    model_config = SettingsConfigDict(
-        env_prefix="", extra="ignore", frozen=True, populate_by_name=True
-    )
+#: The words pydantic accepted for yes and no; kept so no deployment's value changes meaning.
+_TRUE: Final = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE: Final = frozenset({"0", "off", "f", "false", "n", "no"})
+_INT_TEXT: Final = re.compile(r"[+-]?\d+")
 
-    redis_url: SecretStr = _env("REDIS_URL", SecretStr("redis://localhost:6379"))
-    database_url: SecretStr = _env("DATABASE_URL", SecretStr("sqlite+aiosqlite:///./corral.db"))
-    admin_token: SecretStr | None = _env("CORRAL_ADMIN_TOKEN", None)
-    metrics_token: SecretStr | None = _env("CORRAL_METRICS_TOKEN", None)
-    allowed_hosts: str = _env("CORRAL_ALLOWED_HOSTS", "")
-    api_host: str = _env("CORRAL_API_HOST", "127.0.0.1")
-    api_port: int = _env("CORRAL_API_PORT", 8000, ge=1, le=65535)
-    max_body_bytes: int = _env("CORRAL_MAX_BODY_BYTES", 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
-    redis_memory_reserve: float = _env("CORRAL_REDIS_MEMORY_RESERVE", 0.05, ge=0, le=0.5)
-    max_job_data_bytes: int = _env(
-        "CORRAL_MAX_JOB_DATA_BYTES", 512 * 1024, ge=1024, le=64 * 1024 * 1024
-    )
-    log_level: str = _env("LOG_LEVEL", "info")
-    log_format: str = _env("LOG_FORMAT", "text")
-    environment: Environment = _env("CORRAL_ENV", "development")
-    queue: str = _env("CORRAL_QUEUE", "corral", min_length=1, max_length=64)
-    prefix: str = _env("CORRAL_PREFIX", "bull", min_length=1, max_length=64)
-    handlers: str = _env("CORRAL_HANDLERS", "")
-    concurrency: int = _env("CORRAL_CONCURRENCY", 10, ge=1, le=10_000)
-    redis_connect_timeout_s: float = _env("CORRAL_REDIS_CONNECT_TIMEOUT", 5.0, gt=0, le=60)
-    lock_duration_ms: int = _env("CORRAL_LOCK_DURATION_MS", 30_000, ge=500, le=3_600_000)
-    stalled_interval_ms: int = _env("CORRAL_STALLED_INTERVAL_MS", 30_000, ge=100, le=3_600_000)
-    max_stalled_count: int = _env("CORRAL_MAX_STALLED_COUNT", 1, ge=0)
-    catch_up_ms: int = _env("CORRAL_CATCH_UP_MS", 600_000, ge=0, le=7 * 86_400_000)
-    scheduled_remove_on_complete: bool = _env("CORRAL_SCHEDULED_REMOVE_ON_COMPLETE", False)
-    execution_log: bool = _env("CORRAL_EXECUTION_LOG", True)
-    execution_log_retention_days: int = _env(
-        "CORRAL_EXECUTION_LOG_RETENTION_DAYS", 30, ge=1, le=3650
-    )
-    reconcile_interval_s: float = _env("CORRAL_RECONCILE_INTERVAL_S", 60.0, ge=0, le=86_400)
-    reconcile_grace_s: float = _env("CORRAL_RECONCILE_GRACE_S", 30.0, ge=0, le=86_400)
-    auto_migrate: bool = _env("CORRAL_AUTO_MIGRATE", True)
-    uvloop: bool = _env("CORRAL_UVLOOP", True)
-    shutdown_timeout_ms: int = _env("CORRAL_SHUTDOWN_TIMEOUT_MS", 30_000, ge=0, le=3_600_000)
-    auth_max_failures: int = _env("CORRAL_AUTH_MAX_FAILURES", 10, ge=1, le=100_000)
-    auth_failure_window_s: int = _env("CORRAL_AUTH_FAILURE_WINDOW", 300, ge=1, le=86_400)
-    api_read_timeout_s: float = _env("CORRAL_API_READ_TIMEOUT", 15.0, ge=0.1, le=600)
-    api_keepalive_timeout_s: int = _env("CORRAL_API_KEEPALIVE_TIMEOUT", 5, ge=1, le=600)
-    api_max_connections: int = _env("CORRAL_API_MAX_CONNECTIONS", 200, ge=1, le=100_000)
-    api_max_header_bytes: int = _env(
-        "CORRAL_API_MAX_HEADER_BYTES", 16 * 1024, ge=1024, le=1024 * 1024
-    )
 
-    @field_validator("log_level", "log_format")
-    @classmethod
-    def _choice(cls, value: str, info: ValidationInfo) -> str:
-        choices = LEVELS if info.field_name == "log_level" else LOG_FORMATS
-        lowered = value.strip().lower()
-        if lowered not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}")
-        return lowered
+def _bounds(low: float | None, high: float | None, *, above: bool = False) -> str:
+    lower = f"> {low}" if above else f">= {low}"
+    if high is None:
+        return lower
+    return f"between {low} and {high}" if not above else f"{lower} and <= {high}"
 
-    @field_validator("redis_url", "database_url")
-    @classmethod
-    def _url(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
-        check_credentials(value.get_secret_value())
-        if info.field_name == "redis_url":
-            check_redis_url(value.get_secret_value())
+
+def _integer(low: int, high: int | None = None) -> Parse:
+    def parse(value: Any) -> int:
+        if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+            value = int(value.strip())
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number, got {_shown(value)}")
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"must be {_bounds(low, high)}, got {value}")
         return value
 
-    @field_validator("allowed_hosts")
-    @classmethod
-    def _hosts(cls, value: str) -> str:
-        for host in _split(value):
-            if not _HOST_PATTERN.fullmatch(host):
-                raise ValueError(
-                    f"{host!r} is not a host name: use names like api.example.com, "
-                    "*.example.com (any subdomain), 10.0.0.5 or [::1], without scheme or port"
-                )
+    return parse
+
+
+def _number(low: float, high: float, *, above: bool = False) -> Parse:
+    def parse(value: Any) -> float:
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise ValueError(f"must be a number, got {_shown(value)}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"must be a number, got {_shown(value)}")
+        number = float(value)
+        inside = (number > low if above else number >= low) and number <= high
+        if not math.isfinite(number) or not inside:
+            raise ValueError(f"must be {_bounds(low, high, above=above)}, got {value}")
+        return number
+
+    return parse
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().lower() if isinstance(value, str | int) else None
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(f"must be true or false (or 1/0, yes/no, on/off), got {_shown(value)}")
+
+
+def _text(*checks: Callable[[str], None], low: int = 0, high: int | None = None) -> Parse:
+    def parse(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"must be text, got {type(value).__name__}")
+        if len(value) < low or (high is not None and len(value) > high):
+            raise ValueError(f"must be {_bounds(low, high)} characters long, got {len(value)}")
+        for check in checks:
+            check(value)
         return value
 
-    @field_validator("queue", "prefix")
-    @classmethod
-    def _no_colon(cls, value: str) -> str:
-        if ":" in value or not value.isprintable() or value != value.strip():
-            raise ValueError("must not contain ':', spaces at the ends or control characters")
+    return parse
+
+
+def _choice(choices: Iterable[str], *, fold: bool) -> Parse:
+    """One of ``choices``; with ``fold``, in any case and with spaces at the ends."""
+    allowed = tuple(choices)
+
+    def parse(value: Any) -> str:
+        word = value.strip().lower() if fold and isinstance(value, str) else value
+        if word not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}")
+        return str(word)
+
+    return parse
+
+
+def _secret(*checks: Callable[[str], None], optional: bool = False) -> Parse:
+    def parse(value: Any) -> Secret | None:
+        if value is None and optional:
+            return None
+        if isinstance(value, str):
+            value = Secret(value)
+        if not isinstance(value, Secret):
+            raise ValueError(f"must be text, got {type(value).__name__}")
+        for check in checks:
+            check(value.get_secret_value())
         return value
 
-    @model_validator(mode="after")
-    def _strong_tokens(self) -> CorralSettings:
-        problem = token_problem(self)
-        if problem is not None:
-            raise ValueError(problem)
-        return self
+    return parse
 
-    @property
-    def handler_packages(self) -> list[str]:
-        return _split(self.handlers)
 
-    @property
-    def allowed_host_list(self) -> list[str]:
-        """Host names the API answers to (lower case); empty means any."""
-        return [host.lower() for host in _split(self.allowed_hosts)]
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
-    @property
-    def database_url_redacted(self) -> str:
-        return redact_url(self.database_url.get_secret_value())
 
-    @property
-    def redis_url_redacted(self) -> str:
-        return redact_url(self.redis_url.get_secret_value())
+def _env(variable: str, default: Any, parse: Parse) -> Any:
+    """A setting read from the environment variable ``variable``, checked by ``parse``."""
+    return dataclasses.field(default=default, metadata={"variable": variable, "parse": parse})
 
 
 def _split(value: str) -> list[str]:
@@ -190,6 +211,124 @@ def check_redis_url(url: str) -> None:
         raise ValueError(f"database must be a number 0-15, got {db!r}")
 
 
+def _hosts(value: str) -> None:
+    for host in _split(value):
+        if not _HOST_PATTERN.fullmatch(host):
+            raise ValueError(
+                f"{host!r} is not a host name: use names like api.example.com, "
+                "*.example.com (any subdomain), 10.0.0.5 or [::1], without scheme or port"
+            )
+
+
+def _no_colon(value: str) -> None:
+    if ":" in value or not value.isprintable() or value != value.strip():
+        raise ValueError("must not contain ':', spaces at the ends or control characters")
+
+
+def _redis_url(url: str) -> None:
+    check_credentials(url)
+    check_redis_url(url)
+
+
+_NAME = _text(_no_colon, low=1, high=64)
+
+
+@dataclasses.dataclass(frozen=True)
+class CorralSettings:
+    """Every knob Corral reads from the environment. ``repr`` never shows a password.
+
+    Made by :func:`load_settings`; :meth:`replace` makes a changed copy. Either way every
+    value is checked (``ConfigurationError`` naming the variable)."""
+
+    redis_url: Secret = _env("REDIS_URL", "redis://localhost:6379", _secret(_redis_url))
+    database_url: Secret = _env(
+        "DATABASE_URL", "sqlite+aiosqlite:///./corral.db", _secret(check_credentials)
+    )
+    admin_token: Secret | None = _env("CORRAL_ADMIN_TOKEN", None, _secret(optional=True))
+    metrics_token: Secret | None = _env("CORRAL_METRICS_TOKEN", None, _secret(optional=True))
+    allowed_hosts: str = _env("CORRAL_ALLOWED_HOSTS", "", _text(_hosts))
+    api_host: str = _env("CORRAL_API_HOST", "127.0.0.1", _text())
+    api_port: int = _env("CORRAL_API_PORT", 8000, _integer(1, 65535))
+    max_body_bytes: int = _env(
+        "CORRAL_MAX_BODY_BYTES", 1024 * 1024, _integer(1024, 64 * 1024 * 1024)
+    )
+    redis_memory_reserve: float = _env("CORRAL_REDIS_MEMORY_RESERVE", 0.05, _number(0, 0.5))
+    max_job_data_bytes: int = _env(
+        "CORRAL_MAX_JOB_DATA_BYTES", 512 * 1024, _integer(1024, 64 * 1024 * 1024)
+    )
+    log_level: str = _env("LOG_LEVEL", "info", _choice(LEVELS, fold=True))
+    log_format: str = _env("LOG_FORMAT", "text", _choice(LOG_FORMATS, fold=True))
+    environment: Environment = _env("CORRAL_ENV", "development", _choice(ENVIRONMENTS, fold=False))
+    queue: str = _env("CORRAL_QUEUE", "corral", _NAME)
+    prefix: str = _env("CORRAL_PREFIX", "bull", _NAME)
+    handlers: str = _env("CORRAL_HANDLERS", "", _text())
+    concurrency: int = _env("CORRAL_CONCURRENCY", 10, _integer(1, 10_000))
+    redis_connect_timeout_s: float = _env(
+        "CORRAL_REDIS_CONNECT_TIMEOUT", 5.0, _number(0, 60, above=True)
+    )
+    lock_duration_ms: int = _env("CORRAL_LOCK_DURATION_MS", 30_000, _integer(500, 3_600_000))
+    stalled_interval_ms: int = _env("CORRAL_STALLED_INTERVAL_MS", 30_000, _integer(100, 3_600_000))
+    max_stalled_count: int = _env("CORRAL_MAX_STALLED_COUNT", 1, _integer(0))
+    catch_up_ms: int = _env("CORRAL_CATCH_UP_MS", 600_000, _integer(0, 7 * 86_400_000))
+    scheduled_remove_on_complete: bool = _env(
+        "CORRAL_SCHEDULED_REMOVE_ON_COMPLETE", False, _boolean
+    )
+    execution_log: bool = _env("CORRAL_EXECUTION_LOG", True, _boolean)
+    execution_log_retention_days: int = _env(
+        "CORRAL_EXECUTION_LOG_RETENTION_DAYS", 30, _integer(1, 3650)
+    )
+    reconcile_interval_s: float = _env("CORRAL_RECONCILE_INTERVAL_S", 60.0, _number(0, 86_400))
+    reconcile_grace_s: float = _env("CORRAL_RECONCILE_GRACE_S", 30.0, _number(0, 86_400))
+    auto_migrate: bool = _env("CORRAL_AUTO_MIGRATE", True, _boolean)
+    uvloop: bool = _env("CORRAL_UVLOOP", True, _boolean)
+    shutdown_timeout_ms: int = _env("CORRAL_SHUTDOWN_TIMEOUT_MS", 30_000, _integer(0, 3_600_000))
+    auth_max_failures: int = _env("CORRAL_AUTH_MAX_FAILURES", 10, _integer(1, 100_000))
+    auth_failure_window_s: int = _env("CORRAL_AUTH_FAILURE_WINDOW", 300, _integer(1, 86_400))
+    api_read_timeout_s: float = _env("CORRAL_API_READ_TIMEOUT", 15.0, _number(0.1, 600))
+    api_keepalive_timeout_s: int = _env("CORRAL_API_KEEPALIVE_TIMEOUT", 5, _integer(1, 600))
+    api_max_connections: int = _env("CORRAL_API_MAX_CONNECTIONS", 200, _integer(1, 100_000))
+    api_max_header_bytes: int = _env(
+        "CORRAL_API_MAX_HEADER_BYTES", 16 * 1024, _integer(1024, 1024 * 1024)
+    )
+    #: The fields set by the environment or by the caller, not defaulted ("is REDIS_URL set?").
+    given: frozenset[str] = dataclasses.field(default=frozenset(), repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for spec in _SPECS:
+            try:
+                parsed = spec.metadata["parse"](getattr(self, spec.name))
+            except ValueError as exc:
+                raise ConfigurationError(f"{spec.metadata['variable']}: {exc}") from None
+            object.__setattr__(self, spec.name, parsed)
+        problem = token_problem(self)
+        if problem is not None:
+            raise ConfigurationError(problem)
+
+    def replace(self, **changes: Any) -> CorralSettings:
+        """A copy with ``changes`` (by field name), checked like the environment's values."""
+        unknown = set(changes) - set(VARIABLES)
+        if unknown:
+            raise TypeError(f"not a setting: {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes, given=self.given | set(changes))
+
+    @property
+    def handler_packages(self) -> list[str]:
+        return _split(self.handlers)
+
+    @property
+    def allowed_host_list(self) -> list[str]:
+        """Host names the API answers to (lower case); empty means any."""
+        return [host.lower() for host in _split(self.allowed_hosts)]
+
+    @property
+    def database_url_redacted(self) -> str:
+        return redact_url(self.database_url.get_secret_value())
+
+    @property
+    def redis_url_redacted(self) -> str:
+        return redact_url(self.redis_url.get_secret_value())
+
+
 def token_problem(settings: CorralSettings) -> str | None:
     """Why the bearer tokens are unfit for ``settings.environment`` ("VARIABLE: problem", never
     the value), or None. Outside development a token must be long and not padded with spaces (a
@@ -209,21 +348,34 @@ def token_problem(settings: CorralSettings) -> str | None:
     return None
 
 
-_ALIASES = {
-    name: (field.validation_alias if isinstance(field.validation_alias, str) else name)
-    for name, field in CorralSettings.model_fields.items()
-}
+_SPECS: Final = tuple(spec for spec in dataclasses.fields(CorralSettings) if spec.metadata)
+#: Each setting's field name and the environment variable it is read from.
+VARIABLES: Final = {spec.name: str(spec.metadata["variable"]) for spec in _SPECS}
+_FIELD_OF: Final = {variable.lower(): name for name, variable in VARIABLES.items()}
 
 
-def load_settings(**overrides: object) -> CorralSettings:
-    """Read the environment once; raise ConfigurationError naming the variable on bad input."""
-    try:
-        return CorralSettings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if not error["loc"]:  # a check across fields; its message names the variable
-            raise ConfigurationError(message) from None
-        loc = str(error["loc"][0])
-        variable = _ALIASES.get(loc, loc)
-        raise ConfigurationError(f"{variable}: {message}") from None
+def _from_environment() -> dict[str, Any]:
+    """The set variables of :data:`VARIABLES`, by field name; an exact-case variable name wins
+    over another spelling of it."""
+    found: dict[str, Any] = {}
+    exact: set[str] = set()
+    for key, value in os.environ.items():
+        name = _FIELD_OF.get(key.lower())
+        if name is not None and name not in exact:
+            found[name] = value
+            if key == VARIABLES[name]:
+                exact.add(name)
+    return found
+
+
+def load_settings(**overrides: Any) -> CorralSettings:
+    """Read the environment once; raise ConfigurationError naming the variable on bad input.
+    ``overrides`` (by field name, ``queue=``, or by variable, ``CORRAL_QUEUE=``) win over the
+    environment."""
+    values: dict[str, Any] = _from_environment()
+    for key, value in overrides.items():
+        name = key if key in VARIABLES else _FIELD_OF.get(key.lower())
+        if name is None:
+            raise TypeError(f"not a setting: {key}")
+        values[name] = value
+    return CorralSettings(**values, given=frozenset(values))

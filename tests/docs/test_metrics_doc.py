@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
 from corral.http.app import create_app
 from corral.manager import JobQueueManager
-from corral.settings import CorralSettings
+from corral.settings import CorralSettings, Secret
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference-http.md"
 TOKEN = "docs-metrics-token"  # noqa: S105 - a test value
@@ -34,9 +33,7 @@ async def test_only_an_app_sharing_a_workers_manager_shows_the_backlog(
     assert f"`{BACKLOG}`" in text
     assert "`create_app(settings, manager=qm)`" in text
     assert "`corral api` has no\nwriter and never shows it" in text
-    settings = settings.model_copy(
-        update={"admin_token": SecretStr(TOKEN), "metrics_token": SecretStr(TOKEN)}
-    )
+    settings = settings.replace(**{"admin_token": Secret(TOKEN), "metrics_token": Secret(TOKEN)})
     qm = JobQueueManager(settings)
     embedded = create_app(settings, manager=qm)
     alone = create_app(settings)  # what `corral api` serves

@@ -36,12 +36,12 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
 
 from corral import JobQueueManager
 from corral.core.schedules import ScheduledJob
 from corral.http.app import create_app
 from corral.scheduler import TaskScheduler
+from corral.settings import Secret
 from tests.support.processes import corral_env, corral_process
 from tests.support.waiting import eventually
 from tests.unit.test_cron_dst_contract import EXACT_ROWS
@@ -290,7 +290,7 @@ async def test_health_metrics_and_log_report_a_scheduler_clock_ahead(
 ) -> None:
     env = corral_env(redis_url, queue_name, database_url, CORRAL_EXECUTION_LOG="false")
     log = tmp_path / "scheduler.log"
-    app = create_app(settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN)}))
+    app = create_app(settings.replace(**{"admin_token": Secret(ADMIN_TOKEN)}))
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     transport = httpx.ASGITransport(app=app)
     try:

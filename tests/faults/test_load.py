@@ -20,11 +20,10 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
 
 from corral import JobQueueManager
 from corral.http.app import create_app
-from corral.settings import CorralSettings, load_settings
+from corral.settings import CorralSettings, Secret, load_settings
 from tests.support.processes import RedisServer, corral_env, corral_process
 from tests.support.waiting import eventually
 
@@ -76,7 +75,7 @@ async def rig(tmp_path: Path, queue_name: str, database_url: str) -> AsyncIterat
         prefix="corraltest",
         redis_url=server.url,
         database_url=database_url,
-        admin_token=SecretStr(TOKEN),
+        admin_token=Secret(TOKEN),
     )
     rig = Rig(server, settings, env)
     try:

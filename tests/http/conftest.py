@@ -12,17 +12,16 @@ from typing import Any
 import httpx
 import pytest
 import redis
-from pydantic import SecretStr
 
 from corral.http.app import create_app
-from corral.settings import CorralSettings
+from corral.settings import CorralSettings, Secret
 
 ADMIN_TOKEN = "http-tests-admin-token"  # noqa: S105 - a test value
 AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def admin_settings(settings: CorralSettings, **update: Any) -> CorralSettings:
-    return settings.model_copy(update={"admin_token": SecretStr(ADMIN_TOKEN), **update})
+    return settings.replace(**{"admin_token": Secret(ADMIN_TOKEN), **update})
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-from pydantic import SecretStr
 
 from corral import JobQueueManager
 from corral.http.app import create_app
 from corral.scheduler import TaskScheduler
+from corral.settings import Secret
 from tests.support.waiting import eventually
 
 TOKEN = "propagation-token"  # noqa: S105 - a test value
@@ -24,7 +24,7 @@ async def _fired(qm: JobQueueManager) -> list[str]:
 
 
 async def test_api_changes_reach_a_running_scheduler(qm: JobQueueManager) -> None:
-    app = create_app(qm.settings.model_copy(update={"admin_token": SecretStr(TOKEN)}))
+    app = create_app(qm.settings.replace(**{"admin_token": Secret(TOKEN)}))
     app.state.scheduler._handlers = ["tests.support.it_handlers"]
     scheduler = TaskScheduler(qm.settings)
     await scheduler.initialize()

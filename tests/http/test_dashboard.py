@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from corral.core.schedules import DEFAULT_TIMEZONE
 from corral.http.dashboard import routes as dashboard_routes
+from corral.settings import Secret
 from tests.http.conftest import ADMIN_TOKEN
 
 STATIC = Path(dashboard_routes.__file__).parent / "static"
@@ -74,9 +74,7 @@ async def test_cookie_is_secure_outside_development(settings: Any, environment: 
     from tests.http.conftest import admin_settings
 
     token = "a-token-long-enough-outside-development"  # noqa: S105 - a test value
-    app = create_app(
-        admin_settings(settings, environment=environment, admin_token=SecretStr(token))
-    )
+    app = create_app(admin_settings(settings, environment=environment, admin_token=Secret(token)))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         answer = await c.post("/dashboard/login", json={"token": token})
         assert "Secure" in answer.headers["set-cookie"]

@@ -264,8 +264,8 @@ def test_connections_over_the_limit_get_503(
 
 def test_server_config_carries_the_limits(settings: CorralSettings) -> None:
     app = FastAPI()
-    app.state.settings = settings.model_copy(
-        update={
+    app.state.settings = settings.replace(
+        **{
             "api_keepalive_timeout_s": 7,
             "api_max_connections": 42,
             "api_max_header_bytes": 4096,

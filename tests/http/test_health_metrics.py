@@ -11,12 +11,11 @@ import httpx
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import SecretStr
 
 from corral import JobQueueManager
 from corral.http.app import create_app
 from corral.http.routes.health import Readiness, ReadinessCache
-from corral.settings import CorralSettings
+from corral.settings import CorralSettings, Secret
 from tests.http.conftest import ADMIN_TOKEN, AUTH, admin_settings
 from tests.support.waiting import eventually
 
@@ -30,8 +29,8 @@ async def broken(settings: CorralSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
         admin_settings(
             settings,
-            redis_url=SecretStr(BAD_REDIS),
-            database_url=SecretStr(BAD_DATABASE),
+            redis_url=Secret(BAD_REDIS),
+            database_url=Secret(BAD_DATABASE),
             redis_connect_timeout_s=1.0,
         )
     )
@@ -156,7 +155,7 @@ async def test_metrics_are_the_cluster_counts(
 
 
 async def test_metrics_take_the_metrics_or_the_admin_token(settings: CorralSettings) -> None:
-    app = create_app(admin_settings(settings, metrics_token=SecretStr("scrape-me")))
+    app = create_app(admin_settings(settings, metrics_token=Secret("scrape-me")))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         assert (await c.get("/metrics")).status_code == 401
         wrong = await c.get("/metrics", headers={"Authorization": "Bearer nope"})

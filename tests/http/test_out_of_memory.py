@@ -6,11 +6,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from corral.errors import BrokerOutOfMemory
 from corral.http.app import create_app
-from corral.settings import CorralSettings
+from corral.settings import CorralSettings, Secret
 from tests.http.conftest import AUTH, admin_settings
 from tests.support.flood import add_until_refused
 from tests.support.processes import RedisServer, producer_for
@@ -24,7 +23,7 @@ async def test_add_refused_for_memory_is_503_out_of_memory(
 ) -> None:
     server = RedisServer(tmp_path, maxmemory="3mb")
     server.start()
-    app = create_app(admin_settings(settings, redis_url=SecretStr(server.url)))
+    app = create_app(admin_settings(settings, redis_url=Secret(server.url)))
     producer = producer_for(server.url, queue_name)
     transport = httpx.ASGITransport(app=app)
     try:

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -24,7 +23,7 @@ from corral.core.schedules import ScheduledJob
 from corral.http.app import create_app
 from corral.http.names import to_camel
 from corral.scheduler import TaskScheduler
-from corral.settings import CorralSettings
+from corral.settings import CorralSettings, Secret
 from tests.http.test_execution_routes import BAD_PARAMS as EXEC_BAD_PARAMS
 from tests.integration.sql_conftest import PG_URL, require_postgres
 from tests.integration.test_schedule_validation import BAD_ROWS
@@ -61,9 +60,7 @@ async def _app_on(
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
         url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
     app = create_app(
-        settings.model_copy(
-            update={"database_url": SecretStr(url), "admin_token": SecretStr(TOKEN)}
-        )
+        settings.replace(**{"database_url": Secret(url), "admin_token": Secret(TOKEN)})
     )
     app.state.scheduler._handlers = ["tests.support.it_handlers"]
     await app.state.scheduler._rt.migrate()

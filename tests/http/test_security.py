@@ -9,11 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 
 from corral.errors import ConfigurationError
 from corral.http.app import create_app
-from corral.settings import CorralSettings
+from corral.settings import CorralSettings, Secret
 
 TOKEN = "s3cret-admin-token"  # noqa: S105 - a test value
 OPEN_PATHS = {"/health", "/health/ready"}  # status only without the token
@@ -31,8 +30,8 @@ def _concrete(path: str) -> str:
 async def app_client(settings: CorralSettings) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     # Every route gets a wrong token from one address here; the lockout that would answer 429
     # after a few has its own tests (tests/http/test_hardening_processes.py).
-    update = {"admin_token": SecretStr(TOKEN), "auth_max_failures": 10_000}
-    app = create_app(settings.model_copy(update=update))
+    update = {"admin_token": Secret(TOKEN), "auth_max_failures": 10_000}
+    app = create_app(settings.replace(**update))
     await app.state.scheduler._rt.migrate()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         yield app, c
@@ -85,25 +84,24 @@ async def test_no_token_configured_fails_closed(settings: CorralSettings) -> Non
 
 def test_production_without_a_token_refuses_to_start(settings: CorralSettings) -> None:
     with pytest.raises(ConfigurationError, match="CORRAL_ADMIN_TOKEN"):
-        create_app(settings.model_copy(update={"environment": "production"}))
+        create_app(settings.replace(**{"environment": "production"}))
 
 
 @pytest.mark.parametrize("environment", ["test", "staging", "production"])
 @pytest.mark.parametrize(
     "update",
     [
-        {"admin_token": SecretStr("CANARY-short")},
-        {"admin_token": SecretStr(" " * 40)},
-        {"admin_token": SecretStr(LONG_TOKEN), "metrics_token": SecretStr("CANARY-short")},
+        {"admin_token": Secret("CANARY-short")},
+        {"admin_token": Secret(" " * 40)},
+        {"admin_token": Secret(LONG_TOKEN), "metrics_token": Secret("CANARY-short")},
     ],
 )
 def test_weak_token_outside_development_refuses_to_start(
     settings: CorralSettings, environment: str, update: dict[str, Any]
 ) -> None:
     """Settings built in code (not read from the environment) get the same check."""
-    weak = settings.model_copy(update={"environment": environment, **update})
     with pytest.raises(ConfigurationError, match="at least 32 characters") as info:
-        create_app(weak)
+        create_app(settings.replace(**{"environment": environment, **update}))
     assert "CANARY" not in str(info.value)
 
 
@@ -121,11 +119,11 @@ async def test_security_headers_and_json(app_client: tuple[Any, httpx.AsyncClien
 async def test_secrets_never_appear_in_answers_or_logs(
     settings: CorralSettings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    bad = settings.model_copy(
-        update={
-            "redis_url": SecretStr("redis://:CANARY-7f3a@127.0.0.1:1/0"),
-            "database_url": SecretStr("postgresql+asyncpg://u:CANARY-9b1c@127.0.0.1:1/x"),
-            "admin_token": SecretStr(TOKEN),
+    bad = settings.replace(
+        **{
+            "redis_url": Secret("redis://:CANARY-7f3a@127.0.0.1:1/0"),
+            "database_url": Secret("postgresql+asyncpg://u:CANARY-9b1c@127.0.0.1:1/x"),
+            "admin_token": Secret(TOKEN),
             "redis_connect_timeout_s": 1.0,
         }
     )
@@ -175,7 +173,7 @@ async def test_secrets_never_appear_in_answers_or_logs(
 )
 async def test_allowed_hosts(settings: CorralSettings, host: str, status: int) -> None:
     allowed = "api.example.com,*.corral.test,[::1]"
-    app = create_app(settings.model_copy(update={"allowed_hosts": allowed}))
+    app = create_app(settings.replace(**{"allowed_hosts": allowed}))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         answer = await c.get("/health", headers={"Host": host})
     assert answer.status_code == status, answer.text

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import redis
-from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
@@ -24,7 +23,7 @@ from corral.core.queries import ExecutionQuery
 from corral.core.schedules import FirePlan, ScheduledJob, fire_id, missed_id, plan_fire
 from corral.scheduler import TaskScheduler
 from corral.services.scheduling import spec_for_schedule
-from corral.settings import CorralSettings
+from corral.settings import CorralSettings, Secret
 from tests.integration.sql_conftest import PG_URL, require_postgres
 from tests.integration.test_scheduler import FakeClock, _job_ids
 from tests.support.waiting import eventually
@@ -39,7 +38,7 @@ async def db_settings(
     """The test's settings on a fresh SQLite file or a fresh PostgreSQL database."""
     if request.param == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'missed.db'}"
-        yield settings.model_copy(update={"database_url": SecretStr(url)})
+        yield settings.replace(**{"database_url": Secret(url)})
         return
     require_postgres()
     name = f"t_{uuid.uuid4().hex[:12]}"
@@ -48,7 +47,7 @@ async def db_settings(
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
         url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
-        yield settings.model_copy(update={"database_url": SecretStr(url)})
+        yield settings.replace(**{"database_url": Secret(url)})
     finally:
         async with root.connect() as conn:
             await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))

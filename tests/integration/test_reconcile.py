@@ -366,7 +366,7 @@ async def test_only_one_replica_claims_a_period(bull: BullQueue) -> None:
 async def test_a_running_scheduler_reconciles_every_interval(
     settings: CorralSettings, qm: JobQueueManager
 ) -> None:
-    fast = settings.model_copy(update={"reconcile_interval_s": 0.2, "reconcile_grace_s": 0.0})
+    fast = settings.replace(**{"reconcile_interval_s": 0.2, "reconcile_grace_s": 0.0})
     log = qm._rt.execution_log()
     orphan = _row("ghost-1", WAITING, queue=qm.queue_name)
     await log.upsert_many([orphan])

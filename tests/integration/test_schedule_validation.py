@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from corral.errors import ScheduleNotFound, ValidationError
 from corral.scheduler import TaskScheduler
-from corral.settings import CorralSettings
+from corral.settings import CorralSettings, Secret
 from tests.integration.sql_conftest import PG_URL, require_postgres
 
 VALID: dict[str, Any] = {
@@ -162,7 +161,7 @@ async def admin(
 
 async def _open(settings: CorralSettings, url: str) -> TaskScheduler:
     scheduler = TaskScheduler(
-        settings.model_copy(update={"database_url": SecretStr(url)}),
+        settings.replace(**{"database_url": Secret(url)}),
         handlers=["tests.support.it_handlers"],
     )
     await scheduler._rt.migrate()

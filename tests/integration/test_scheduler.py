@@ -26,10 +26,10 @@ HANDLERS = "tests.support.it_handlers"
 
 @pytest.fixture
 def sched_settings(settings: CorralSettings, tmp_path: Path) -> CorralSettings:
-    from pydantic import SecretStr
+    from corral.settings import Secret
 
     url = f"sqlite+aiosqlite:///{tmp_path / 'corral.db'}"
-    return settings.model_copy(update={"database_url": SecretStr(url)})
+    return settings.replace(**{"database_url": Secret(url)})
 
 
 @pytest.fixture

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from corral.errors import ConfigurationError
-from corral.settings import CorralSettings, load_settings
+from corral.settings import VARIABLES, load_settings
 
 CANARY = "CANARY-7f3a"
 
@@ -13,11 +15,9 @@ CANARY = "CANARY-7f3a"
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """No Corral variable leaks in from the developer's or CI's environment."""
-    for field in CorralSettings.model_fields.values():
-        alias = field.validation_alias
-        if isinstance(alias, str):
-            monkeypatch.delenv(alias, raising=False)
-            monkeypatch.delenv(alias.lower(), raising=False)
+    for variable in VARIABLES.values():
+        monkeypatch.delenv(variable, raising=False)
+        monkeypatch.delenv(variable.lower(), raising=False)
 
 
 def _error(monkeypatch: pytest.MonkeyPatch, **env: str) -> ConfigurationError:
@@ -130,7 +130,7 @@ def test_settings_repr_never_shows_the_password(monkeypatch: pytest.MonkeyPatch)
     settings = load_settings()
     assert "CANARY" not in repr(settings)
     assert "CANARY" not in str(settings)
-    assert "CANARY" not in str(settings.model_dump())
+    assert "CANARY" not in str(dataclasses.asdict(settings))
     assert settings.redis_url_redacted == "redis://:***@h:1/0"
 
 
@@ -192,7 +192,7 @@ def test_other_bad_variables_are_named(
 
 def test_settings_are_frozen() -> None:
     settings = load_settings()
-    with pytest.raises(ValueError, match="frozen"):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         settings.queue = "other"  # type: ignore[misc]
 
 
@@ -290,3 +290,17 @@ def test_percent_encoded_passwords_are_accepted(
     monkeypatch.setenv(variable, url)
     settings = load_settings()
     assert getattr(settings, variable.lower()).get_secret_value() == url
+
+
+def test_variable_names_match_in_any_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As with pydantic-settings, which read the environment before: ``corral_queue`` counts,
+    and the exact spelling wins when both are set."""
+    monkeypatch.setenv("corral_queue", "lower")
+    assert load_settings().queue == "lower"
+    monkeypatch.setenv("CORRAL_QUEUE", "exact")
+    assert load_settings().queue == "exact"
+
+
+def test_a_bad_override_is_named_by_its_variable() -> None:
+    with pytest.raises(ConfigurationError, match=r"^CORRAL_CONCURRENCY: "):
+        load_settings(concurrency=0)

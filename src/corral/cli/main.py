@@ -233,10 +233,10 @@ def dev(
         folder=Path(folder),
         handlers=_packages(handlers) if handlers is not None else settings.handler_packages,
         examples=examples,
-        redis_from_env="redis_url" in settings.model_fields_set,
-        database_from_env="database_url" in settings.model_fields_set,
+        redis_from_env="redis_url" in settings.given,
+        database_from_env="database_url" in settings.given,
     )
-    _run(run_dev(settings.model_copy(update=api), options), settings)
+    _run(run_dev(settings.replace(**api), options), settings)
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -189,7 +189,8 @@ def sqlite_connect_args(url: DatabaseUrl) -> tuple[str, dict[str, Any]]:
         filename = url.database or ":memory:"
         if filename != ":memory:":
             filename = os.path.abspath(filename)
-    options.setdefault("check_same_thread", filename == ":memory:" or "mode=memory" in filename)
+    in_memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    options.setdefault("check_same_thread", in_memory)
     return filename, options
 
 

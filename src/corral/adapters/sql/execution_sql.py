@@ -16,23 +16,9 @@ from typing import Final
 
 TABLE: Final = "system_job_execution_logs"
 #: Every column but the id, in the table's order (the order SQLAlchemy renders an INSERT in).
-COLUMNS: Final = (
-    "job_id",
-    "execution_id",
-    "enqueued_ms",
-    "status",
-    "started_at",
-    "finished_at",
-    "duration_ms",
-    "result",
-    "error_message",
-    "stacktrace",
-    "retry_count",
-    "handler_name",
-    "queue",
-    "trigger",
-    "created_at",
-    "updated_at",
+COLUMNS: Final = tuple(
+    "job_id execution_id enqueued_ms status started_at finished_at duration_ms result "
+    "error_message stacktrace retry_count handler_name queue trigger created_at updated_at".split()
 )
 #: The migration version table (``migrate.VERSION_TABLE``) and the revision this Corral ships.
 VERSION_TABLE: Final = "corral_alembic_version"

@@ -26,8 +26,9 @@ from corral.services.discovery import discover
 from corral.services.execution import Executor
 from corral.settings import CorralSettings
 
-# SQL (SQLAlchemy, Alembic) and the Prometheus client load when first used: a worker without
-# the execution log needs neither, and they are most of its memory and start-up time.
+# SQL (SQLAlchemy, Alembic) and the Prometheus client load when first used: a worker needs
+# neither (its execution log writes through the driver), and they are most of its memory and
+# start-up time.
 if TYPE_CHECKING:
     from corral.adapters.sql.execution_log import SqlExecutionLog
     from corral.adapters.sql.schedule_store import SqlScheduleStore
@@ -172,9 +173,14 @@ class Runtime:
 
     # -- SQL ----------------------------------------------------------------------------------
     async def migrate(self) -> None:
-        from corral.adapters.sql.migrate import upgrade
+        from corral.adapters.sql.driver_log import schema_at_head
 
-        await upgrade(self.settings.database_url.get_secret_value())
+        url = self.settings.database_url.get_secret_value()
+        # Nearly always at head: checked on the driver, SQLAlchemy and Alembic stay unloaded.
+        if not await schema_at_head(url):
+            from corral.adapters.sql.migrate import upgrade
+
+            await upgrade(url)
 
     def _sql_engine(self) -> Any:
         if self._engine is None:
@@ -202,11 +208,15 @@ class Runtime:
     async def execution_log_writer(self) -> ExecutionLogWriter:
         """The batched execution-log writer for this runtime (started once, closed last)."""
         if self._writer is None:
+            from corral.adapters.sql.driver_log import DriverExecutionLog
             from corral.services.execution_log import ExecutionLogWriter
 
-            if self.settings.auto_migrate:
+            # Writes only, on a driver connection of its own: a worker loads no SQLAlchemy.
+            log = DriverExecutionLog(self.settings.database_url.get_secret_value())
+            self._stack.push_async_callback(log.aclose)
+            if self.settings.auto_migrate and not await log.at_head():
                 await self.migrate()
-            writer = ExecutionLogWriter(self.execution_log(), queue=self.queue_name)
+            writer = ExecutionLogWriter(log, queue=self.queue_name)
             writer.start()
             self._stack.push_async_callback(writer.close)
             self._writer = writer

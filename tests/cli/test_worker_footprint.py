@@ -1,5 +1,6 @@
 """What a ``corral worker`` process loads: never the API server, the dashboard, Alembic or
-rich; no SQL at all without the execution log. And the loop it runs on: uvloop when it is
+rich; never SQLAlchemy (the execution log is written through the driver) and no SQL driver at
+all without the execution log. And the loop it runs on: uvloop when it is
 installed, asyncio's own with CORRAL_UVLOOP=false.
 
 Structural checks (module names), not timings: loading less is what makes a worker small and
@@ -35,8 +36,10 @@ NEVER = {
     "pydantic_settings",
     "dotenv",
 }
+#: Never in a worker either: its execution log writes through the driver alone.
+ENGINE = {"sqlalchemy"}
 #: Only in a worker that writes the execution log.
-SQL = {"sqlalchemy", "aiosqlite", "asyncpg"}
+SQL = {"aiosqlite", "asyncpg"}
 
 PROBE = """
 import asyncio
@@ -75,7 +78,7 @@ def test_the_worker_command_imports_no_server_migration_or_sql_code() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout
-    assert _loaded(json.loads(out), NEVER | SQL) == set()
+    assert _loaded(json.loads(out), NEVER | ENGINE | SQL) == set()
 
 
 @pytest.mark.timeout(60)
@@ -83,8 +86,9 @@ def test_the_worker_command_imports_no_server_migration_or_sql_code() -> None:
 async def test_a_running_worker_loads_only_what_it_runs(
     tmp_path: Path, qm: JobQueueManager, execution_log: bool
 ) -> None:
-    """The log-on worker finds the schema current (the fixture migrated it), so it must not
-    load Alembic either; it runs with CORRAL_UVLOOP=false, the other with the default."""
+    """The log-on worker finds the schema current (the fixture migrated it), so it must load
+    neither Alembic nor SQLAlchemy, only SQLite's driver; it runs with CORRAL_UVLOOP=false,
+    the other with the default."""
     (tmp_path / "probe").mkdir()
     (tmp_path / "probe" / "__init__.py").write_text("")
     (tmp_path / "probe" / "tasks.py").write_text(PROBE)
@@ -111,10 +115,10 @@ async def test_a_running_worker_loads_only_what_it_runs(
     assert proc.returncode == 0, output
     modules = found["modules"]
     if execution_log:
-        assert _loaded(modules, NEVER) == set()
-        assert "sqlalchemy" in modules  # the execution-log path did run
+        assert _loaded(modules, NEVER | ENGINE) == set()
+        assert "aiosqlite" in modules  # the execution-log path did run
         assert found["loop"].startswith("asyncio")
     else:
-        assert _loaded(modules, NEVER | SQL) == set()
+        assert _loaded(modules, NEVER | ENGINE | SQL) == set()
         uvloop = importlib.util.find_spec("uvloop") is not None
         assert found["loop"].startswith("uvloop" if uvloop else "asyncio")

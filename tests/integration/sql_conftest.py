@@ -20,6 +20,7 @@ from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateSchema, DropSchema
 
 from corral.adapters.sql import SqlExecutionLog, SqlScheduleStore, make_engine, upgrade
+from corral.adapters.sql.driver_log import DriverExecutionLog
 from corral.adapters.sql.tables import schedules
 from corral.core.schedules import ScheduledJob, new_schedule, validate_changes
 
@@ -113,3 +114,24 @@ def make_job(now: datetime | None = None, **fields: Any) -> ScheduledJob:
 async def row_count(engine: AsyncEngine, table: Any = schedules) -> int:
     async with engine.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(table))).scalar_one())
+
+
+async def url_and_schema(engine: AsyncEngine) -> tuple[str, str | None]:
+    """The ``DATABASE_URL`` and schema ``engine`` was made with (its search_path)."""
+    url = engine.url.render_as_string(hide_password=False)
+    if engine.dialect.name != "postgresql":
+        return url, None
+    async with engine.connect() as conn:
+        return url, str((await conn.execute(select(func.current_schema()))).scalar_one())
+
+
+@pytest.fixture
+async def driver_log(migrated: AsyncEngine) -> AsyncIterator[DriverExecutionLog]:
+    """The worker's execution log (writes on a driver connection of its own) on the migrated
+    database of each kind."""
+    url, schema = await url_and_schema(migrated)
+    log = DriverExecutionLog(url, schema=schema)
+    try:
+        yield log
+    finally:
+        await log.aclose()

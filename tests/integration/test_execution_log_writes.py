@@ -41,45 +41,46 @@ async def _stored(engine: AsyncEngine, execution_id: str) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k not in ("id", "execution_id")}
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [
-        pytest.param(
-            {
-                "status": JobExecutionStatus.FAILED,
-                "job_id": SCHEDULE,
-                "handler_name": "report",
-                "queue": "corral",
-                "started_at": T0.astimezone(PLUS8),
-                "finished_at": T0.replace(microsecond=0),
-                "duration_ms": 877,
-                "result": {"ok": False, "names": ["é", "日本"], "n": [1, 2.5]},
-                "error_message": "KeyError: 'width'",
-                "stacktrace": "Traceback (most recent call last):\n  ...",
-                "retry_count": 2,
-                "trigger": "schedule",
-                "updated_at": T0 + timedelta(seconds=3),
-            },
-            id="every-column",
-        ),
-        pytest.param(
-            {
-                "status": JobExecutionStatus.COMPLETED,
-                "handler_name": "x" * 100,
-                "result": {"v": float("nan"), "s": "a\x00b", "deep": [float("inf")]},
-                "error_message": "bad\x00byte \ud800 end",
-                "retry_count": 2**40,
-                "duration_ms": -5,
-                "updated_at": T0,
-            },
-            id="hostile-values",
-        ),
-        pytest.param(
-            {"status": JobExecutionStatus.WAITING, "result": 0, "updated_at": T0},
-            id="sparse",
-        ),
-    ],
-)
+#: Rows of every kind the bulk paths must store as SQLAlchemy would (also test_driver_log).
+FIELDS = [
+    pytest.param(
+        {
+            "status": JobExecutionStatus.FAILED,
+            "job_id": SCHEDULE,
+            "handler_name": "report",
+            "queue": "corral",
+            "started_at": T0.astimezone(PLUS8),
+            "finished_at": T0.replace(microsecond=0),
+            "duration_ms": 877,
+            "result": {"ok": False, "names": ["é", "日本"], "n": [1, 2.5]},
+            "error_message": "KeyError: 'width'",
+            "stacktrace": "Traceback (most recent call last):\n  ...",
+            "retry_count": 2,
+            "trigger": "schedule",
+            "updated_at": T0 + timedelta(seconds=3),
+        },
+        id="every-column",
+    ),
+    pytest.param(
+        {
+            "status": JobExecutionStatus.COMPLETED,
+            "handler_name": "x" * 100,
+            "result": {"v": float("nan"), "s": "a\x00b", "deep": [float("inf")]},
+            "error_message": "bad\x00byte \ud800 end",
+            "retry_count": 2**40,
+            "duration_ms": -5,
+            "updated_at": T0,
+        },
+        id="hostile-values",
+    ),
+    pytest.param(
+        {"status": JobExecutionStatus.WAITING, "result": 0, "updated_at": T0},
+        id="sparse",
+    ),
+]
+
+
+@pytest.mark.parametrize("fields", FIELDS)
 async def test_the_bulk_path_stores_what_sqlalchemy_stores(
     migrated: AsyncEngine, execution_log: SqlExecutionLog, fields: dict[str, Any]
 ) -> None:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from corral.core.attempts import Attempt, AttemptOutcome
 from corral.core.backoff import RetryPolicy
@@ -31,7 +32,6 @@ from corral.core.executions import (
     schedule_of,
 )
 from corral.core.jobs import JobExecutionStatus
-from corral.core.ports import ExecutionLog
 from corral.core.schedules import ScheduledJob
 from corral.supervision import Supervisor
 
@@ -50,6 +50,15 @@ def _ms_to_dt(ms: float) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+class LogWrites(Protocol):
+    """What the writer needs of an execution log (``core.ports.ExecutionLog``'s writes): the
+    worker hands it a log that can do no more (``adapters.sql.driver_log``)."""
+
+    async def prepare(self) -> None: ...
+
+    async def upsert_rows(self, rows: Sequence[ExecutionRow]) -> None: ...
+
+
 class _Started:
     """A job whose only buffered step is its start, and when it was reported."""
 
@@ -65,7 +74,7 @@ class ExecutionLogWriter:
 
     def __init__(
         self,
-        log: ExecutionLog,
+        log: LogWrites,
         *,
         queue: str,
         flush_interval_s: float = 0.5,

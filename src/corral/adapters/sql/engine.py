@@ -20,11 +20,9 @@ turned into Corral's errors.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from sqlalchemy import event, literal, select
 from sqlalchemy.engine import URL, Connection, make_url
@@ -41,70 +39,33 @@ from sqlalchemy.exc import (
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from corral.core.redaction import redact_text, redact_url
+from corral.adapters.sql import dsn
+from corral.adapters.sql.dsn import (
+    BUSY_TIMEOUT_MS,
+    SQLITE_PRAGMAS,
+    check_schema,
+    parse_database_url,
+    server_settings,
+)
+from corral.adapters.sql.failures import first_line, store_unavailable
+from corral.adapters.sql.storable import json_text
 from corral.errors import ConfigurationError, StoreUnavailable
-
-SQLITE_DRIVER: Final = "sqlite+aiosqlite"
-POSTGRES_DRIVER: Final = "postgresql+asyncpg"
-_REWRITES: Final = {
-    "sqlite": SQLITE_DRIVER,
-    SQLITE_DRIVER: SQLITE_DRIVER,
-    "postgresql": POSTGRES_DRIVER,
-    "postgres": POSTGRES_DRIVER,
-    POSTGRES_DRIVER: POSTGRES_DRIVER,
-}
-BUSY_TIMEOUT_MS: Final = 5000
-_SCHEMA_RE: Final = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
-_MAX_DETAIL: Final = 300
-
-
-def _dumps(value: Any) -> str:
-    """JSON for the JSON/JSONB columns: UTF-8 as is, and never NaN/Infinity (JSONB rejects
-    them; validation upstream should have caught them already)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def normalize_url(url: str) -> URL:
-    """Parse ``DATABASE_URL`` and pick the async driver; raise ConfigurationError otherwise."""
-    if not url or not url.strip():
-        raise ConfigurationError("DATABASE_URL: must not be empty")
-    shown = redact_url(url)
+    """Parse ``DATABASE_URL`` and pick the async driver; raise ConfigurationError otherwise
+    (the checks are ``dsn.parse_database_url``'s, which the worker's log writer uses)."""
+    parsed = parse_database_url(url)
     try:
-        parsed = make_url(url.strip())
-        _ = parsed.port  # a non-numeric port fails here or in make_url
-    except (ArgumentError, ValueError):
-        raise ConfigurationError(f"DATABASE_URL: malformed URL {shown!r}") from None
-    driver = _REWRITES.get(parsed.drivername)
-    if driver is None:
-        raise ConfigurationError(
-            f"DATABASE_URL: unsupported database {parsed.drivername!r} in {shown!r}; "
-            "use sqlite+aiosqlite:///path.db or postgresql+asyncpg://user:password@host/db"
-        )
-    parsed = parsed.set(drivername=driver)
-    if driver == SQLITE_DRIVER:
-        _check_sqlite_path(parsed, shown)
-    return parsed
-
-
-def _check_sqlite_path(url: URL, shown: str) -> None:
-    database = url.database or ""
-    if not database or database == ":memory:" or url.query.get("uri") == "true":
-        return
-    parent = Path(database).parent  # SQLite does not expand "~", so neither does the check
-    if not parent.is_dir():
-        raise ConfigurationError(
-            f"DATABASE_URL: directory {str(parent)!r} for the SQLite file does not exist "
-            f"({shown!r})"
-        )
+        return make_url(url.strip()).set(drivername=parsed.driver)
+    except (ArgumentError, ValueError):  # pragma: no cover - parse_database_url refused it
+        raise ConfigurationError(f"DATABASE_URL: malformed URL {parsed.shown!r}") from None
 
 
 def describe(url: URL) -> str:
     """Where the database is, for messages: ``postgresql 127.0.0.1:5432/db`` or
     ``sqlite ./corral.db``. Never user or password."""
-    if url.get_backend_name() == "sqlite":
-        return f"sqlite {url.database or ':memory:'}"
-    host = url.host or "localhost"
-    return f"postgresql {host}:{url.port or 5432}/{url.database or ''}"
+    return dsn.describe(url.get_backend_name(), url.host, url.port, url.database)
 
 
 def make_engine(
@@ -120,24 +81,18 @@ def make_engine(
     trigger and the migration version table live in that schema.
     """
     parsed = normalize_url(url)
-    json_args: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": json.loads}
+    check_schema(schema, parse_database_url(url))
+    json_args: dict[str, Any] = {"json_serializer": json_text, "json_deserializer": json.loads}
     if parsed.get_backend_name() == "sqlite":
-        if schema is not None:
-            raise ConfigurationError("DATABASE_URL: a schema applies to PostgreSQL only")
         engine = create_async_engine(
             parsed, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **json_args
         )
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return engine
-    settings: dict[str, str] = {"application_name": "corral"}
-    if schema is not None:
-        if not _SCHEMA_RE.match(schema):
-            raise ConfigurationError(f"database schema {schema!r} is not a plain identifier")
-        settings["search_path"] = schema
     return create_async_engine(
         parsed,
-        connect_args={"timeout": connect_timeout_s, "server_settings": settings},
+        connect_args={"timeout": connect_timeout_s, "server_settings": server_settings(schema)},
         pool_pre_ping=True,  # a server restart costs one failed checkout, not a failed call
         pool_size=pool_size,
         **json_args,
@@ -149,10 +104,8 @@ def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoo
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
-        cursor.execute("PRAGMA foreign_keys = ON")
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
     finally:
         cursor.close()
 
@@ -167,28 +120,17 @@ def unavailable(url: URL, exc: BaseException) -> StoreUnavailable:
     cause: BaseException = exc
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         cause = exc.orig
-    lines = str(cause).strip().splitlines()
-    text = lines[0] if lines else ""
+    text = first_line(cause)
     # Never the statement or its parameters (SQLAlchemy appends them to its own messages).
     if isinstance(exc, SQLAlchemyError) and cause is exc:
         text = text.split(" [SQL:", 1)[0]
-    text = redact_text(text)
-    if url.password:
-        text = text.replace(str(url.password), "***")
-    if len(text) > _MAX_DETAIL:
-        text = text[:_MAX_DETAIL] + "..."
+    refused = isinstance(exc, IntegrityError | DataError | ProgrammingError) or (
+        isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
+    )
     # The asyncio adapters wrap the driver's exception: name the driver's (more telling) class.
     kind = type(cause.__cause__ or cause).__name__
-    detail = f"{kind}: {text}" if text else kind
-    if "no such table" in text or ("relation" in text and "does not exist" in text):
-        what = "database schema not migrated (run `corral db upgrade`)"
-    elif isinstance(exc, IntegrityError | DataError | ProgrammingError) or (
-        isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)
-    ):
-        what = "database refused the statement"
-    else:
-        what = "database unavailable"
-    return StoreUnavailable(f"{what} ({describe(url)}): {detail}")
+    password = None if url.password is None else str(url.password)
+    return store_unavailable(describe(url), password, text, kind, refused=refused)
 
 
 @asynccontextmanager

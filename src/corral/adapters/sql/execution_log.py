@@ -1,7 +1,8 @@
 """``SqlExecutionLog``: the ``ExecutionLog`` port over ``system_job_execution_logs``.
 
 Upserts are by ``(execution_id, enqueued_ms)`` (see ``tables.py`` for why not the id alone), in
-one transaction per batch, on each driver's bulk path (``execution_upsert``). An incoming
+one transaction per batch, on each driver's bulk path (``execution_write``, the code the
+worker's own connection writes with too; the rules are defined in ``execution_upsert``). An incoming
 ``None`` keeps the stored value (``COALESCE(excluded.x, x)``); ``status``, ``retry_count`` and
 ``updated_at`` always take the incoming value (a record is the latest known state), except that
 a late ``waiting`` never moves a row back, and a ``completed`` over a ``failed`` row clears the
@@ -25,12 +26,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
-from corral.adapters.sql.engine import translate_errors
-from corral.adapters.sql.execution_upsert import MAX_ERROR_CHARS, upsert_for
+from corral.adapters.sql import execution_write
+from corral.adapters.sql.engine import describe, translate_errors
+from corral.adapters.sql.execution_write import MAX_ERROR_CHARS
+from corral.adapters.sql.failures import driver_failure
 from corral.adapters.sql.schedule_store import check_page
 from corral.adapters.sql.storable import opt_text, storable_json, text
 from corral.adapters.sql.tables import executions
-from corral.core.executions import ExecutionRecord, ExecutionRow, as_row, fold
+from corral.core.executions import ExecutionRecord, ExecutionRow, as_row
 from corral.core.jobs import JobExecutionStatus
 from corral.core.queries import ExecutionQuery, ExecutionSort
 
@@ -94,28 +97,32 @@ class SqlExecutionLog:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._url = engine.url
-        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-        self._upsert = upsert_for(engine)
+        self._backend = engine.dialect.name
+        self._insert = postgresql.insert if self._backend == "postgresql" else sqlite.insert
 
     async def prepare(self) -> None:
         """Open a connection and make it ready for writes, so the first batch does not pay for
         it while jobs run."""
-        await self._upsert.prepare()
+        await self._write([])
 
     async def upsert_many(self, records: Sequence[ExecutionRecord]) -> None:
         await self.upsert_rows([as_row(record) for record in records])
 
     async def upsert_rows(self, rows: Sequence[ExecutionRow]) -> None:
         """Upsert rows (``core.executions.ExecutionRow``), later ones of a key over earlier."""
-        if not rows:
-            return
-        merged: dict[tuple[str, int], ExecutionRow] = {}
-        for row in rows:
-            # The stored key: ON CONFLICT may touch each row only once per statement.
-            key = (text(row[0], 255), int(row[1]))
-            earlier = merged.get(key)
-            merged[key] = row if earlier is None else fold(row, earlier)
-        await self._upsert.write(merged.values())
+        values = execution_write.batch(self._backend, rows)  # a bad value raises as itself
+        if values:
+            await self._write(values)
+
+    async def _write(self, values: Sequence[tuple[Any, ...]]) -> None:
+        async with translate_errors(self._url), self._engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            try:
+                # Straight on the driver: SQLAlchemy sees no statement on this connection.
+                await execution_write.write(self._backend, driver, values)
+            except Exception as exc:
+                password = None if self._url.password is None else str(self._url.password)
+                raise driver_failure(describe(self._url), password, exc) from None
 
     async def search(self, query: ExecutionQuery) -> tuple[list[ExecutionRecord], int]:
         """One page and the total. ``since``/``until`` bound ``updated_at`` (since <= t <

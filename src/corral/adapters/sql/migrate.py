@@ -20,10 +20,11 @@ application that shares the database and uses Alembic itself keeps its own histo
 
 Start-up cost. Every worker and scheduler upgrades at start (``CORRAL_AUTO_MIGRATE``), and
 almost always finds the schema current. Alembic costs 0.2-0.35 s and about 13 MiB to
-load, so :func:`upgrade` to head first reads the version table with SQLAlchemy alone and loads
-Alembic only when that is not exactly :data:`HEAD_REVISION`. The read takes no lock: a schema
-another process is migrating still shows the old revision, so the slow path runs and waits for
-that process's lock as before.
+load, so :func:`upgrade` to head first reads the version table (``execution_write.
+read_versions``, the read the worker makes on its own connection before it loads this module
+at all) and loads Alembic only when that is not exactly :data:`HEAD_REVISION`. The read takes
+no lock: a schema another process is migrating still shows the old revision, so the slow path
+runs and waits for that process's lock as before.
 """
 
 from __future__ import annotations
@@ -33,20 +34,21 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import String, column, func, inspect, select, table
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from corral.adapters.sql.engine import describe, make_engine, translate_errors
+from corral.adapters.sql.execution_sql import HEAD_REVISION, VERSION_TABLE
+from corral.adapters.sql.execution_write import read_versions
 from corral.core.redaction import redact_text
 from corral.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
-VERSION_TABLE: Final = "corral_alembic_version"
-#: The newest revision in ``migrations/versions`` (a test holds it equal to Alembic's head).
-HEAD_REVISION: Final = "0002"
+__all__ = ["HEAD_REVISION", "VERSION_TABLE", "current_revision", "head_revision", "upgrade"]
+
 MIGRATIONS_DIR: Final = Path(__file__).resolve().with_name("migrations")
 # An arbitrary constant key for pg_advisory_xact_lock: "corral" in ASCII.
 _LOCK_KEY: Final = 0x636F7272616C
@@ -97,7 +99,8 @@ async def upgrade(target: str | AsyncEngine, revision: str = "head") -> None:
     try:
         if revision == "head":
             async with _connect(engine) as conn:
-                if await conn.run_sync(_is_current):
+                driver = (await conn.get_raw_connection()).driver_connection
+                if await read_versions(conn.dialect.name, driver) == [HEAD_REVISION]:
                     return
         from alembic.util.exc import CommandError
 
@@ -116,15 +119,6 @@ async def upgrade(target: str | AsyncEngine, revision: str = "head") -> None:
     finally:
         if engine is not target:
             await engine.dispose()
-
-
-def _is_current(connection: Connection) -> bool:
-    """True if the version table holds exactly :data:`HEAD_REVISION` (read without Alembic)."""
-    if not inspect(connection).has_table(VERSION_TABLE):
-        return False
-    version = column("version_num", String)
-    rows = connection.execute(select(version).select_from(table(VERSION_TABLE))).scalars()
-    return list(rows) == [HEAD_REVISION]
 
 
 def _run_upgrade(connection: Connection, revision: str) -> None:

@@ -9,10 +9,17 @@ column's length (PostgreSQL refuses longer ones, SQLite would keep them).
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Final
 
 _MAX_DEPTH: Final = 32
+
+
+def json_text(value: Any) -> str:
+    """JSON for the JSON/JSONB columns, on both write paths: UTF-8 as is, and never
+    NaN/Infinity (JSONB rejects them; :func:`storable_json` turns them into strings first)."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def text(value: str, max_len: int | None = None) -> str:

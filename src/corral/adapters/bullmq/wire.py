@@ -29,7 +29,9 @@ from typing import Any
 import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 
 #: asyncio's default high-water mark for a transport's write buffer: a write of less than this
 #: into an empty buffer never pauses the transport, so ``drain()`` returns at once.
@@ -86,12 +88,16 @@ def hiredis_packing(base: type[AbstractConnection]) -> type[AbstractConnection]:
 
 
 async def _take(pool: aioredis.ConnectionPool) -> Any:
-    connection = pool.get_available_connection()  # type: ignore[no-untyped-call]
+    return await _connected(pool, pool.get_available_connection())  # type: ignore[no-untyped-call]
+
+
+async def _connected(pool: aioredis.ConnectionPool, connection: Any) -> Any:
+    """``connection``, just taken from ``pool``, connected; given back if it cannot be."""
     try:
         if not connection.is_connected:
             await connection.connect()
     except BaseException:
-        await _give_back(pool, connection)
+        await pool.release(connection)
         raise
     return connection
 
@@ -134,16 +140,42 @@ class LeanWaitingPool(aioredis.BlockingConnectionPool):
             raise RedisConnectionError("No connection available.") from exc
         finally:
             self._waiting -= 1
-        try:
-            if not connection.is_connected:
-                await connection.connect()
-        except BaseException:
-            await self.release(connection)
-            raise
-        return connection
+        return await _connected(self, connection)
 
     async def release(self, connection: AbstractConnection) -> None:
         await _give_back(self, connection)
         if self._waiting:
             async with self._condition:
                 self._condition.notify()
+
+
+async def run_script(script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
+    """``await script(keys=keys, args=args)`` for a script sent on every job.
+
+    The same EVALSHA on a pooled connection, with redis-py's own retries, read timeout and
+    disconnect on error, without the client's layers around them (the script object, the
+    command dispatch, the operation-duration records, the reply callbacks, of which EVALSHA
+    has none). A script Redis does not know (restarted, flushed) takes redis-py's own path,
+    which loads it: NOSCRIPT means it did not run."""
+    client = script.registered_client
+    pool = client.connection_pool
+    if client.single_connection_client or not isinstance(pool, (LeanPool, LeanWaitingPool)):
+        return await script(keys=keys, args=args)
+    command = ("EVALSHA", script.sha, len(keys), *keys, *args)
+    connection = await pool.get_connection()
+    try:
+        return await connection.retry.call_with_retry(
+            lambda: _round_trip(connection, command),
+            lambda error, failures: connection.disconnect(error=error, failure_count=failures),
+            with_failure_count=True,
+        )
+    except NoScriptError:
+        pass
+    finally:
+        await pool.release(connection)
+    return await script(keys=keys, args=args)
+
+
+async def _round_trip(connection: Any, command: tuple[Any, ...]) -> Any:
+    await connection.send_packed_command(connection.pack_command(*command))
+    return await connection.read_response()

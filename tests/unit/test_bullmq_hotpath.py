@@ -148,13 +148,26 @@ async def test_completion_sends_what_bullmq_would(remove: Any, worker_opts: dict
             opts = {"attempts": 3, "removeOnComplete": remove, **extra}
             job = BullJob(worker, "noop", {}, opts, "11")
             job.attemptsMade = made
-            for fetch in (True, False):
-                keys, args = completion.args(job, {"r": [1, "é"]}, token, fetch)
+            for fetch, result in ((True, {"r": [1, "é"]}), (False, None), (True, 1.5)):
+                keys, args = completion.args(job, result, token, fetch)
                 their_keys, their_args = worker.scripts.moveToCompletedArgs(
-                    job, {"r": [1, "é"]}, remove, token, fetch
+                    job, result, remove, token, fetch
                 )
                 assert keys == their_keys
                 assert abs(args[1] - their_args[1]) < 1000  # the finished-on timestamp
                 assert args[:1] + args[2:] == their_args[:1] + their_args[2:], (extra, made)
     finally:
         await client.aclose()
+
+
+async def test_a_result_bullmq_cannot_store_is_refused_alike(
+    workers: tuple[Worker, Worker],
+) -> None:
+    worker = workers[0]
+    job = BullJob(worker, "noop", {}, {}, "1")
+    for result in (float("nan"), {1, 2}):
+        with pytest.raises((ValueError, TypeError)) as ours:
+            Completion(worker).args(job, result, "w:1", True)
+        with pytest.raises((ValueError, TypeError)) as theirs:
+            worker.scripts.moveToCompletedArgs(job, result, False, "w:1", True)
+        assert (type(ours.value), str(ours.value)) == (type(theirs.value), str(theirs.value))

@@ -191,3 +191,26 @@ async def test_a_connection_that_cannot_connect_goes_back_to_the_pool(wait: bool
             assert len(pool._available_connections) == 1
     finally:
         await client.aclose()
+
+
+async def test_a_due_health_check_still_pings_first_and_only_when_due(redis_url: str) -> None:
+    client = make_client(redis_url, max_connections=1, wait_for_connection=False)
+    try:
+        assert await client.echo("connect") == "connect"
+        (connection,) = client.connection_pool._available_connections
+        assert connection.health_check_interval > 0
+        pings: list[int] = []
+        send_ping = connection._send_ping
+
+        async def counted_ping() -> None:
+            pings.append(1)
+            await send_ping()
+
+        connection._send_ping = counted_ping
+        assert await client.echo("not due") == "not due"
+        assert pings == []
+        connection.next_health_check = -1.0  # due
+        assert await client.echo("due") == "due"
+        assert pings == [1]
+    finally:
+        await client.aclose()

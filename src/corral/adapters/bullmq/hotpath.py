@@ -132,6 +132,9 @@ FINISHED_KEYS: Final = (
     "pc",
 )
 _MAX_PACKED = 1024
+#: ``json.dumps(value, separators=(",", ":"), allow_nan=False)``, as bullmq encodes a result,
+#: without a new encoder per call.
+_to_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def _cache_key(
@@ -175,7 +178,7 @@ class Completion:
         self, job: BullJob, result: Any, token: str, fetch_next: bool
     ) -> tuple[list[Any], list[Any]]:
         keys = [*self._keys, self._scripts.toKey(job.id), self._metrics, self._marker]
-        value = json.dumps(result, separators=(",", ":"), allow_nan=False)
+        value = "null" if result is None else _to_json(result)
         timestamp = round(time.time() * 1000)
         packed = self._packed_opts(job, token)
         fetch = "1" if fetch_next else ""

@@ -41,6 +41,13 @@ _NEVER_PAUSES = 64 * 1024
 class _HiredisPacking:
     socket_timeout: float | None
     _writer: asyncio.StreamWriter | None
+    health_check_interval: float
+    next_health_check: float
+
+    def _health_check_due(self) -> bool:
+        """redis-py's own test in ``check_health``, without a coroutine per command."""
+        interval = self.health_check_interval
+        return bool(interval) and asyncio.get_running_loop().time() > self.next_health_check
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         """redis-py bounds every write with ``asyncio.wait_for`` (a new task per command). A
@@ -55,7 +62,7 @@ class _HiredisPacking:
             and writer.transport.get_write_buffer_size() == 0
             and sum(map(len, command)) < _NEVER_PAUSES
         ):
-            if check_health:
+            if check_health and self._health_check_due():
                 await self.check_health()  # type: ignore[attr-defined]
             self.socket_timeout = None
             try:

@@ -24,6 +24,7 @@ internals; ``tests/unit/test_wire.py`` fails loudly if an upgrade changes them.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import hiredis
@@ -32,6 +33,8 @@ from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+
+from corral.adapters.bullmq.batching import CommandBatcher
 
 #: asyncio's default high-water mark for a transport's write buffer: a write of less than this
 #: into an empty buffer never pauses the transport, so ``drain()`` returns at once.
@@ -126,6 +129,10 @@ class LeanPool(aioredis.ConnectionPool):
     async def release(self, connection: AbstractConnection) -> None:
         await _give_back(self, connection)
 
+    @functools.cached_property
+    def batcher(self) -> CommandBatcher:
+        return CommandBatcher(self)
+
 
 class LeanWaitingPool(aioredis.BlockingConnectionPool):
     """A pool whose callers wait for a free connection (up to ``timeout``). While nobody waits,
@@ -159,30 +166,18 @@ class LeanWaitingPool(aioredis.BlockingConnectionPool):
 async def run_script(script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
     """``await script(keys=keys, args=args)`` for a script sent on every job.
 
-    The same EVALSHA on a pooled connection, with redis-py's own retries, read timeout and
-    disconnect on error, without the client's layers around them (the script object, the
-    command dispatch, the operation-duration records, the reply callbacks, of which EVALSHA
-    has none). A script Redis does not know (restarted, flushed) takes redis-py's own path,
-    which loads it: NOSCRIPT means it did not run."""
+    On a :class:`LeanPool` the EVALSHA goes through the pool's
+    :class:`~corral.adapters.bullmq.batching.CommandBatcher`: written with the other commands
+    of this turn of the loop, with redis-py's retries, read timeout and disconnect on error,
+    without the client's layers around them (the script object, the command dispatch, the
+    operation-duration records, the reply callbacks, of which EVALSHA has none). A script
+    Redis does not know (restarted, flushed) takes redis-py's own path, which loads it:
+    NOSCRIPT means it did not run."""
     client = script.registered_client
     pool = client.connection_pool
-    if client.single_connection_client or not isinstance(pool, (LeanPool, LeanWaitingPool)):
+    if client.single_connection_client or not isinstance(pool, LeanPool):
         return await script(keys=keys, args=args)
-    command = ("EVALSHA", script.sha, len(keys), *keys, *args)
-    connection = await pool.get_connection()
     try:
-        return await connection.retry.call_with_retry(
-            lambda: _round_trip(connection, command),
-            lambda error, failures: connection.disconnect(error=error, failure_count=failures),
-            with_failure_count=True,
-        )
+        return await pool.batcher.send(("EVALSHA", script.sha, len(keys), *keys, *args))
     except NoScriptError:
-        pass
-    finally:
-        await pool.release(connection)
-    return await script(keys=keys, args=args)
-
-
-async def _round_trip(connection: Any, command: tuple[Any, ...]) -> Any:
-    await connection.send_packed_command(connection.pack_command(*command))
-    return await connection.read_response()
+        return await script(keys=keys, args=args)

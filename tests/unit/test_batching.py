@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from corral.adapters.bullmq.connection import make_client
 from corral.adapters.bullmq.wire import run_script
@@ -113,5 +114,18 @@ async def test_every_caller_hears_that_redis_cannot_be_reached() -> None:
         assert all(isinstance(result, RedisConnectionError) for result in results), results
         assert _connections(client) == 1
         assert len(client.connection_pool._in_use_connections) == 0
+    finally:
+        await client.aclose()
+
+
+async def test_a_reply_that_never_comes_times_out_as_redis_py_reports_it(redis_url: str) -> None:
+    client = make_client(redis_url, max_connections=2, wait_for_connection=False)
+    pool = client.connection_pool
+    pool.connection_kwargs["socket_timeout"] = 0.1
+    try:
+        blocked = pool.batcher.send(("BLPOP", f"corral-test-batch-{uuid.uuid4()}", 5))
+        with pytest.raises(RedisTimeoutError, match="Timeout reading from"):
+            await blocked
+        assert await pool.batcher.send(("ECHO", "after")) == "after"
     finally:
         await client.aclose()

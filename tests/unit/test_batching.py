@@ -4,6 +4,7 @@ against a real Redis: each caller gets its own reply, in every failure too."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
 from collections.abc import AsyncIterator
 
@@ -107,6 +108,8 @@ async def test_a_connection_killed_between_batches_is_retried_on_a_new_one(
 
 async def test_every_caller_hears_that_redis_cannot_be_reached() -> None:
     client = make_client("redis://127.0.0.1:1", max_connections=2, wait_for_connection=False)
+    unhandled: list[dict[str, object]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda _, context: unhandled.append(context))
     try:
         script = client.register_script(ECHO)
         calls = [run_script(script, ["k"], [str(i)]) for i in range(3)]
@@ -114,7 +117,11 @@ async def test_every_caller_hears_that_redis_cannot_be_reached() -> None:
         assert all(isinstance(result, RedisConnectionError) for result in results), results
         assert _connections(client) == 1
         assert len(client.connection_pool._in_use_connections) == 0
+        await asyncio.sleep(0)  # the batch's task has ended
+        gc.collect()  # a task that ended with an error nobody awaited is reported here
+        assert unhandled == []
     finally:
+        asyncio.get_running_loop().set_exception_handler(None)
         await client.aclose()
 
 

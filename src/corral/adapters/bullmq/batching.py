@@ -52,8 +52,10 @@ class CommandBatcher:
         try:
             connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
         except BaseException as exc:
-            _fail(batch, exc)
-            raise
+            _fail(batch, exc)  # the callers have the error: the task ends without it
+            if not isinstance(exc, Exception):
+                raise
+            return
         try:
             await connection.retry.call_with_retry(
                 lambda: _exchange(connection, batch),

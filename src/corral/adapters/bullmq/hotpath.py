@@ -156,7 +156,8 @@ def _cache_key(
 
 
 class Completion:
-    """``RedisBackend.moveToCompleted`` for one worker's jobs, for a fraction of its CPU.
+    """``RedisBackend.moveToCompleted`` for the jobs of one worker (``job.queue``: the packed
+    options include the worker's), for a fraction of its CPU.
 
     The same ``moveToFinished`` call with the same keys and arguments as
     ``Scripts.moveToCompletedArgs`` builds (the test compares them), but the keys that are the
@@ -166,7 +167,6 @@ class Completion:
 
     def __init__(self, worker: Worker) -> None:
         scripts = worker.scripts
-        self._worker = worker
         self._scripts = scripts
         self._keys = [*scripts.getKeys(list(FINISHED_KEYS)), scripts.keys["completed"]]
         self._metrics = scripts.toKey("metrics:completed")
@@ -196,12 +196,6 @@ class Completion:
     async def __call__(
         self, job: BullJob, result: Any, token: str, *, fetch_next: bool
     ) -> dict[str, Any]:
-        if job.queue is not self._worker:  # its options are another queue's: bullmq's path
-            remove = job.opts.get("removeOnComplete", False)
-            done: dict[str, Any] = await job.queue.backend.moveToCompleted(
-                job, result, remove, token, fetch_next=fetch_next
-            )
-            return done
         keys, args = self.args(job, result, token, fetch_next)
         raw = await run_script(self._scripts.commands["moveToFinished"], keys, args)
         if raw is None:

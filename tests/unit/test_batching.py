@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from corral.adapters.bullmq.connection import make_client
+from corral.adapters.bullmq.connection import SOCKET_TIMEOUT_S, make_client
 from corral.adapters.bullmq.wire import run_script
 
 ECHO = "return {ARGV[1], KEYS[1]}"
@@ -49,7 +49,8 @@ async def test_commands_of_one_turn_share_one_write_and_each_gets_its_reply(
     calls = [run_script(script, [f"k{i}"], [str(i)]) for i in range(10)]
     assert await asyncio.gather(*calls) == [[str(i), f"k{i}"] for i in range(10)]
     assert _connections(client) == 1
-    assert len(client.connection_pool._in_use_connections) == 0
+    (connection,) = client.connection_pool._available_connections
+    assert connection.socket_timeout == SOCKET_TIMEOUT_S  # put back after the batch's timer
 
 
 async def test_an_error_reply_is_its_own_commands_error(client: aioredis.Redis) -> None:
@@ -134,5 +135,7 @@ async def test_a_reply_that_never_comes_times_out_as_redis_py_reports_it(redis_u
         with pytest.raises(RedisTimeoutError, match="Timeout reading from"):
             await blocked
         assert await pool.batcher.send(("ECHO", "after")) == "after"
+        (connection,) = pool._available_connections
+        assert connection.socket_timeout == 0.1
     finally:
         await client.aclose()

@@ -24,6 +24,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 _Pending = deque[tuple[tuple[Any, ...], "asyncio.Future[Any]"]]
 
@@ -71,11 +72,28 @@ class CommandBatcher:
 
 
 async def _exchange(connection: Any, batch: _Pending) -> None:
-    """Write the unanswered commands of ``batch``, then hand each reply to its caller."""
+    """Write the unanswered commands of ``batch``, then hand each reply to its caller.
+
+    The replies are read under one timer for the whole batch, the connection's socket timeout
+    (redis-py's ``read_response`` starts one per reply), and a timeout is reported as redis-py
+    reports its own (the connection dropped, its ``TimeoutError``), which its retries know."""
     packed: list[bytes] = []
     for command, _ in batch:
         packed.extend(connection.pack_command(*command))
     await connection.send_packed_command(packed)
+    timeout = connection.socket_timeout
+    connection.socket_timeout = None  # no timer per reply: the one below bounds them all
+    try:
+        async with asyncio.timeout(timeout):
+            await _replies(connection, batch)
+    except TimeoutError:
+        await connection.disconnect(nowait=True)
+        raise RedisTimeoutError(f"Timeout reading from {connection._host_error()}") from None
+    finally:
+        connection.socket_timeout = timeout
+
+
+async def _replies(connection: Any, batch: _Pending) -> None:
     while batch:
         error: ResponseError | None = None
         try:

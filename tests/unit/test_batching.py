@@ -42,15 +42,15 @@ def _connections(client: aioredis.Redis) -> int:
     return len(pool._available_connections) + len(pool._in_use_connections)
 
 
-async def test_commands_of_one_turn_share_one_write_and_each_gets_its_reply(
+async def test_the_first_command_of_a_turn_goes_at_once_the_rest_together(
     client: aioredis.Redis,
 ) -> None:
     script = await _loaded(client, ECHO)
     calls = [run_script(script, [f"k{i}"], [str(i)]) for i in range(10)]
     assert await asyncio.gather(*calls) == [[str(i), f"k{i}"] for i in range(10)]
-    assert _connections(client) == 1
-    (connection,) = client.connection_pool._available_connections
-    assert connection.socket_timeout == SOCKET_TIMEOUT_S  # put back after the batch's timer
+    assert _connections(client) == 2  # the first, sent at once; the other nine, together
+    for connection in client.connection_pool._available_connections:
+        assert connection.socket_timeout == SOCKET_TIMEOUT_S  # put back after the batch's timer
 
 
 async def test_an_error_reply_is_its_own_commands_error(client: aioredis.Redis) -> None:
@@ -68,15 +68,15 @@ async def test_an_error_reply_is_its_own_commands_error(client: aioredis.Redis) 
     assert await run_script(script, ["d"], ["after"]) == "after"
 
 
-async def test_a_script_redis_does_not_know_is_loaded_in_a_batch(client: aioredis.Redis) -> None:
+@pytest.mark.parametrize("where", [0, 1], ids=["sent-at-once", "in-the-batch"])
+async def test_a_script_redis_does_not_know_is_loaded(client: aioredis.Redis, where: int) -> None:
     known = await _loaded(client, ECHO)
     unknown = client.register_script(f"return 'new' -- {uuid.uuid4()}")
-    replies = await asyncio.gather(
-        run_script(known, ["k"], ["1"]),
-        run_script(unknown, [], []),
-        run_script(known, ["k"], ["2"]),
-    )
-    assert replies == [["1", "k"], "new", ["2", "k"]]
+    calls = [run_script(known, ["k"], ["1"]), run_script(known, ["k"], ["2"])]
+    calls.insert(where, run_script(unknown, [], []))
+    expected: list[object] = [["1", "k"], ["2", "k"]]
+    expected.insert(where, "new")
+    assert await asyncio.gather(*calls) == expected
 
 
 async def test_a_cancelled_caller_leaves_the_connection_in_step(client: aioredis.Redis) -> None:
@@ -116,7 +116,7 @@ async def test_every_caller_hears_that_redis_cannot_be_reached() -> None:
         calls = [run_script(script, ["k"], [str(i)]) for i in range(3)]
         results = await asyncio.gather(*calls, return_exceptions=True)
         assert all(isinstance(result, RedisConnectionError) for result in results), results
-        assert _connections(client) == 1
+        assert _connections(client) == 2  # the one sent at once, the batch
         assert len(client.connection_pool._in_use_connections) == 0
         await asyncio.sleep(0)  # the batch's task has ended
         gc.collect()  # a task that ended with an error nobody awaited is reported here

@@ -5,8 +5,15 @@ the same turn of the loop, and each then records its completion. Sent one by one
 completion pays for its own pooled connection, its own write (a system call) and its own wait
 for readiness; written together on one connection, the burst pays once, and each reply is
 still read and handed to its own caller (measured: a round trip's CPU falls from about 24 us to
-about 14 us at four commands per write). Nothing waits to fill a batch: the batch is written on
-the loop's next turn, by which time every slot woken in this one has added its command.
+about 14 us at four commands per write).
+
+The first command of a turn is sent at once, on a connection of its own; the others of that
+turn are written together on the loop's next turn, by which time every slot woken in this one
+has added its command. Batching them all would keep Redis idle while the worker runs the
+burst's handlers, and then the worker idle while Redis runs the burst's scripts: the slots
+would move in lockstep. The command sent at once gives Redis work to do meanwhile, and its
+reply splits the slots into groups that overlap (measured on a 20,000-job drain: the same jobs
+in two thirds of the time, for about 10 us more CPU per job than batching everything).
 
 Replies come back in the order the commands were written. An error reply (a script's error,
 NOSCRIPT) is its own command's error; a connection that fails is retried as redis-py retries a
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -36,6 +44,23 @@ class CommandBatcher:
         self._pool = pool
         self._pending: _Pending = deque()
         self._flushing: set[asyncio.Task[None]] = set()
+        self._turn_open = False
+
+    async def run(self, command: tuple[Any, ...]) -> Any:
+        """The reply to ``command``: sent at once if it is the first of this turn of the loop,
+        else with the turn's batch (see the module's docstring)."""
+        if self._turn_open:
+            return await self.send(command)
+        self._turn_open = True
+        asyncio.get_running_loop().call_soon(self._close_turn)
+        connection = await self._pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            return await _with_retries(connection, lambda: _round_trip(connection, command))
+        finally:
+            await self._pool.release(connection)
+
+    def _close_turn(self) -> None:
+        self._turn_open = False
 
     def send(self, command: tuple[Any, ...]) -> asyncio.Future[Any]:
         """The reply to ``command`` (already decoded, as redis-py's ``read_response``)."""
@@ -58,11 +83,7 @@ class CommandBatcher:
                 raise
             return
         try:
-            await connection.retry.call_with_retry(
-                lambda: _exchange(connection, batch),
-                lambda error, failures: connection.disconnect(error=error, failure_count=failures),
-                with_failure_count=True,
-            )
+            await _with_retries(connection, lambda: _exchange(connection, batch))
         except BaseException as exc:
             _fail(batch, exc)
             if not isinstance(exc, Exception):
@@ -107,6 +128,21 @@ async def _replies(connection: Any, batch: _Pending) -> None:
             future.set_result(reply)
         else:
             future.set_exception(error)
+
+
+async def _round_trip(connection: Any, command: tuple[Any, ...]) -> Any:
+    await connection.send_packed_command(connection.pack_command(*command))
+    return await connection.read_response()
+
+
+async def _with_retries(connection: Any, exchange: Callable[[], Awaitable[Any]]) -> Any:
+    """``exchange()``, tried again as redis-py tries a command again: by the connection's
+    ``Retry``, the connection dropped after each failure."""
+    return await connection.retry.call_with_retry(
+        exchange,
+        lambda error, failures: connection.disconnect(error=error, failure_count=failures),
+        with_failure_count=True,
+    )
 
 
 def _fail(batch: _Pending, exc: BaseException) -> None:

@@ -5,13 +5,15 @@ Redis, and the redis-py internals the pools rely on are still there."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 import redis.asyncio as aioredis
-from redis.exceptions import DataError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import DataError, ResponseError
 
 from corral.adapters.bullmq.connection import SOCKET_TIMEOUT_S, PoolExhausted, make_client
-from corral.adapters.bullmq.wire import LeanPool, LeanWaitingPool, hiredis_packing
+from corral.adapters.bullmq.wire import LeanPool, LeanWaitingPool, hiredis_packing, run_script
 
 ARGS = [
     ("SET", "k", "v"),
@@ -126,4 +128,89 @@ async def test_small_and_large_writes_arrive_and_keep_the_socket_timeout(redis_u
         assert connection.socket_timeout == SOCKET_TIMEOUT_S
     finally:
         await client.delete(key)
+        await client.aclose()
+
+
+SCRIPT = """
+redis.call('SET', KEYS[1], ARGV[1])
+return {redis.call('GET', KEYS[1]), tonumber(ARGV[2]) * 2, false, {ARGV[3]}, #KEYS}
+"""
+
+
+async def test_run_script_answers_as_the_script_object_does(redis_url: str) -> None:
+    client = make_client(redis_url, max_connections=2, wait_for_connection=False)
+    key = "corral-test-wire-script"
+    try:
+        script = client.register_script(SCRIPT)
+        keys, args = [key, f"{key}-2"], ["é✓", 21, b"\x00x"]
+        assert await run_script(script, keys, args) == await script(keys=keys, args=args)
+        assert await run_script(script, keys, args) == ["é✓", 42, None, ["\x00x"], 2]
+        assert len(client.connection_pool._in_use_connections) == 0
+    finally:
+        await client.delete(key)
+        await client.aclose()
+
+
+async def test_run_script_loads_a_script_redis_does_not_know(redis_url: str) -> None:
+    client = make_client(redis_url, max_connections=1, wait_for_connection=False)
+    try:
+        unknown = client.register_script(f"return ARGV[1] -- {uuid.uuid4()}")
+        assert await client.script_exists(unknown.sha) == [False]
+        assert await run_script(unknown, [], ["loaded"]) == "loaded"
+        assert await client.script_exists(unknown.sha) == [True]
+        assert len(client.connection_pool._in_use_connections) == 0
+    finally:
+        await client.aclose()
+
+
+async def test_run_script_raises_the_scripts_error_and_keeps_the_connection(
+    redis_url: str,
+) -> None:
+    client = make_client(redis_url, max_connections=1, wait_for_connection=False)
+    try:
+        failing = client.register_script("return redis.error_reply('NOPE refused')")
+        with pytest.raises(ResponseError, match="NOPE refused"):
+            await run_script(failing, [], [])
+        assert await client.echo("after") == "after"
+        assert len(client.connection_pool._available_connections) == 1
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.parametrize("wait", [True, False], ids=["waiting", "plain"])
+async def test_a_connection_that_cannot_connect_goes_back_to_the_pool(wait: bool) -> None:
+    client = make_client(
+        "redis://127.0.0.1:1", max_connections=1, connect_timeout_s=1, wait_for_connection=wait
+    )
+    pool = client.connection_pool
+    try:
+        for _ in range(2):  # the second call finds the one connection free again
+            with pytest.raises(RedisConnectionError):
+                await pool.get_connection()
+            assert len(pool._in_use_connections) == 0
+            assert len(pool._available_connections) == 1
+    finally:
+        await client.aclose()
+
+
+async def test_a_due_health_check_still_pings_first_and_only_when_due(redis_url: str) -> None:
+    client = make_client(redis_url, max_connections=1, wait_for_connection=False)
+    try:
+        assert await client.echo("connect") == "connect"
+        (connection,) = client.connection_pool._available_connections
+        assert connection.health_check_interval > 0
+        pings: list[int] = []
+        send_ping = connection._send_ping
+
+        async def counted_ping() -> None:
+            pings.append(1)
+            await send_ping()
+
+        connection._send_ping = counted_ping
+        assert await client.echo("not due") == "not due"
+        assert pings == []
+        connection.next_health_check = -1.0  # due
+        assert await client.echo("due") == "due"
+        assert pings == [1]
+    finally:
         await client.aclose()

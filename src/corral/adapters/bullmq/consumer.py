@@ -1,12 +1,14 @@
 """The worker side: one bullmq ``Worker`` per queue, dispatching by job name.
 
-Two changes over stock bullmq make it fast:
+Three changes over stock bullmq make it fast:
 
 * a pooled Redis client, so concurrent jobs do not queue on one connection's lock, and a client
   of its own for the blocking pop that waits for new jobs (it holds its connection for seconds;
   on the shared pool it would compete with the jobs' own commands);
 * completion asks the ``moveToFinished`` script for the next job (``fetch_next``) and runs it in
   the same task: one round trip per job instead of two.
+* that call is sent by ``hotpath.Completion``, with the completions of the other jobs that
+  finished in the same turn of the event loop, in one write (``batching.py``).
 
 And the traps of the Python port are contained here: the Redis version is loaded before
 ``run()`` (else every timer rounds up to a whole second), the limiter gets a short drain delay,

@@ -23,6 +23,7 @@ from bullmq import Worker
 
 from corral.adapters.bullmq import internals
 from corral.adapters.bullmq.connection import REDIS_DOWN
+from corral.adapters.bullmq.hotpath import Completion
 from corral.core.attempts import AttemptOutcome
 from corral.errors import HandlerNotFound, UnrecoverableError
 
@@ -47,6 +48,7 @@ class Finisher:
         self.worker = worker
         self._retried: set[str] = set()
         self._requeue = internals.requeue_script(client)
+        self._complete = Completion(worker)
 
     async def complete(
         self, job: BullJob, token: str, result: Any, fetch: bool
@@ -54,7 +56,7 @@ class Finisher:
         """Record a success; None when BullMQ refused it (the lock was lost)."""
 
         def complete() -> Awaitable[dict[str, Any]]:
-            return internals.move_to_completed(self.worker, job, result, token, fetch_next=fetch)
+            return self._complete(job, result, token, fetch_next=fetch)
 
         try:
             return await self._through_outage(job, complete)

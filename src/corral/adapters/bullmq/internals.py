@@ -11,13 +11,14 @@ isolation) and ``Worker.processJob``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import Any, Final
 
 import redis.asyncio as aioredis
 from bullmq import Job as BullJob
 from bullmq import Queue, Worker
 from bullmq.redis_connection import RedisConnection, loadScript
+
+from corral.adapters.bullmq.hotpath import job_from_raw
 
 #: The script that moves an active job back to the front of its queue with its lock released
 #: and no stall counted, and the ``scripts.keys`` it takes, in order.
@@ -99,23 +100,24 @@ def deferred_failure(job: BullJob) -> str | None:
     return str(job.deferredFailure) if job.deferredFailure else None
 
 
-def move_to_completed(
-    worker: Worker, job: BullJob, result: Any, token: str, *, fetch_next: bool
-) -> Awaitable[dict[str, Any]]:
-    """Record a success; with ``fetch_next`` the same script call returns the next job."""
-    remove = job.opts.get("removeOnComplete", False)
-    call: Awaitable[dict[str, Any]] = worker.backend.moveToCompleted(
-        job, result, remove, token, fetch_next=fetch_next
-    )
-    return call
-
-
 async def next_job(worker: Worker, fetched: list[Any], token: str) -> BullJob | None:
-    """The job a completion fetched (``[data, id, limitUntil, delayUntil]``), made active."""
+    """The job a completion fetched (``[data, id, limitUntil, delayUntil]``), made active.
+
+    bullmq's ``nextJobFromJobData`` with the job decoded by :func:`job_from_raw`; a job of a
+    job scheduler (``rjk``), whose next iteration bullmq materializes here, and an empty fetch
+    take bullmq's own path."""
     job_data, job_id, limit_until, delay_until = fetched
-    job: BullJob | None = await worker.nextJobFromJobData(
-        job_data, job_id, limit_until or 0, delay_until or 0, token
-    )
+    if not job_data or job_data.get("rjk"):
+        job: BullJob | None = await worker.nextJobFromJobData(
+            job_data, job_id, limit_until or 0, delay_until or 0, token
+        )
+        return job
+    worker.limitUntil = max(limit_until or 0, 0) or 0
+    if delay_until:
+        worker.blockUntil = max(int(delay_until), 0) or 0
+    worker.drained = False
+    job = job_from_raw(worker, job_data, job_id)
+    job.token = token
     return job
 
 

@@ -24,12 +24,17 @@ internals; ``tests/unit/test_wire.py`` fails loudly if an upgrade changes them.
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import Any
 
 import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+
+from corral.adapters.bullmq.batching import CommandBatcher
 
 #: asyncio's default high-water mark for a transport's write buffer: a write of less than this
 #: into an empty buffer never pauses the transport, so ``drain()`` returns at once.
@@ -39,6 +44,13 @@ _NEVER_PAUSES = 64 * 1024
 class _HiredisPacking:
     socket_timeout: float | None
     _writer: asyncio.StreamWriter | None
+    health_check_interval: float
+    next_health_check: float
+
+    def _health_check_due(self) -> bool:
+        """redis-py's own test in ``check_health``, without a coroutine per command."""
+        interval = self.health_check_interval
+        return bool(interval) and asyncio.get_running_loop().time() > self.next_health_check
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         """redis-py bounds every write with ``asyncio.wait_for`` (a new task per command). A
@@ -53,7 +65,7 @@ class _HiredisPacking:
             and writer.transport.get_write_buffer_size() == 0
             and sum(map(len, command)) < _NEVER_PAUSES
         ):
-            if check_health:
+            if check_health and self._health_check_due():
                 await self.check_health()  # type: ignore[attr-defined]
             self.socket_timeout = None
             try:
@@ -86,12 +98,16 @@ def hiredis_packing(base: type[AbstractConnection]) -> type[AbstractConnection]:
 
 
 async def _take(pool: aioredis.ConnectionPool) -> Any:
-    connection = pool.get_available_connection()  # type: ignore[no-untyped-call]
+    return await _connected(pool, pool.get_available_connection())  # type: ignore[no-untyped-call]
+
+
+async def _connected(pool: aioredis.ConnectionPool, connection: Any) -> Any:
+    """``connection``, just taken from ``pool``, connected; given back if it cannot be."""
     try:
         if not connection.is_connected:
             await connection.connect()
     except BaseException:
-        await _give_back(pool, connection)
+        await pool.release(connection)
         raise
     return connection
 
@@ -112,6 +128,10 @@ class LeanPool(aioredis.ConnectionPool):
 
     async def release(self, connection: AbstractConnection) -> None:
         await _give_back(self, connection)
+
+    @functools.cached_property
+    def batcher(self) -> CommandBatcher:
+        return CommandBatcher(self)
 
 
 class LeanWaitingPool(aioredis.BlockingConnectionPool):
@@ -134,16 +154,30 @@ class LeanWaitingPool(aioredis.BlockingConnectionPool):
             raise RedisConnectionError("No connection available.") from exc
         finally:
             self._waiting -= 1
-        try:
-            if not connection.is_connected:
-                await connection.connect()
-        except BaseException:
-            await self.release(connection)
-            raise
-        return connection
+        return await _connected(self, connection)
 
     async def release(self, connection: AbstractConnection) -> None:
         await _give_back(self, connection)
         if self._waiting:
             async with self._condition:
                 self._condition.notify()
+
+
+async def run_script(script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
+    """``await script(keys=keys, args=args)`` for a script sent on every job.
+
+    On a :class:`LeanPool` the EVALSHA goes through the pool's
+    :class:`~corral.adapters.bullmq.batching.CommandBatcher`: sent at once or with the other
+    commands of this turn of the loop, with redis-py's retries, timeout and disconnect on error,
+    without the client's layers around them (the script object, the command dispatch, the
+    operation-duration records, the reply callbacks, of which EVALSHA has none). A script
+    Redis does not know (restarted, flushed) takes redis-py's own path, which loads it:
+    NOSCRIPT means it did not run."""
+    client = script.registered_client
+    pool = client.connection_pool
+    if client.single_connection_client or not isinstance(pool, LeanPool):
+        return await script(keys=keys, args=args)
+    try:
+        return await pool.batcher.run(("EVALSHA", script.sha, len(keys), *keys, *args))
+    except NoScriptError:
+        return await script(keys=keys, args=args)

@@ -59,8 +59,17 @@ class Gate(Protocol):
     async def watermarks(self, schedule_ids: Sequence[UUID]) -> Sequence[datetime | None]:
         """The schedules' watermarks, read without claiming anything."""
 
-    async def heartbeat(self, scheduler_id: str, *, stopping: bool = False) -> float | None:
-        """Mark the scheduler alive (or gone); return its clock minus Redis's, in seconds."""
+    async def heartbeat(
+        self, scheduler_id: str, *, stopping: bool = False, promise: str | None = None
+    ) -> float | None:
+        """Mark the scheduler alive (or gone), refresh its ``promise``; return its clock minus
+        Redis's, in seconds."""
+
+    async def promise(self, scheduler_id: str, promise: str) -> None:
+        """Publish the scheduler's promise about the schedules it owns (``core.ownership``)."""
+
+    async def promises(self, scheduler_ids: Sequence[str]) -> Sequence[str | None]:
+        """The schedulers' promises, None where there is none."""
 
     async def schedulers(self, *, within_ms: int) -> Sequence[str]:
         """The ids of the schedulers whose heartbeat is at most ``within_ms`` old."""

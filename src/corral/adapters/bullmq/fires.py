@@ -188,7 +188,25 @@ class FireGate:
         """Drop a deleted schedule's watermark."""
         await self.client.delete(self._key(schedule_id))
 
-    async def heartbeat(self, scheduler_id: str, *, stopping: bool = False) -> float | None:
+    async def promise(self, scheduler_id: str, promise: str) -> None:
+        """Publish this scheduler's promise (see ``core.ownership``)."""
+        key = self.keys.scheduler_promise(scheduler_id)
+        try:
+            await self.client.set(key, promise, px=HEARTBEAT_TTL_MS)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise unavailable(self.url, exc) from None
+
+    async def promises(self, scheduler_ids: Sequence[str]) -> list[str | None]:
+        """The other schedulers' promises (None where there is none), with one MGET."""
+        try:
+            values = await self.client.mget([self.keys.scheduler_promise(s) for s in scheduler_ids])
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise unavailable(self.url, exc) from None
+        return [None if v is None else str(v) for v in values]
+
+    async def heartbeat(
+        self, scheduler_id: str, *, stopping: bool = False, promise: str | None = None
+    ) -> float | None:
         """Mark this scheduler alive (or gone), for health checks and /metrics, and return its
         clock skew: this process's wall clock minus Redis's ``TIME``, in seconds (None when
         stopping).
@@ -202,7 +220,7 @@ class FireGate:
         if stopping:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.zrem(key, scheduler_id)
-                pipe.delete(skew_key)
+                pipe.delete(skew_key, self.keys.scheduler_promise(scheduler_id))
                 await pipe.execute()
             return None
         sent = time.time()
@@ -214,6 +232,8 @@ class FireGate:
             pipe.zadd(key, {scheduler_id: now_ms})
             pipe.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
             pipe.set(skew_key, f"{skew:.4f}", px=HEARTBEAT_TTL_MS)
+            if promise is not None:  # refreshed while it does not change
+                pipe.set(self.keys.scheduler_promise(scheduler_id), promise, px=HEARTBEAT_TTL_MS)
             await pipe.execute()
         return skew
 

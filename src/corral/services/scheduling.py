@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +51,7 @@ LIVE_POLLS = 3
 #: is lost. Nudges (every change made through Corral) reach all replicas at once.
 SLOW_POLL_S = 5.0
 _POLLER = UUID(int=0)
+POLL_PHASE = timedelta(seconds=0.25)
 
 
 def utc_now() -> datetime:
@@ -137,9 +138,10 @@ class SchedulerLoop:
         self._changed.set()
 
     def idle(self) -> bool:
-        """No batch in flight and nothing overdue (for benchmarks and tests)."""
+        """Steady (for benchmarks and tests): no batch in flight, nothing overdue, and no other
+        replica's ticks to check."""
         now = self.clock()
-        return not self._busy and all(not h or h[0][0] > now for h in (self._heap, self._backup))
+        return not (self._busy or self.covered or (self._heap and self._heap[0][0] <= now))
 
     async def reload(self) -> None:
         """Reload the enabled schedules. Unchanged ones keep their next tick; new or changed
@@ -190,7 +192,7 @@ class SchedulerLoop:
     async def run(self, stop: asyncio.Event) -> None:
         await self._guarded(self._heartbeat(), "heartbeat")
         await self.reload()
-        next_poll = self.clock() + timedelta(seconds=self.poll_s)
+        next_poll = self._next_poll()
         try:
             while not stop.is_set():
                 # Due ticks first: the poll (a SQL query, the heartbeat's round trips) drifts
@@ -206,19 +208,45 @@ class SchedulerLoop:
                 if now >= next_poll or stepped_back or self._changed.is_set():
                     await self._guarded(self._maybe_reload(now), "reload")
                     await self._guarded(self._heartbeat(), "heartbeat")
-                    next_poll = self.clock() + timedelta(seconds=self.poll_s)
+                    next_poll = self._next_poll()
                 await self._guarded(self._promise(), "promises")
                 until = min(self._next_due(), next_poll, self._check_at or next_poll)
                 await self._wait(stop, until)
         finally:
             await self._guarded(self.gate.heartbeat(self.id, stopping=True), "heartbeat")
 
+    def _next_poll(self) -> datetime:
+        """A poll interval on, moved to the nearest quarter past a second (with one-second
+        polls or longer): clear of the whole seconds where cron ticks fall, and after the
+        owners of those ticks have published their next promises, so one read per poll keeps
+        each trusted for the whole interval."""
+        at = self.clock() + timedelta(seconds=self.poll_s)
+        if self.poll_s < 1:
+            return at
+        snapped = at.replace(microsecond=0) + POLL_PHASE
+        if at - snapped > timedelta(seconds=0.5):
+            snapped += timedelta(seconds=1)
+        return snapped
+
     async def _heartbeat(self) -> None:
-        skew = await self.gate.heartbeat(self.id, promise=self._promised)
-        if skew is not None:
-            self.reports.note_skew(skew)
-        live = await self.gate.schedulers(within_ms=round(self.poll_s * LIVE_POLLS * 1000))
-        self._set_members(live)
+        within_ms = round(self.poll_s * LIVE_POLLS * 1000)
+        last_skew = self.reports.clock_skew_s
+        if last_skew is None:  # the first: measure the skew before writing it
+            skew = await self.gate.heartbeat(self.id, promise=self._promised)
+            if skew is not None:
+                self.reports.note_skew(skew)
+            self._set_members(await self.gate.schedulers(within_ms=within_ms))
+            return
+        # One round trip: the beat, who is live, and the others' promises.
+        others = [m for m in self.members if m != self.id]
+        beat = await self.gate.beat(
+            self.id, skew=last_skew, promise=self._promised, others=others, within_ms=within_ms
+        )
+        self.reports.note_skew(beat.skew)
+        view = self._view
+        self._set_members(beat.live)
+        if others and self._view == view:  # else they are read again at once
+            self._judge(others, beat.promises, self.clock())
 
     def owns(self, schedule_id: UUID) -> bool:
         """Whether this replica settles the schedule on time (else it is its owner's backup).
@@ -286,11 +314,14 @@ class SchedulerLoop:
         if not others:
             self._cover(frozenset(), {}, now)
             return
-        promises = await self.gate.promises(others)
+        self._judge(others, await self.gate.promises(others), now)
+
+    def _judge(self, others: list[str], promises: Sequence[str | None], now: datetime) -> None:
         now_ms = int(now.timestamp() * 1000)
         delay_ms = int(self.backup_delay.total_seconds() * 1000)
-        # Covered ones again at the next poll (are they back?), trusted ones when it runs out.
-        check_ms = now_ms + int(self.poll_s * 1000)
+        # Trusted ones again when the trust runs out; covered ones (are they back?) at the next
+        # heartbeat, which reads every promise: this is the fallback should it fail.
+        check_ms = now_ms + int(self.poll_s * 2000)
         covered: set[str] = set()
         since: dict[str, datetime] = {}
         for member, promise in zip(others, promises, strict=True):
@@ -308,6 +339,7 @@ class SchedulerLoop:
         if covered == self.covered:
             return
         added = covered - self.covered
+        self.stats.coverage_changes += 1
         self.covered = covered
         for entry in self._entries.values():
             if entry.owner in added:
@@ -375,6 +407,7 @@ class SchedulerLoop:
     async def _unsettled(self, entries: list[_Entry], now: datetime) -> list[_Entry]:
         """Of ticks other replicas own, those still unsettled (one MGET of their watermarks,
         and the misfire policy on each); the others go back on the heap for their next tick."""
+        self.stats.backup_checks += len(entries)
         try:
             marks = await self.gate.watermarks([e.schedule.id for e in entries])
         except Exception:

@@ -17,27 +17,26 @@ replica fails it.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 from corral.core.jobs import DEFAULT_REMOVE_ON_COMPLETE, Retention
-from corral.core.ownership import owner, promise_text, trusted_until, view_of
+from corral.core.ownership import owner
 from corral.core.ports import ScheduleStore
-from corral.core.schedules import DEFAULT_CATCH_UP_MS, ScheduledJob
+from corral.core.schedules import DEFAULT_CATCH_UP_MS
 from corral.services.fire_reports import FireReports
 from corral.services.firing import Gate, OnMissed, Outcome
+from corral.services.promises import Promises, next_poll
 from corral.services.settling import Settler
+from corral.services.tick_heaps import Entry, TickHeaps, next_tick
 from corral.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-MAX_BATCH = 256
 #: How long after a tick a replica that does not own the schedule checks that its owner fired
 #: it (and fires it if not): the most a dead or stalled owner's tick is late. Well above an
 #: owner's usual lateness (tens of ms), so the check rarely finds work, and far below the
@@ -51,20 +50,10 @@ LIVE_POLLS = 3
 #: is lost. Nudges (every change made through Corral) reach all replicas at once.
 SLOW_POLL_S = 5.0
 _POLLER = UUID(int=0)
-POLL_PHASE = timedelta(seconds=0.25)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(slots=True)
-class _Entry:
-    schedule: ScheduledJob
-    #: When this replica settles (or, not its owner, checks) the schedule next: a tick, or
-    #: "now" after a change; None while it has nothing to do with it.
-    next_at: datetime | None
-    owner: str = ""
 
 
 class SchedulerLoop:
@@ -91,7 +80,7 @@ class SchedulerLoop:
         self.backup_delay = timedelta(seconds=backup_delay_s)
         self.reports = FireReports(on_fired=on_fired, on_missed=on_missed, clock=clock)
         self.stats = self.reports.stats
-        self.settler = Settler[_Entry](
+        self.settler = Settler[Entry](
             gate,
             stats=self.stats,
             catch_up_ms=catch_up_ms,
@@ -102,16 +91,11 @@ class SchedulerLoop:
         self.id = uuid4().hex
         #: The live replicas (this one included) as the last heartbeat read them.
         self.members: tuple[str, ...] = ()
-        #: The other replicas whose schedules this one checks (see the module docstring).
-        self.covered: frozenset[str] = frozenset()
+        self.promises = Promises(delay=self.backup_delay, poll_s=poll_s)
         self._announce = announce
-        self._entries: dict[UUID, _Entry] = {}
-        self._heap: list[tuple[datetime, UUID]] = []  # the ticks of the schedules it owns
-        self._backup: list[tuple[datetime, UUID]] = []  # checks of covered replicas' ticks
+        self._entries: dict[UUID, Entry] = {}
+        self.heaps = TickHeaps(self.id, self.backup_delay, self._tracks)
         self._marker: str | None = None
-        self._view = ""
-        self._promised: str | None = None
-        self._check_at: datetime | None = None  # when to read the others' promises again
         self._slow_poll_at = datetime.min.replace(tzinfo=UTC)
         self._busy = False
         self._changed = asyncio.Event()
@@ -141,7 +125,8 @@ class SchedulerLoop:
         """Steady (for benchmarks and tests): no batch in flight, nothing overdue, and no other
         replica's ticks to check."""
         now = self.clock()
-        return not (self._busy or self.covered or (self._heap and self._heap[0][0] <= now))
+        top = self.heaps.next_owned()
+        return not (self._busy or self.promises.covered or (top is not None and top <= now))
 
     async def reload(self) -> None:
         """Reload the enabled schedules. Unchanged ones keep their next tick; new or changed
@@ -149,7 +134,7 @@ class SchedulerLoop:
         marker = await self.store.change_marker()
         schedules = await self.store.list_enabled()
         now = self.clock()
-        entries: dict[UUID, _Entry] = {}
+        entries: dict[UUID, Entry] = {}
         for schedule in schedules:
             old = self._entries.get(schedule.id)
             # The whole definition, not ``updated_at``: that never moves back, so a change
@@ -157,7 +142,7 @@ class SchedulerLoop:
             if old is not None and old.schedule == schedule:
                 entries[schedule.id] = old
             else:
-                entry = _Entry(schedule=schedule, next_at=now, owner=self._owner(schedule.id))
+                entry = Entry(schedule=schedule, next_at=now, owner=self._owner(schedule.id))
                 entries[schedule.id] = entry
                 if not self._tracks(entry):
                     entry.next_at = None
@@ -192,47 +177,34 @@ class SchedulerLoop:
     async def run(self, stop: asyncio.Event) -> None:
         await self._guarded(self._heartbeat(), "heartbeat")
         await self.reload()
-        next_poll = self._next_poll()
+        poll_at = next_poll(self.clock(), self.poll_s)
         try:
             while not stop.is_set():
                 # Due ticks first: the poll (a SQL query, the heartbeat's round trips) drifts
                 # through the second and would otherwise delay the ticks it lands on.
                 await self._fire_due(self.clock())
                 now = self.clock()
-                if self._check_at is not None and self._check_at <= now:
+                if self.promises.due(now):
                     await self._guarded(self._check_promises(now), "promises")
                 # Also when the next poll is further off than one interval: the wall clock
                 # stepped back, and waiting for it would stop heartbeats and reloads until the
                 # clock is back where it was (an hour, after a one-hour step).
-                stepped_back = next_poll - now > timedelta(seconds=self.poll_s)
-                if now >= next_poll or stepped_back or self._changed.is_set():
+                stepped_back = poll_at - now > timedelta(seconds=self.poll_s)
+                if now >= poll_at or stepped_back or self._changed.is_set():
                     await self._guarded(self._maybe_reload(now), "reload")
                     await self._guarded(self._heartbeat(), "heartbeat")
-                    next_poll = self._next_poll()
+                    poll_at = next_poll(self.clock(), self.poll_s)
                 await self._guarded(self._promise(), "promises")
-                until = min(self._next_due(), next_poll, self._check_at or next_poll)
+                until = min(self._next_due(), poll_at, self.promises.check_at or poll_at)
                 await self._wait(stop, until)
         finally:
             await self._guarded(self.gate.heartbeat(self.id, stopping=True), "heartbeat")
-
-    def _next_poll(self) -> datetime:
-        """A poll interval on, moved to the nearest quarter past a second (with one-second
-        polls or longer): clear of the whole seconds where cron ticks fall, and after the
-        owners of those ticks have published their next promises, so one read per poll keeps
-        each trusted for the whole interval."""
-        at = self.clock() + timedelta(seconds=self.poll_s)
-        if self.poll_s < 1:
-            return at
-        snapped = at.replace(microsecond=0) + POLL_PHASE
-        if at - snapped > timedelta(seconds=0.5):
-            snapped += timedelta(seconds=1)
-        return snapped
 
     async def _heartbeat(self) -> None:
         within_ms = round(self.poll_s * LIVE_POLLS * 1000)
         last_skew = self.reports.clock_skew_s
         if last_skew is None:  # the first: measure the skew before writing it
-            skew = await self.gate.heartbeat(self.id, promise=self._promised)
+            skew = await self.gate.heartbeat(self.id, promise=self.promises.promised)
             if skew is not None:
                 self.reports.note_skew(skew)
             self._set_members(await self.gate.schedulers(within_ms=within_ms))
@@ -240,13 +212,17 @@ class SchedulerLoop:
         # One round trip: the beat, who is live, and the others' promises.
         others = [m for m in self.members if m != self.id]
         beat = await self.gate.beat(
-            self.id, skew=last_skew, promise=self._promised, others=others, within_ms=within_ms
+            self.id,
+            skew=last_skew,
+            promise=self.promises.promised,
+            others=others,
+            within_ms=within_ms,
         )
         self.reports.note_skew(beat.skew)
-        view = self._view
+        view = self.promises.view
         self._set_members(beat.live)
-        if others and self._view == view:  # else they are read again at once
-            self._judge(others, beat.promises, self.clock())
+        if others and self.promises.view == view:  # else they are read again at once
+            self._cover(self.promises.judge(others, beat.promises, self.clock()))
 
     def owns(self, schedule_id: UUID) -> bool:
         """Whether this replica settles the schedule on time (else it is its owner's backup).
@@ -258,8 +234,8 @@ class SchedulerLoop:
             return self.id
         return owner(schedule_id, self.members) or self.id
 
-    def _tracks(self, entry: _Entry) -> bool:
-        return entry.owner == self.id or entry.owner in self.covered
+    def _tracks(self, entry: Entry) -> bool:
+        return entry.owner == self.id or entry.owner in self.promises.covered
 
     def _set_members(self, live: Iterable[str]) -> None:
         members = tuple(sorted({*live, self.id}))
@@ -272,7 +248,6 @@ class SchedulerLoop:
             entry.owner = self._owner(sid)
             if gained and entry.next_at is None:
                 entry.next_at = now  # its old owner may have left it behind: settle it now
-        self.covered = self.covered & set(members)
         self._new_view()
         owned = sum(e.owner == self.id for e in self._entries.values())
         logger.info(
@@ -285,84 +260,44 @@ class SchedulerLoop:
 
     def _new_view(self) -> None:
         """Members or definitions changed: rebuild the heaps, read the promises at once."""
-        self._view = view_of(self.members, self._marker)
-        self._rebuild()
-        self._check_at = self.clock() if len(self.members) > 1 else None
-
-    def _rebuild(self) -> None:
-        self._heap, self._backup = [], []
-        for sid, entry in self._entries.items():
-            if not self._tracks(entry):
-                entry.next_at = None
-            elif entry.next_at is not None:
-                self._heap_of(entry).append((self._due(entry, entry.next_at), sid))
-        heapq.heapify(self._heap)
-        heapq.heapify(self._backup)
+        self.promises.new_view(self.members, self._marker, self.clock())
+        self.heaps.rebuild(self._entries)
 
     async def _promise(self) -> None:
         """Publish the promise (when it changed): the next tick this replica owns."""
-        next_ms = int(self._heap[0][0].timestamp() * 1000) if self._heap else None
-        text = promise_text(next_ms, self._view)
-        if text != self._promised and len(self.members) > 1:
+        text = self.promises.to_publish(self.heaps.next_owned(), self.members)
+        if text is not None:
             await self.gate.promise(self.id, text)
-            self._promised = text
+            self.promises.promised = text
 
     async def _check_promises(self, now: datetime) -> None:
         """Read the other replicas' promises and cover those that failed theirs."""
         others = [m for m in self.members if m != self.id]
-        self._check_at = None
-        if not others:
-            self._cover(frozenset(), {}, now)
-            return
-        self._judge(others, await self.gate.promises(others), now)
+        if others:
+            self._cover(self.promises.judge(others, await self.gate.promises(others), now))
 
-    def _judge(self, others: list[str], promises: Sequence[str | None], now: datetime) -> None:
-        now_ms = int(now.timestamp() * 1000)
-        delay_ms = int(self.backup_delay.total_seconds() * 1000)
-        # Trusted ones again when the trust runs out; covered ones (are they back?) at the next
-        # heartbeat, which reads every promise: this is the fallback should it fail.
-        check_ms = now_ms + int(self.poll_s * 2000)
-        covered: set[str] = set()
-        since: dict[str, datetime] = {}
-        for member, promise in zip(others, promises, strict=True):
-            until = trusted_until(promise, self._view, delay_ms)
-            if until is not None and until <= now_ms:
-                covered.add(member)
-                if until > 0:  # a stale promise: its ticks from the promised one are unsettled
-                    since[member] = datetime.fromtimestamp((until - delay_ms) / 1000, UTC)
-            elif until is not None:
-                check_ms = min(check_ms, until)
-        self._check_at = datetime.fromtimestamp(check_ms / 1000, UTC)
-        self._cover(frozenset(covered), since, now)
-
-    def _cover(self, covered: frozenset[str], since: dict[str, datetime], now: datetime) -> None:
-        if covered == self.covered:
+    def _cover(self, added: dict[str, datetime] | None) -> None:
+        """The covered replicas changed: check the newly covered ones' ticks from when they
+        may be unsettled, forget the others'."""
+        if added is None:
             return
-        added = covered - self.covered
         self.stats.coverage_changes += 1
-        self.covered = covered
         for entry in self._entries.values():
             if entry.owner in added:
-                entry.next_at = min(since.get(entry.owner, now), now)
-        self._rebuild()
+                entry.next_at = added[entry.owner]
+        self.heaps.rebuild(self._entries)
         logger.debug(
             "scheduler: checking the ticks of %d other replica(s)",
-            len(covered),
-            extra={"event": "scheduler.covering", "replicas": len(covered)},
+            len(self.promises.covered),
+            extra={"event": "scheduler.covering", "replicas": len(self.promises.covered)},
         )
-
-    def _due(self, entry: _Entry, at: datetime) -> datetime:
-        return at if entry.owner == self.id else at + self.backup_delay
-
-    def _heap_of(self, entry: _Entry) -> list[tuple[datetime, UUID]]:
-        return self._heap if entry.owner == self.id else self._backup
 
     async def _guarded(self, work: Any, step: str) -> None:
         await self._steps[step].attempt(lambda: work)
 
     def _next_due(self) -> datetime:
-        tops = [h[0][0] for h in (self._heap, self._backup) if h]
-        return min(tops) if tops else self.clock() + timedelta(seconds=self.poll_s)
+        due = self.heaps.next_due()
+        return due if due is not None else self.clock() + timedelta(seconds=self.poll_s)
 
     async def _wait(self, stop: asyncio.Event, until: datetime) -> None:
         # Never longer than a poll interval: ``until`` is on the wall clock, which may step.
@@ -376,26 +311,16 @@ class SchedulerLoop:
             for waiter in waiters:
                 waiter.cancel()
 
-    def _pop_due(self, heap: list[tuple[datetime, UUID]], now: datetime) -> list[_Entry]:
-        # A bounded batch per turn: the loop heartbeats, polls for changes and reads the clock
-        # again between batches (the first pass after a load settles every schedule).
-        due: list[_Entry] = []
-        while heap and heap[0][0] <= now and len(due) < MAX_BATCH:
-            entry = self._entries.get(heapq.heappop(heap)[1])
-            if entry is not None:
-                due.append(entry)
-        return due
-
     async def _fire_due(self, now: datetime) -> None:
         self._busy = True
         try:
-            owned = self._pop_due(self._heap, now)
+            owned = self.heaps.pop_due(True, self._entries, now)
             if owned:
                 await self.settler.batch(owned, now)
             # Apart from the owner's: a backup that finds work may race a late owner, and its
             # lost race must not send the owned batch down the one-by-one path. A backup plans
             # as of the delay ago, so it never fires a tick younger than the delay.
-            checks = self._pop_due(self._backup, now)
+            checks = self.heaps.pop_due(False, self._entries, now)
             if checks:
                 horizon = now - self.backup_delay
                 backups = await self._unsettled(checks, horizon)
@@ -404,7 +329,7 @@ class SchedulerLoop:
         finally:
             self._busy = False
 
-    async def _unsettled(self, entries: list[_Entry], now: datetime) -> list[_Entry]:
+    async def _unsettled(self, entries: list[Entry], now: datetime) -> list[Entry]:
         """Of ticks other replicas own, those still unsettled (one MGET of their watermarks,
         and the misfire policy on each); the others go back on the heap for their next tick."""
         self.stats.backup_checks += len(entries)
@@ -412,40 +337,31 @@ class SchedulerLoop:
             marks = await self.gate.watermarks([e.schedule.id for e in entries])
         except Exception:
             return entries  # cannot tell: settle them all, the transaction decides
-        pending: list[_Entry] = []
+        pending: list[Entry] = []
         for entry, mark in zip(entries, marks, strict=True):
             schedule = entry.schedule
             if mark is not None and mark >= schedule.updated_at:
                 # The usual case, in one cron step: the owner settled every tick up to now.
-                following = self._next_tick(schedule, mark)
+                following = next_tick(schedule, mark)
                 if following is None or following > now:
-                    self._push(entry, following)
+                    self.heaps.push(entry, following)
                     continue
             if self.settler.plan(schedule, mark, now=now).moves(mark):
                 pending.append(entry)
             else:
-                self._push(entry, self._next_tick(schedule, now))
+                self.heaps.push(entry, next_tick(schedule, now))
         return pending
 
-    def _failed(self, entry: _Entry, now: datetime) -> None:
-        self._push(entry, now + timedelta(seconds=min(self.poll_s, 1.0)))  # soon, not busy
+    def _failed(self, entry: Entry, now: datetime) -> None:
+        self.heaps.push(entry, now + timedelta(seconds=min(self.poll_s, 1.0)))  # soon, not busy
 
-    def _settled(self, entry: _Entry, outcome: Outcome, now: datetime) -> None:
+    def _settled(self, entry: Entry, outcome: Outcome, now: datetime) -> None:
         schedule = entry.schedule
         self.reports.record(schedule, outcome)
         if outcome.fired is not None and entry.owner != self.id:
             self.stats.backup_fires += 1
-        following = None if outcome.fired is None else self._next_tick(schedule, outcome.fired)
+        following = None if outcome.fired is None else next_tick(schedule, outcome.fired)
         if following is not None and following <= now:
-            self._push(entry, following)  # a late tick fired alone: the next one is due too
+            self.heaps.push(entry, following)  # a late tick fired alone: the next one is due too
         else:
-            self._push(entry, self._next_tick(schedule, now))
-
-    def _next_tick(self, schedule: ScheduledJob, after: datetime) -> datetime | None:
-        return schedule.cron.next_fire(after.replace(microsecond=0), schedule.zone)
-
-    def _push(self, entry: _Entry, at: datetime | None) -> None:
-        entry.next_at = at if self._tracks(entry) else None
-        if entry.next_at is not None:
-            due = self._due(entry, entry.next_at)
-            heapq.heappush(self._heap_of(entry), (due, entry.schedule.id))
+            self.heaps.push(entry, next_tick(schedule, now))

@@ -59,7 +59,9 @@ class Settler(Generic[E]):
             event="scheduler.settle_failed",
         )
 
-    def plan(self, schedule: ScheduledJob, watermark: datetime | None, *, now: datetime) -> FirePlan:
+    def plan(
+        self, schedule: ScheduledJob, watermark: datetime | None, *, now: datetime
+    ) -> FirePlan:
         return plan_fire(schedule, watermark=watermark, now=now, catch_up_ms=self.catch_up_ms)
 
     def _spec(self, schedule: ScheduledJob, tick: datetime) -> JobSpec:

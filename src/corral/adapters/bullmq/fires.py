@@ -259,7 +259,7 @@ class FireGate:
         """A heartbeat (as :meth:`heartbeat`, writing ``skew``, the last one measured) that
         also refreshes ``promise`` and reads the live schedulers and the ``others``' promises:
         all in one round trip, whose ``TIME`` gives the next skew."""
-        key = self.keys.schedulers
+        key, promise_key = self.keys.schedulers, self.keys.scheduler_promise(scheduler_id)
         sent = time.time()
         now_ms = int(sent * 1000)
         try:
@@ -269,7 +269,7 @@ class FireGate:
                 pipe.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
                 pipe.set(self.keys.scheduler_skew(scheduler_id), f"{skew:.4f}", px=HEARTBEAT_TTL_MS)
                 if promise is not None:
-                    pipe.set(self.keys.scheduler_promise(scheduler_id), promise, px=HEARTBEAT_TTL_MS)
+                    pipe.set(promise_key, promise, px=HEARTBEAT_TTL_MS)
                 pipe.zrangebyscore(key, now_ms - within_ms, "+inf")
                 if others:
                     pipe.mget([self.keys.scheduler_promise(s) for s in others])

@@ -19,6 +19,7 @@ from corral.scheduler import TaskScheduler
 from corral.services.scheduling import BACKUP_DELAY_S
 from corral.settings import CorralSettings
 from tests.integration.test_scheduler_sharing import (
+    _beside_ghost,
     _every_second,
     _fired,
     _ghost,
@@ -45,13 +46,8 @@ async def test_a_replica_whose_promise_goes_stale_is_covered_after_the_delay(
     client = redis.Redis.from_url(redis_url)
     key = f"{settings.prefix}:{settings.queue}:corral:schedulers:promise:ghost"
     async with _ghost(settings, redis_url):
-        await replica.initialize()
+        loop, ghosts = await _beside_ghost(replica, schedules)
         try:
-            loop = replica.loop
-            assert loop is not None
-            await _members(replica, 2)
-            ghosts = [s for s in schedules if not loop.owns(s.id)]
-            assert ghosts, "some schedules belong to the ghost (rendezvous split of 10)"
             # The ghost promises, from this replica's view, that its next tick is 2 s off,
             # and then never gets past it (its heartbeat goes on).
             promised = _now_s() + timedelta(seconds=2)

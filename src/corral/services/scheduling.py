@@ -3,15 +3,11 @@ ticks exactly once, and reload definitions when they change.
 
 Every replica runs the same loop; exactly-once comes from the gate's atomic
 watermark-and-enqueue (see ``adapters/bullmq/fires.py``), so there is no leader to elect and no
-takeover gap. The replicas share the work without agreeing on anything: each one reads the live
-replicas from the heartbeats and settles on time the schedules it owns (rendezvous hashing,
-``core.ownership``). After each turn it publishes a promise (its next due tick, and the view of
-replicas and definitions it worked from); the others trust it until that tick plus
-:data:`BACKUP_DELAY_S` and only then read it again. A replica whose promise is missing, stale
-or made from another view is covered: the others keep its schedules' ticks too and settle,
-:data:`BACKUP_DELAY_S` late, those still unsettled, so a dead or stalled replica's ticks fire at
-most that much late. So a replica computes ticks only for the schedules it owns, unless another
-replica fails it.
+takeover gap. The replicas share the work without agreeing on anything: each settles on time
+the schedules it owns (rendezvous hashing over the live replicas, ``core.ownership``) and
+publishes a promise after each turn; another replica checks a schedule's ticks itself,
+:data:`BACKUP_DELAY_S` late, only while its owner's promise is missing, stale or made from
+another view (docs/design.md, "Sharing the work").
 """
 
 from __future__ import annotations
@@ -323,34 +319,11 @@ class SchedulerLoop:
             checks = self.heaps.pop_due(False, self._entries, now)
             if checks:
                 horizon = now - self.backup_delay
-                backups = await self._unsettled(checks, horizon)
+                backups = await self.settler.unsettled(checks, horizon, self.heaps.push)
                 if backups:
                     await self.settler.batch(backups, horizon)
         finally:
             self._busy = False
-
-    async def _unsettled(self, entries: list[Entry], now: datetime) -> list[Entry]:
-        """Of ticks other replicas own, those still unsettled (one MGET of their watermarks,
-        and the misfire policy on each); the others go back on the heap for their next tick."""
-        self.stats.backup_checks += len(entries)
-        try:
-            marks = await self.gate.watermarks([e.schedule.id for e in entries])
-        except Exception:
-            return entries  # cannot tell: settle them all, the transaction decides
-        pending: list[Entry] = []
-        for entry, mark in zip(entries, marks, strict=True):
-            schedule = entry.schedule
-            if mark is not None and mark >= schedule.updated_at:
-                # The usual case, in one cron step: the owner settled every tick up to now.
-                following = next_tick(schedule, mark)
-                if following is None or following > now:
-                    self.heaps.push(entry, following)
-                    continue
-            if self.settler.plan(schedule, mark, now=now).moves(mark):
-                pending.append(entry)
-            else:
-                self.heaps.push(entry, next_tick(schedule, now))
-        return pending
 
     def _failed(self, entry: Entry, now: datetime) -> None:
         self.heaps.push(entry, now + timedelta(seconds=min(self.poll_s, 1.0)))  # soon, not busy

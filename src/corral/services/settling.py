@@ -15,6 +15,7 @@ from corral.core.jobs import JobSpec, Retention
 from corral.core.schedules import FirePlan, ScheduledJob, plan_fire
 from corral.services.fire_reports import SchedulerStats
 from corral.services.firing import Gate, Outcome, Settling, spec_for_schedule
+from corral.services.tick_heaps import next_tick
 from corral.supervision import Supervisor
 
 # The lines keep the scheduler loop's logger name, which operators may already filter on.
@@ -88,6 +89,31 @@ class Settler(Generic[E]):
         self._supervisor.recovered()
         for entry, outcome in zip(entries, outcomes, strict=True):
             self._settled(entry, outcome, now)
+
+    async def unsettled(
+        self, entries: Sequence[E], now: datetime, push: Callable[[E, datetime | None], None]
+    ) -> list[E]:
+        """Of ticks other replicas own, those still unsettled (one MGET of their watermarks,
+        and the misfire policy on each); the others are ``push``ed back for their next tick."""
+        self.stats.backup_checks += len(entries)
+        try:
+            marks = await self.gate.watermarks([e.schedule.id for e in entries])
+        except Exception:
+            return list(entries)  # cannot tell: settle them all, the transaction decides
+        pending: list[E] = []
+        for entry, mark in zip(entries, marks, strict=True):
+            schedule = entry.schedule
+            if mark is not None and mark >= schedule.updated_at:
+                # The usual case, in one cron step: the owner settled every tick up to now.
+                following = next_tick(schedule, mark)
+                if following is None or following > now:
+                    push(entry, following)
+                    continue
+            if self.plan(schedule, mark, now=now).moves(mark):
+                pending.append(entry)
+            else:
+                push(entry, next_tick(schedule, now))
+        return pending
 
     async def _bounded(self, entry: E, now: datetime) -> None:
         # Each settle holds a pooled Redis connection for one transaction: bound them.

@@ -333,8 +333,9 @@ class SchedulerLoop:
         self.reports.record(schedule, outcome)
         if outcome.fired is not None and entry.owner != self.id:
             self.stats.backup_fires += 1
-        following = None if outcome.fired is None else next_tick(schedule, outcome.fired)
-        if following is not None and following <= now:
-            self.heaps.push(entry, following)  # a late tick fired alone: the next one is due too
-        else:
+        if outcome.fired is None:
             self.heaps.push(entry, next_tick(schedule, now))
+            return
+        # The tick after the fired one: due too if the fired one was late and fired alone;
+        # else no tick lies between the two, and it is also the first after ``now``.
+        self.heaps.push(entry, next_tick(schedule, outcome.fired))

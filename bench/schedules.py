@@ -155,12 +155,17 @@ async def _replica(spec: ReplicaSpec, conn: Connection) -> None:
     # flight (every schedule is back on the heap) and nothing on the heap is overdue.
     # Private attributes: this is a bench, not an API.
     def start_pass() -> bool:
-        return counted.settles >= entries
+        if not hasattr(loop, "idle"):  # before replicas shared out the work
+            return counted.settles >= entries
+        mine = loop.id
+        return all(e.owner != mine or sid in counted.seen for sid, e in loop._entries.items())
 
     def caught_up() -> bool:
-        heap = loop._heap
-        idle = len(heap) >= len(loop._entries) and (not heap or heap[0][0] > loop.clock())
-        return start_pass() and idle
+        if not hasattr(loop, "idle"):
+            heap = loop._heap
+            idle = len(heap) >= len(loop._entries) and (not heap or heap[0][0] > loop.clock())
+            return start_pass() and idle
+        return start_pass() and loop.idle()
 
     deadline = time.monotonic() + spec.catch_up_timeout_s
     for name, done in (("start_pass", start_pass), ("caught_up", caught_up)):

@@ -3,7 +3,8 @@
 ``await TaskScheduler().initialize()`` loads every enabled schedule and starts firing; the same
 object manages schedules (create, update, set_status, delete, get, list, preview, trigger_now).
 Changes made here, or directly in the database, reach every running scheduler within about
-two seconds: a Redis pub/sub nudge, plus a one-second poll of the store's change marker.
+two seconds: a Redis pub/sub nudge, plus a one-second poll of the store's change marker by one
+replica, which nudges the others when it sees a change (they poll every few seconds too).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class TaskScheduler:
             keep_completed=self.keep_completed,
             on_fired=writer.job_waiting if writer is not None else None,
             on_missed=writer.ticks_missed if writer is not None else None,
+            announce=lambda: self._rt.publish_change("marker"),
         )
         self._loop = loop
         if writer is not None:

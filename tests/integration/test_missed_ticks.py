@@ -22,7 +22,7 @@ from corral.core.jobs import JobExecutionStatus
 from corral.core.queries import ExecutionQuery
 from corral.core.schedules import FirePlan, ScheduledJob, fire_id, missed_id, plan_fire
 from corral.scheduler import TaskScheduler
-from corral.services.scheduling import spec_for_schedule
+from corral.services.firing import spec_for_schedule
 from corral.settings import CorralSettings, Secret
 from tests.integration.sql_conftest import PG_URL, require_postgres
 from tests.integration.test_scheduler import FakeClock, _job_ids

@@ -19,7 +19,7 @@ from corral import JobQueueManager
 from corral.core.schedules import FirePlan, ScheduledJob, fire_id, plan_fire
 from corral.scheduler import TaskScheduler
 from corral.services.firing import spec_for_schedule
-from corral.services.scheduling import BACKUP_DELAY_S, LIVE_POLLS
+from corral.services.scheduling import BACKUP_DELAY_S, LIVE_POLLS, SchedulerLoop
 from corral.settings import CorralSettings
 from tests.integration.test_scheduler import FakeClock
 from tests.support.schedules import every_second_schedules
@@ -100,6 +100,19 @@ async def _members(replica: TaskScheduler, count: int) -> None:
     await eventually(members, until=lambda n: n == count, timeout_s=10)
 
 
+async def _beside_ghost(
+    replica: TaskScheduler, schedules: Sequence[ScheduledJob]
+) -> tuple[SchedulerLoop, list[ScheduledJob]]:
+    """Start ``replica`` beside a ghost (see :func:`_ghost`): its loop and the ghost's share."""
+    await replica.initialize()
+    loop = replica.loop
+    assert loop is not None
+    await _members(replica, 2)
+    ghosts = [s for s in schedules if not loop.owns(s.id)]
+    assert ghosts, "some schedules belong to the ghost (rendezvous split of 10)"
+    return loop, ghosts
+
+
 @pytest.mark.timeout(120)
 async def test_three_replicas_split_the_schedules_and_fire_each_tick_once(
     settings: CorralSettings, admin: TaskScheduler, qm: JobQueueManager
@@ -144,13 +157,8 @@ async def test_a_dead_owners_ticks_fire_after_the_backup_delay_then_move(
     schedules = await _every_second(admin, 10)
     replica = TaskScheduler(settings)
     async with _ghost(settings, redis_url) as kill_ghost:
-        await replica.initialize()
+        _, ghosts = await _beside_ghost(replica, schedules)
         try:
-            loop = replica.loop
-            assert loop is not None
-            await _members(replica, 2)
-            ghosts = [s for s in schedules if not loop.owns(s.id)]
-            assert ghosts, "some schedules belong to the ghost (rendezvous split of 10)"
             window_start = _now_s() + timedelta(seconds=2)
             await asyncio.sleep(5)
             window_end = _now_s() - timedelta(seconds=1)

@@ -27,3 +27,41 @@ def owner(schedule_id: UUID, members: Sequence[str]) -> str | None:
     if not members:
         return None
     return max(members, key=lambda m: (weight(schedule_id, m), m))
+
+
+# -- promises: how a replica vouches for the schedules it owns -------------------------------
+#
+# After each turn an owner publishes a promise, "<next ms>:<view>": every tick of its schedules
+# before <next ms> (its earliest due tick, "-" when it has none) is settled, as of the
+# replicas and definitions <view> names. Another replica that sees the same view trusts the
+# promise until <next ms> plus the backup delay and so needs no tick of that owner's schedules;
+# it checks them (covers the owner) only when the promise is missing, names another view, or
+# has gone stale, i.e. the owner did not get past that tick in time.
+
+
+def view_of(members: Sequence[str], marker: str | None) -> str:
+    """A short digest of the live replicas and the definitions' change marker: two replicas
+    with the same view agree on every schedule's owner and on what each schedule is."""
+    text = "\n".join(members) + "\0" + (marker or "")
+    return blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+def promise_text(next_ms: int | None, view: str) -> str:
+    return f"{'-' if next_ms is None else next_ms}:{view}"
+
+
+def trusted_until(promise: str | None, view: str, delay_ms: int) -> int | None:
+    """Until when (epoch ms) a replica with ``view`` may leave the promiser's ticks to it:
+    its next tick plus the backup delay (-1: not at all, check its schedules now; None: no
+    limit, it has nothing due)."""
+    if promise is None:
+        return -1
+    next_text, _, their_view = promise.partition(":")
+    if their_view != view:
+        return -1
+    if next_text == "-":
+        return None
+    try:
+        return int(next_text) + delay_ms
+    except ValueError:
+        return -1

@@ -30,6 +30,10 @@ class SchedulerStats:
     lost_races: int = 0
     #: Ticks fired for schedules another replica owns (it had not fired them in time).
     backup_fires: int = 0
+    #: Other replicas' ticks this one checked (their owner's promise had failed or was not
+    #: yet made from the same view), and how often the set of replicas it covers changed.
+    backup_checks: int = 0
+    coverage_changes: int = 0
     #: Batch transactions that lost a race and were settled again one schedule at a time.
     batch_conflicts: int = 0
     lateness_ms_max: float = 0.0

@@ -34,6 +34,18 @@ class Outcome(Protocol):
     def settled_ms(self) -> int | None: ...
 
 
+class Beat(Protocol):
+    """One heartbeat's reads: this clock's skew against Redis, the live schedulers, and the
+    promises asked about (in the order asked, None where there is none)."""
+
+    @property
+    def skew(self) -> float: ...
+    @property
+    def live(self) -> Sequence[str]: ...
+    @property
+    def promises(self) -> Sequence[str | None]: ...
+
+
 #: One schedule to settle: its id, the decision on its watermark, the job of a fired tick.
 Settling = tuple[UUID, Callable[[datetime | None], FirePlan], Callable[[datetime], JobSpec]]
 
@@ -59,8 +71,28 @@ class Gate(Protocol):
     async def watermarks(self, schedule_ids: Sequence[UUID]) -> Sequence[datetime | None]:
         """The schedules' watermarks, read without claiming anything."""
 
-    async def heartbeat(self, scheduler_id: str, *, stopping: bool = False) -> float | None:
-        """Mark the scheduler alive (or gone); return its clock minus Redis's, in seconds."""
+    async def heartbeat(
+        self, scheduler_id: str, *, stopping: bool = False, promise: str | None = None
+    ) -> float | None:
+        """Mark the scheduler alive (or gone), refresh its ``promise``; return its clock minus
+        Redis's, in seconds."""
+
+    async def beat(
+        self,
+        scheduler_id: str,
+        *,
+        skew: float,
+        promise: str | None,
+        others: Sequence[str],
+        within_ms: int,
+    ) -> Beat:
+        """A heartbeat that also reads the live schedulers and the ``others``' promises."""
+
+    async def promise(self, scheduler_id: str, promise: str) -> None:
+        """Publish the scheduler's promise about the schedules it owns (``core.ownership``)."""
+
+    async def promises(self, scheduler_ids: Sequence[str]) -> Sequence[str | None]:
+        """The schedulers' promises, None where there is none."""
 
     async def schedulers(self, *, within_ms: int) -> Sequence[str]:
         """The ids of the schedulers whose heartbeat is at most ``within_ms`` old."""

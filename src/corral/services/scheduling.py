@@ -1,44 +1,38 @@
-"""The scheduler loop: keep every enabled schedule's next tick, settle due ticks exactly once,
-and reload definitions when they change.
+"""The scheduler loop: keep the next tick of every schedule this replica owns, settle due
+ticks exactly once, and reload definitions when they change.
 
 Every replica runs the same loop; exactly-once comes from the gate's atomic
 watermark-and-enqueue (see ``adapters/bullmq/fires.py``), so there is no leader to elect and no
-takeover gap. The replicas share the work without agreeing on anything: each one reads the live
-replicas from the heartbeats and settles on time the schedules it owns (rendezvous hashing,
-``core.ownership``); the others' ticks it only checks, :data:`BACKUP_DELAY_S` later, and settles
-those still unsettled, so a dead replica's ticks fire at most that much late.
+takeover gap. The replicas share the work without agreeing on anything: each settles on time
+the schedules it owns (rendezvous hashing over the live replicas, ``core.ownership``) and
+publishes a promise after each turn; another replica checks a schedule's ticks itself,
+:data:`BACKUP_DELAY_S` late, only while its owner's promise is missing, stale or made from
+another view (docs/design.md, "Sharing the work").
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
-from corral.core.jobs import DEFAULT_REMOVE_ON_COMPLETE, JobSpec, Retention
+from corral.core.jobs import DEFAULT_REMOVE_ON_COMPLETE, Retention
 from corral.core.ownership import owner
 from corral.core.ports import ScheduleStore
-from corral.core.schedules import (
-    DEFAULT_CATCH_UP_MS,
-    FirePlan,
-    ScheduledJob,
-    plan_fire,
-)
+from corral.core.schedules import DEFAULT_CATCH_UP_MS
 from corral.services.fire_reports import FireReports
-from corral.services.firing import Gate, OnMissed, Outcome, Settling, spec_for_schedule
+from corral.services.firing import Gate, OnMissed, Outcome
+from corral.services.promises import Promises, next_poll
+from corral.services.settling import Settler
+from corral.services.tick_heaps import Entry, TickHeaps, next_tick
 from corral.supervision import Supervisor
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-MAX_CONCURRENT_SETTLES = 32
-MAX_BATCH = 256
 #: How long after a tick a replica that does not own the schedule checks that its owner fired
 #: it (and fires it if not): the most a dead or stalled owner's tick is late. Well above an
 #: owner's usual lateness (tens of ms), so the check rarely finds work, and far below the
@@ -47,18 +41,15 @@ BACKUP_DELAY_S = 0.5
 #: A replica counts as live, and owns a share of the schedules, while its last heartbeat is at
 #: most this many poll intervals old (one heartbeat per poll).
 LIVE_POLLS = 3
+#: One live replica (chosen like a schedule's owner) reads the store's change marker every
+#: poll and announces a change over pub/sub; the others read it this often, in case a nudge
+#: is lost. Nudges (every change made through Corral) reach all replicas at once.
+SLOW_POLL_S = 5.0
+_POLLER = UUID(int=0)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(slots=True)
-class _Entry:
-    schedule: ScheduledJob
-    #: When the schedule's owner settles it next (a tick, or "now" after a change).
-    next_at: datetime | None
-    owned: bool = True
 
 
 class SchedulerLoop:
@@ -76,24 +67,34 @@ class SchedulerLoop:
         on_fired: Callable[[str, int, str], None] | None = None,
         on_missed: OnMissed | None = None,
         backup_delay_s: float = BACKUP_DELAY_S,
+        announce: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self.keep_completed = keep_completed
         self.store = store
         self.gate = gate
         self.clock = clock
-        self.catch_up_ms = catch_up_ms
         self.poll_s = poll_s
         self.backup_delay = timedelta(seconds=backup_delay_s)
         self.reports = FireReports(on_fired=on_fired, on_missed=on_missed, clock=clock)
         self.stats = self.reports.stats
+        self.settler = Settler[Entry](
+            gate,
+            stats=self.stats,
+            catch_up_ms=catch_up_ms,
+            keep_completed=keep_completed,
+            settled=self._settled,
+            failed=self._failed,
+        )
         self.id = uuid4().hex
         #: The live replicas (this one included) as the last heartbeat read them.
         self.members: tuple[str, ...] = ()
-        self._entries: dict[UUID, _Entry] = {}
-        self._heap: list[tuple[datetime, str, UUID]] = []
+        self.promises = Promises(delay=self.backup_delay, poll_s=poll_s)
+        self._announce = announce
+        self._entries: dict[UUID, Entry] = {}
+        self.heaps = TickHeaps(self.id, self.backup_delay, self._tracks)
         self._marker: str | None = None
+        self._slow_poll_at = datetime.min.replace(tzinfo=UTC)
+        self._busy = False
         self._changed = asyncio.Event()
-        self._slots = asyncio.Semaphore(MAX_CONCURRENT_SETTLES)
         self.loaded = asyncio.Event()
         # Outages are logged per step; the loop's poll is the retry, so no policy.
         self._steps = {
@@ -104,15 +105,8 @@ class SchedulerLoop:
                 recovery=f"scheduler {step} works again",
                 recovered_event="scheduler.ok",
             )
-            for step in ("reload", "heartbeat")
+            for step in ("reload", "heartbeat", "promises")
         }
-        # One line for the first failure, then one per 10 s for all schedules together:
-        # during a Redis outage every schedule fails every second.
-        self._settling = Supervisor(
-            logger,
-            failure="could not settle schedule {schedule_id}: {error}",
-            event="scheduler.settle_failed",
-        )
 
     @property
     def clock_skew_s(self) -> float | None:
@@ -123,26 +117,34 @@ class SchedulerLoop:
         """Something changed (a pub/sub message): reload on the next turn."""
         self._changed.set()
 
+    def idle(self) -> bool:
+        """Steady (for benchmarks and tests): no batch in flight, nothing overdue, and no other
+        replica's ticks to check."""
+        now = self.clock()
+        top = self.heaps.next_owned()
+        return not (self._busy or self.promises.covered or (top is not None and top <= now))
+
     async def reload(self) -> None:
         """Reload the enabled schedules. Unchanged ones keep their next tick; new or changed
         ones are settled at once (which also applies the misfire policy to them)."""
         marker = await self.store.change_marker()
         schedules = await self.store.list_enabled()
         now = self.clock()
-        entries: dict[UUID, _Entry] = {}
+        entries: dict[UUID, Entry] = {}
         for schedule in schedules:
             old = self._entries.get(schedule.id)
             # The whole definition, not ``updated_at``: that never moves back, so a change
             # written by a process whose clock is behind the last writer's keeps the stored time.
-            unchanged = old is not None and old.schedule == schedule
-            entries[schedule.id] = _Entry(
-                schedule=schedule,
-                next_at=old.next_at if unchanged and old else now,
-                owned=self.owns(schedule.id),
-            )
+            if old is not None and old.schedule == schedule:
+                entries[schedule.id] = old
+            else:
+                entry = Entry(schedule=schedule, next_at=now, owner=self._owner(schedule.id))
+                entries[schedule.id] = entry
+                if not self._tracks(entry):
+                    entry.next_at = None
         self._entries = entries
-        self._rebuild_heap()
         self._marker = marker
+        self._new_view()
         self.stats.reloads += 1
         self.loaded.set()
         logger.info(
@@ -151,55 +153,99 @@ class SchedulerLoop:
             extra={"event": "scheduler.loaded", "count": len(entries)},
         )
 
-    async def _maybe_reload(self) -> None:
+    async def _maybe_reload(self, now: datetime) -> None:
         nudged = self._changed.is_set()
         self._changed.clear()
-        if nudged or await self.store.change_marker() != self._marker:
+        if nudged:
             await self.reload()
+            return
+        if not self._polls_store() and now < self._slow_poll_at:
+            return
+        self._slow_poll_at = now + timedelta(seconds=SLOW_POLL_S)
+        if await self.store.change_marker() != self._marker:
+            await self.reload()
+            if self._announce is not None and self._polls_store():
+                await self._announce()  # a change made behind Corral's back: tell the others
+
+    def _polls_store(self) -> bool:
+        return len(self.members) <= 1 or owner(_POLLER, self.members) == self.id
 
     async def run(self, stop: asyncio.Event) -> None:
         await self._guarded(self._heartbeat(), "heartbeat")
         await self.reload()
-        next_poll = self.clock() + timedelta(seconds=self.poll_s)
+        poll_at = next_poll(self.clock(), self.poll_s)
         try:
             while not stop.is_set():
                 # Due ticks first: the poll (a SQL query, the heartbeat's round trips) drifts
                 # through the second and would otherwise delay the ticks it lands on.
                 await self._fire_due(self.clock())
                 now = self.clock()
+                if self.promises.due(now):
+                    await self._guarded(self._check_promises(now), "promises")
                 # Also when the next poll is further off than one interval: the wall clock
                 # stepped back, and waiting for it would stop heartbeats and reloads until the
                 # clock is back where it was (an hour, after a one-hour step).
-                stepped_back = next_poll - now > timedelta(seconds=self.poll_s)
-                if now >= next_poll or stepped_back or self._changed.is_set():
-                    await self._guarded(self._maybe_reload(), "reload")
+                stepped_back = poll_at - now > timedelta(seconds=self.poll_s)
+                if now >= poll_at or stepped_back or self._changed.is_set():
+                    await self._guarded(self._maybe_reload(now), "reload")
                     await self._guarded(self._heartbeat(), "heartbeat")
-                    next_poll = self.clock() + timedelta(seconds=self.poll_s)
-                await self._wait(stop, min(self._next_due(), next_poll))
+                    poll_at = next_poll(self.clock(), self.poll_s)
+                await self._guarded(self._promise(), "promises")
+                until = min(self._next_due(), poll_at, self.promises.check_at or poll_at)
+                await self._wait(stop, until)
         finally:
             await self._guarded(self.gate.heartbeat(self.id, stopping=True), "heartbeat")
 
     async def _heartbeat(self) -> None:
-        skew = await self.gate.heartbeat(self.id)
-        if skew is not None:
-            self.reports.note_skew(skew)
-        live = await self.gate.schedulers(within_ms=round(self.poll_s * LIVE_POLLS * 1000))
-        self._set_members(live)
+        within_ms = round(self.poll_s * LIVE_POLLS * 1000)
+        last_skew = self.reports.clock_skew_s
+        if last_skew is None:  # the first: measure the skew before writing it
+            skew = await self.gate.heartbeat(self.id, promise=self.promises.promised)
+            if skew is not None:
+                self.reports.note_skew(skew)
+            self._set_members(await self.gate.schedulers(within_ms=within_ms))
+            return
+        # One round trip: the beat, who is live, and the others' promises.
+        others = [m for m in self.members if m != self.id]
+        beat = await self.gate.beat(
+            self.id,
+            skew=last_skew,
+            promise=self.promises.promised,
+            others=others,
+            within_ms=within_ms,
+        )
+        self.reports.note_skew(beat.skew)
+        view = self.promises.view
+        self._set_members(beat.live)
+        if others and self.promises.view == view:  # else they are read again at once
+            self._cover(self.promises.judge(others, beat.promises, self.clock()))
 
     def owns(self, schedule_id: UUID) -> bool:
         """Whether this replica settles the schedule on time (else it is its owner's backup).
         Alone, or before it has read the live replicas, it owns every schedule."""
-        return len(self.members) <= 1 or owner(schedule_id, self.members) == self.id
+        return self._owner(schedule_id) == self.id
+
+    def _owner(self, schedule_id: UUID) -> str:
+        if len(self.members) <= 1:
+            return self.id
+        return owner(schedule_id, self.members) or self.id
+
+    def _tracks(self, entry: Entry) -> bool:
+        return entry.owner == self.id or entry.owner in self.promises.covered
 
     def _set_members(self, live: Iterable[str]) -> None:
         members = tuple(sorted({*live, self.id}))
         if members == self.members:
             return
         self.members = members
+        now = self.clock()
         for sid, entry in self._entries.items():
-            entry.owned = self.owns(sid)
-        self._rebuild_heap()
-        owned = sum(e.owned for e in self._entries.values())
+            gained = entry.owner != self.id and self.owns(sid)
+            entry.owner = self._owner(sid)
+            if gained and entry.next_at is None:
+                entry.next_at = now  # its old owner may have left it behind: settle it now
+        self._new_view()
+        owned = sum(e.owner == self.id for e in self._entries.values())
         logger.info(
             "scheduler: %d live replica(s) share the schedules; this one owns %d of %d",
             len(members),
@@ -208,22 +254,46 @@ class SchedulerLoop:
             extra={"event": "scheduler.members", "replicas": len(members), "owned": owned},
         )
 
-    def _due(self, entry: _Entry, at: datetime) -> datetime:
-        return at if entry.owned else at + self.backup_delay
+    def _new_view(self) -> None:
+        """Members or definitions changed: rebuild the heaps, read the promises at once."""
+        self.promises.new_view(self.members, self._marker, self.clock())
+        self.heaps.rebuild(self._entries)
 
-    def _rebuild_heap(self) -> None:
-        self._heap = [
-            (self._due(e, e.next_at), str(sid), sid)
-            for sid, e in self._entries.items()
-            if e.next_at is not None
-        ]
-        heapq.heapify(self._heap)
+    async def _promise(self) -> None:
+        """Publish the promise (when it changed): the next tick this replica owns."""
+        text = self.promises.to_publish(self.heaps.next_owned(), self.members)
+        if text is not None:
+            await self.gate.promise(self.id, text)
+            self.promises.promised = text
+
+    async def _check_promises(self, now: datetime) -> None:
+        """Read the other replicas' promises and cover those that failed theirs."""
+        others = [m for m in self.members if m != self.id]
+        if others:
+            self._cover(self.promises.judge(others, await self.gate.promises(others), now))
+
+    def _cover(self, added: dict[str, datetime] | None) -> None:
+        """The covered replicas changed: check the newly covered ones' ticks from when they
+        may be unsettled, forget the others'."""
+        if added is None:
+            return
+        self.stats.coverage_changes += 1
+        for entry in self._entries.values():
+            if entry.owner in added:
+                entry.next_at = added[entry.owner]
+        self.heaps.rebuild(self._entries)
+        logger.debug(
+            "scheduler: checking the ticks of %d other replica(s)",
+            len(self.promises.covered),
+            extra={"event": "scheduler.covering", "replicas": len(self.promises.covered)},
+        )
 
     async def _guarded(self, work: Any, step: str) -> None:
         await self._steps[step].attempt(lambda: work)
 
     def _next_due(self) -> datetime:
-        return self._heap[0][0] if self._heap else self.clock() + timedelta(seconds=self.poll_s)
+        due = self.heaps.next_due()
+        return due if due is not None else self.clock() + timedelta(seconds=self.poll_s)
 
     async def _wait(self, stop: asyncio.Event, until: datetime) -> None:
         # Never longer than a poll interval: ``until`` is on the wall clock, which may step.
@@ -238,112 +308,34 @@ class SchedulerLoop:
                 waiter.cancel()
 
     async def _fire_due(self, now: datetime) -> None:
-        due: list[_Entry] = []
-        # A bounded batch per turn: the loop heartbeats, polls for changes and reads the clock
-        # again between batches (the first pass after a load settles every schedule).
-        while self._heap and self._heap[0][0] <= now and len(due) < MAX_BATCH:
-            _, _, sid = heapq.heappop(self._heap)
-            entry = self._entries.get(sid)
-            if entry is not None:
-                due.append(entry)
-        owned = [e for e in due if e.owned]
-        if owned:
-            await self._settle_batch(owned, now)
-        if len(owned) < len(due):
+        self._busy = True
+        try:
+            owned = self.heaps.pop_due(True, self._entries, now)
+            if owned:
+                await self.settler.batch(owned, now)
             # Apart from the owner's: a backup that finds work may race a late owner, and its
-            # lost race must not send the owned batch down the one-by-one path.
-            backups = await self._unsettled([e for e in due if not e.owned], now)
-            if backups:
-                await self._settle_batch(backups, now)
+            # lost race must not send the owned batch down the one-by-one path. A backup plans
+            # as of the delay ago, so it never fires a tick younger than the delay.
+            checks = self.heaps.pop_due(False, self._entries, now)
+            if checks:
+                horizon = now - self.backup_delay
+                backups = await self.settler.unsettled(checks, horizon, self.heaps.push)
+                if backups:
+                    await self.settler.batch(backups, horizon)
+        finally:
+            self._busy = False
 
-    async def _unsettled(self, entries: list[_Entry], now: datetime) -> list[_Entry]:
-        """Of ticks other replicas own, those still unsettled (one MGET of their watermarks,
-        and the misfire policy on each); the others go back on the heap for their next tick."""
-        try:
-            marks = await self.gate.watermarks([e.schedule.id for e in entries])
-        except Exception:
-            return entries  # cannot tell: settle them all, the transaction decides
-        pending: list[_Entry] = []
-        for entry, mark in zip(entries, marks, strict=True):
-            schedule = entry.schedule
-            if mark is not None and mark >= schedule.updated_at:
-                # The usual case, in one cron step: the owner settled every tick up to now.
-                following = self._next_tick(schedule, mark)
-                if following is None or following > now:
-                    self._push(entry, following)
-                    continue
-            if self._plan(schedule, mark, now=now).moves(mark):
-                pending.append(entry)
-            else:
-                self._push(entry, self._next_tick(schedule, now))
-        return pending
+    def _failed(self, entry: Entry, now: datetime) -> None:
+        self.heaps.push(entry, now + timedelta(seconds=min(self.poll_s, 1.0)))  # soon, not busy
 
-    async def _settle_batch(self, entries: list[_Entry], now: datetime) -> None:
-        """Settle ``entries`` in one transaction; if it lost a race with another replica,
-        settle each on its own (each decides again from its watermark as it is now)."""
-        try:
-            outcomes = await self.gate.settle_many(
-                [self._request(e.schedule, now) for e in entries]
-            )
-        except Exception as exc:
-            for entry in entries:
-                self._failed(entry, now, exc)
-            return
-        if outcomes is None:
-            self.stats.batch_conflicts += 1
-            await asyncio.gather(*(self._bounded(e, now) for e in entries))
-            return
-        self._settling.recovered()
-        for entry, outcome in zip(entries, outcomes, strict=True):
-            self._settled(entry, outcome, now)
-
-    async def _bounded(self, entry: _Entry, now: datetime) -> None:
-        # Each settle holds a pooled Redis connection for one transaction: bound them.
-        async with self._slots:
-            await self._settle(entry, now)
-
-    async def _settle(self, entry: _Entry, now: datetime) -> None:
-        try:
-            outcome = await self.gate.settle(*self._request(entry.schedule, now))
-        except Exception as exc:
-            self._failed(entry, now, exc)
-            return
-        self._settling.recovered()
-        self._settled(entry, outcome, now)
-
-    def _plan(
-        self, schedule: ScheduledJob, watermark: datetime | None, *, now: datetime
-    ) -> FirePlan:
-        return plan_fire(schedule, watermark=watermark, now=now, catch_up_ms=self.catch_up_ms)
-
-    def _spec(self, schedule: ScheduledJob, tick: datetime) -> JobSpec:
-        return spec_for_schedule(schedule, tick, keep_completed=self.keep_completed)
-
-    def _request(self, schedule: ScheduledJob, now: datetime) -> Settling:
-        return (schedule.id, partial(self._plan, schedule, now=now), partial(self._spec, schedule))
-
-    def _failed(self, entry: _Entry, now: datetime, exc: Exception) -> None:
-        self._settling.failed(exc, schedule_id=str(entry.schedule.id))
-        # retry soon, without a busy loop
-        self._push(entry, now + timedelta(seconds=min(self.poll_s, 1.0)))
-
-    def _settled(self, entry: _Entry, outcome: Outcome, now: datetime) -> None:
+    def _settled(self, entry: Entry, outcome: Outcome, now: datetime) -> None:
         schedule = entry.schedule
         self.reports.record(schedule, outcome)
-        if outcome.fired is not None and not entry.owned:
+        if outcome.fired is not None and entry.owner != self.id:
             self.stats.backup_fires += 1
-        following = None if outcome.fired is None else self._next_tick(schedule, outcome.fired)
-        if following is not None and following <= now:
-            self._push(entry, following)  # a late tick fired alone: the next one is due too
-        else:
-            self._push(entry, self._next_tick(schedule, now))
-
-    def _next_tick(self, schedule: ScheduledJob, after: datetime) -> datetime | None:
-        return schedule.cron.next_fire(after.replace(microsecond=0), schedule.zone)
-
-    def _push(self, entry: _Entry, at: datetime | None) -> None:
-        entry.next_at = at
-        if at is not None:
-            heapq.heappush(
-                self._heap, (self._due(entry, at), str(entry.schedule.id), entry.schedule.id)
-            )
+        if outcome.fired is None:
+            self.heaps.push(entry, next_tick(schedule, now))
+            return
+        # The tick after the fired one: due too if the fired one was late and fired alone;
+        # else no tick lies between the two, and it is also the first after ``now``.
+        self.heaps.push(entry, next_tick(schedule, outcome.fired))

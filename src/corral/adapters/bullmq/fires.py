@@ -73,6 +73,16 @@ def _outcome(plan: FirePlan | None, settled_ms: int) -> FireOutcome:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Beat:
+    """What one :meth:`FireGate.beat` read: this clock's skew, the live schedulers, and the
+    promises of the schedulers it asked about (None where there is none)."""
+
+    skew: float
+    live: list[str]
+    promises: list[str | None]
+
+
 class FireGate:
     """Settles ticks of schedules on one queue. Shares the producer's client and Queue."""
 
@@ -188,7 +198,25 @@ class FireGate:
         """Drop a deleted schedule's watermark."""
         await self.client.delete(self._key(schedule_id))
 
-    async def heartbeat(self, scheduler_id: str, *, stopping: bool = False) -> float | None:
+    async def promise(self, scheduler_id: str, promise: str) -> None:
+        """Publish this scheduler's promise (see ``core.ownership``)."""
+        key = self.keys.scheduler_promise(scheduler_id)
+        try:
+            await self.client.set(key, promise, px=HEARTBEAT_TTL_MS)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise unavailable(self.url, exc) from None
+
+    async def promises(self, scheduler_ids: Sequence[str]) -> list[str | None]:
+        """The other schedulers' promises (None where there is none), with one MGET."""
+        try:
+            values = await self.client.mget([self.keys.scheduler_promise(s) for s in scheduler_ids])
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise unavailable(self.url, exc) from None
+        return [None if v is None else str(v) for v in values]
+
+    async def heartbeat(
+        self, scheduler_id: str, *, stopping: bool = False, promise: str | None = None
+    ) -> float | None:
         """Mark this scheduler alive (or gone), for health checks and /metrics, and return its
         clock skew: this process's wall clock minus Redis's ``TIME``, in seconds (None when
         stopping).
@@ -202,7 +230,7 @@ class FireGate:
         if stopping:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.zrem(key, scheduler_id)
-                pipe.delete(skew_key)
+                pipe.delete(skew_key, self.keys.scheduler_promise(scheduler_id))
                 await pipe.execute()
             return None
         sent = time.time()
@@ -214,8 +242,49 @@ class FireGate:
             pipe.zadd(key, {scheduler_id: now_ms})
             pipe.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
             pipe.set(skew_key, f"{skew:.4f}", px=HEARTBEAT_TTL_MS)
+            if promise is not None:  # refreshed while it does not change
+                pipe.set(self.keys.scheduler_promise(scheduler_id), promise, px=HEARTBEAT_TTL_MS)
             await pipe.execute()
         return skew
+
+    async def beat(
+        self,
+        scheduler_id: str,
+        *,
+        skew: float,
+        promise: str | None,
+        others: Sequence[str],
+        within_ms: int,
+    ) -> Beat:
+        """A heartbeat (as :meth:`heartbeat`, writing ``skew``, the last one measured) that
+        also refreshes ``promise`` and reads the live schedulers and the ``others``' promises:
+        all in one round trip, whose ``TIME`` gives the next skew."""
+        key, promise_key = self.keys.schedulers, self.keys.scheduler_promise(scheduler_id)
+        sent = time.time()
+        now_ms = int(sent * 1000)
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.time()
+                pipe.zadd(key, {scheduler_id: now_ms})
+                pipe.zremrangebyscore(key, "-inf", now_ms - 3_600_000)
+                pipe.set(self.keys.scheduler_skew(scheduler_id), f"{skew:.4f}", px=HEARTBEAT_TTL_MS)
+                if promise is not None:
+                    pipe.set(promise_key, promise, px=HEARTBEAT_TTL_MS)
+                pipe.zrangebyscore(key, now_ms - within_ms, "+inf")
+                if others:
+                    pipe.mget([self.keys.scheduler_promise(s) for s in others])
+                replies = await pipe.execute()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise unavailable(self.url, exc) from None
+        received = time.time()
+        seconds, micros = replies[0]
+        measured = (sent + received) / 2 - (int(seconds) + int(micros) / 1_000_000)
+        live, promises = (replies[-2], replies[-1]) if others else (replies[-1], [])
+        return Beat(
+            skew=measured,
+            live=[str(i) for i in live],
+            promises=[None if v is None else str(v) for v in promises],
+        )
 
     async def stats(self) -> dict[str, float]:
         raw = await self.client.hgetall(self.keys.scheduler_stats)  # type: ignore[misc]

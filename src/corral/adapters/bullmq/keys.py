@@ -50,3 +50,9 @@ class Keys:
         whose own clock is far off, and whose heartbeat score therefore looks stale or fresh,
         still shows)."""
         return f"{self.base}:corral:schedulers:skew:{scheduler_id}"
+
+    def scheduler_promise(self, scheduler_id: str) -> str:
+        """String: a scheduler's promise about the schedules it owns (``core.ownership``):
+        rewritten after each of its turns that changes it, refreshed by each heartbeat, gone
+        :data:`HEARTBEAT_TTL_MS` after the last."""
+        return f"{self.base}:corral:schedulers:promise:{scheduler_id}"

@@ -11,13 +11,23 @@ is refused with its variable's name.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import re
-from collections.abc import Callable, Iterable
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
+from corral.core.env_values import (
+    Parse,
+    boolean,
+    choice,
+    integer,
+    number,
+    secret,
+    text,
+)
+from corral.core.env_values import (
+    Secret as Secret,  # settings hold secrets as this type: callers import it from here
+)
 from corral.core.redaction import redact_url
 from corral.errors import ConfigurationError
 
@@ -33,134 +43,6 @@ Environment = Literal["development", "test", "staging", "production"]
 #: Outside development a bearer token shorter than this is refused at start-up: it must not be
 #: guessable online, even at the rate the failed-authentication limit allows.
 MIN_TOKEN_CHARS = 32
-
-
-class Secret:
-    """A string that never shows in ``repr``, ``str`` or a log line; ``get_secret_value()``
-    is the one way to read it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get_secret_value(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')" if self._value else "Secret('')"
-
-    def __str__(self) -> str:
-        return "**********" if self._value else ""
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-Parse = Callable[[Any], Any]
-
-#: The words pydantic accepted for yes and no; kept so no deployment's value changes meaning.
-_TRUE: Final = frozenset({"1", "on", "t", "true", "y", "yes"})
-_FALSE: Final = frozenset({"0", "off", "f", "false", "n", "no"})
-_INT_TEXT: Final = re.compile(r"[+-]?\d+")
-
-
-def _bounds(low: float | None, high: float | None, *, above: bool = False) -> str:
-    lower = f"> {low}" if above else f">= {low}"
-    if high is None:
-        return lower
-    return f"between {low} and {high}" if not above else f"{lower} and <= {high}"
-
-
-def _integer(low: int, high: int | None = None) -> Parse:
-    def parse(value: Any) -> int:
-        if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
-            value = int(value.strip())
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"must be a whole number, got {_shown(value)}")
-        if value < low or (high is not None and value > high):
-            raise ValueError(f"must be {_bounds(low, high)}, got {value}")
-        return value
-
-    return parse
-
-
-def _number(low: float, high: float, *, above: bool = False) -> Parse:
-    def parse(value: Any) -> float:
-        if isinstance(value, str):
-            try:
-                value = float(value.strip())
-            except ValueError:
-                raise ValueError(f"must be a number, got {_shown(value)}") from None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"must be a number, got {_shown(value)}")
-        number = float(value)
-        inside = (number > low if above else number >= low) and number <= high
-        if not math.isfinite(number) or not inside:
-            raise ValueError(f"must be {_bounds(low, high, above=above)}, got {value}")
-        return number
-
-    return parse
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    word = str(value).strip().lower() if isinstance(value, str | int) else None
-    if word in _TRUE:
-        return True
-    if word in _FALSE:
-        return False
-    raise ValueError(f"must be true or false (or 1/0, yes/no, on/off), got {_shown(value)}")
-
-
-def _text(*checks: Callable[[str], None], low: int = 0, high: int | None = None) -> Parse:
-    def parse(value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValueError(f"must be text, got {type(value).__name__}")
-        if len(value) < low or (high is not None and len(value) > high):
-            raise ValueError(f"must be {_bounds(low, high)} characters long, got {len(value)}")
-        for check in checks:
-            check(value)
-        return value
-
-    return parse
-
-
-def _choice(choices: Iterable[str], *, fold: bool) -> Parse:
-    """One of ``choices``; with ``fold``, in any case and with spaces at the ends."""
-    allowed = tuple(choices)
-
-    def parse(value: Any) -> str:
-        word = value.strip().lower() if fold and isinstance(value, str) else value
-        if word not in allowed:
-            raise ValueError(f"must be one of {', '.join(allowed)}")
-        return str(word)
-
-    return parse
-
-
-def _secret(*checks: Callable[[str], None], optional: bool = False) -> Parse:
-    def parse(value: Any) -> Secret | None:
-        if value is None and optional:
-            return None
-        if isinstance(value, str):
-            value = Secret(value)
-        if not isinstance(value, Secret):
-            raise ValueError(f"must be text, got {type(value).__name__}")
-        for check in checks:
-            check(value.get_secret_value())
-        return value
-
-    return parse
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _env(variable: str, default: Any, parse: Parse) -> Any:
@@ -230,7 +112,7 @@ def _redis_url(url: str) -> None:
     check_redis_url(url)
 
 
-_NAME = _text(_no_colon, low=1, high=64)
+_NAME = text(_no_colon, low=1, high=64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,55 +122,53 @@ class CorralSettings:
     Made by :func:`load_settings`; :meth:`replace` makes a changed copy. Either way every
     value is checked (``ConfigurationError`` naming the variable)."""
 
-    redis_url: Secret = _env("REDIS_URL", "redis://localhost:6379", _secret(_redis_url))
+    redis_url: Secret = _env("REDIS_URL", "redis://localhost:6379", secret(_redis_url))
     database_url: Secret = _env(
-        "DATABASE_URL", "sqlite+aiosqlite:///./corral.db", _secret(check_credentials)
+        "DATABASE_URL", "sqlite+aiosqlite:///./corral.db", secret(check_credentials)
     )
-    admin_token: Secret | None = _env("CORRAL_ADMIN_TOKEN", None, _secret(optional=True))
-    metrics_token: Secret | None = _env("CORRAL_METRICS_TOKEN", None, _secret(optional=True))
-    allowed_hosts: str = _env("CORRAL_ALLOWED_HOSTS", "", _text(_hosts))
-    api_host: str = _env("CORRAL_API_HOST", "127.0.0.1", _text())
-    api_port: int = _env("CORRAL_API_PORT", 8000, _integer(1, 65535))
+    admin_token: Secret | None = _env("CORRAL_ADMIN_TOKEN", None, secret(optional=True))
+    metrics_token: Secret | None = _env("CORRAL_METRICS_TOKEN", None, secret(optional=True))
+    allowed_hosts: str = _env("CORRAL_ALLOWED_HOSTS", "", text(_hosts))
+    api_host: str = _env("CORRAL_API_HOST", "127.0.0.1", text())
+    api_port: int = _env("CORRAL_API_PORT", 8000, integer(1, 65535))
     max_body_bytes: int = _env(
-        "CORRAL_MAX_BODY_BYTES", 1024 * 1024, _integer(1024, 64 * 1024 * 1024)
+        "CORRAL_MAX_BODY_BYTES", 1024 * 1024, integer(1024, 64 * 1024 * 1024)
     )
-    redis_memory_reserve: float = _env("CORRAL_REDIS_MEMORY_RESERVE", 0.05, _number(0, 0.5))
+    redis_memory_reserve: float = _env("CORRAL_REDIS_MEMORY_RESERVE", 0.05, number(0, 0.5))
     max_job_data_bytes: int = _env(
-        "CORRAL_MAX_JOB_DATA_BYTES", 512 * 1024, _integer(1024, 64 * 1024 * 1024)
+        "CORRAL_MAX_JOB_DATA_BYTES", 512 * 1024, integer(1024, 64 * 1024 * 1024)
     )
-    log_level: str = _env("LOG_LEVEL", "info", _choice(LEVELS, fold=True))
-    log_format: str = _env("LOG_FORMAT", "text", _choice(LOG_FORMATS, fold=True))
-    environment: Environment = _env("CORRAL_ENV", "development", _choice(ENVIRONMENTS, fold=False))
+    log_level: str = _env("LOG_LEVEL", "info", choice(LEVELS, fold=True))
+    log_format: str = _env("LOG_FORMAT", "text", choice(LOG_FORMATS, fold=True))
+    environment: Environment = _env("CORRAL_ENV", "development", choice(ENVIRONMENTS, fold=False))
     queue: str = _env("CORRAL_QUEUE", "corral", _NAME)
     prefix: str = _env("CORRAL_PREFIX", "bull", _NAME)
-    handlers: str = _env("CORRAL_HANDLERS", "", _text())
-    concurrency: int = _env("CORRAL_CONCURRENCY", 10, _integer(1, 10_000))
+    handlers: str = _env("CORRAL_HANDLERS", "", text())
+    concurrency: int = _env("CORRAL_CONCURRENCY", 10, integer(1, 10_000))
     redis_connect_timeout_s: float = _env(
-        "CORRAL_REDIS_CONNECT_TIMEOUT", 5.0, _number(0, 60, above=True)
+        "CORRAL_REDIS_CONNECT_TIMEOUT", 5.0, number(0, 60, above=True)
     )
-    lock_duration_ms: int = _env("CORRAL_LOCK_DURATION_MS", 30_000, _integer(500, 3_600_000))
-    stalled_interval_ms: int = _env("CORRAL_STALLED_INTERVAL_MS", 30_000, _integer(100, 3_600_000))
-    max_stalled_count: int = _env("CORRAL_MAX_STALLED_COUNT", 1, _integer(0))
-    catch_up_ms: int = _env("CORRAL_CATCH_UP_MS", 600_000, _integer(0, 7 * 86_400_000))
-    scheduled_remove_on_complete: bool = _env(
-        "CORRAL_SCHEDULED_REMOVE_ON_COMPLETE", False, _boolean
-    )
-    execution_log: bool = _env("CORRAL_EXECUTION_LOG", True, _boolean)
+    lock_duration_ms: int = _env("CORRAL_LOCK_DURATION_MS", 30_000, integer(500, 3_600_000))
+    stalled_interval_ms: int = _env("CORRAL_STALLED_INTERVAL_MS", 30_000, integer(100, 3_600_000))
+    max_stalled_count: int = _env("CORRAL_MAX_STALLED_COUNT", 1, integer(0))
+    catch_up_ms: int = _env("CORRAL_CATCH_UP_MS", 600_000, integer(0, 7 * 86_400_000))
+    scheduled_remove_on_complete: bool = _env("CORRAL_SCHEDULED_REMOVE_ON_COMPLETE", False, boolean)
+    execution_log: bool = _env("CORRAL_EXECUTION_LOG", True, boolean)
     execution_log_retention_days: int = _env(
-        "CORRAL_EXECUTION_LOG_RETENTION_DAYS", 30, _integer(1, 3650)
+        "CORRAL_EXECUTION_LOG_RETENTION_DAYS", 30, integer(1, 3650)
     )
-    reconcile_interval_s: float = _env("CORRAL_RECONCILE_INTERVAL_S", 60.0, _number(0, 86_400))
-    reconcile_grace_s: float = _env("CORRAL_RECONCILE_GRACE_S", 30.0, _number(0, 86_400))
-    auto_migrate: bool = _env("CORRAL_AUTO_MIGRATE", True, _boolean)
-    uvloop: bool = _env("CORRAL_UVLOOP", True, _boolean)
-    shutdown_timeout_ms: int = _env("CORRAL_SHUTDOWN_TIMEOUT_MS", 30_000, _integer(0, 3_600_000))
-    auth_max_failures: int = _env("CORRAL_AUTH_MAX_FAILURES", 10, _integer(1, 100_000))
-    auth_failure_window_s: int = _env("CORRAL_AUTH_FAILURE_WINDOW", 300, _integer(1, 86_400))
-    api_read_timeout_s: float = _env("CORRAL_API_READ_TIMEOUT", 15.0, _number(0.1, 600))
-    api_keepalive_timeout_s: int = _env("CORRAL_API_KEEPALIVE_TIMEOUT", 5, _integer(1, 600))
-    api_max_connections: int = _env("CORRAL_API_MAX_CONNECTIONS", 200, _integer(1, 100_000))
+    reconcile_interval_s: float = _env("CORRAL_RECONCILE_INTERVAL_S", 60.0, number(0, 86_400))
+    reconcile_grace_s: float = _env("CORRAL_RECONCILE_GRACE_S", 30.0, number(0, 86_400))
+    auto_migrate: bool = _env("CORRAL_AUTO_MIGRATE", True, boolean)
+    uvloop: bool = _env("CORRAL_UVLOOP", True, boolean)
+    shutdown_timeout_ms: int = _env("CORRAL_SHUTDOWN_TIMEOUT_MS", 30_000, integer(0, 3_600_000))
+    auth_max_failures: int = _env("CORRAL_AUTH_MAX_FAILURES", 10, integer(1, 100_000))
+    auth_failure_window_s: int = _env("CORRAL_AUTH_FAILURE_WINDOW", 300, integer(1, 86_400))
+    api_read_timeout_s: float = _env("CORRAL_API_READ_TIMEOUT", 15.0, number(0.1, 600))
+    api_keepalive_timeout_s: int = _env("CORRAL_API_KEEPALIVE_TIMEOUT", 5, integer(1, 600))
+    api_max_connections: int = _env("CORRAL_API_MAX_CONNECTIONS", 200, integer(1, 100_000))
     api_max_header_bytes: int = _env(
-        "CORRAL_API_MAX_HEADER_BYTES", 16 * 1024, _integer(1024, 1024 * 1024)
+        "CORRAL_API_MAX_HEADER_BYTES", 16 * 1024, integer(1024, 1024 * 1024)
     )
     #: The fields set by the environment or by the caller, not defaulted ("is REDIS_URL set?").
     given: frozenset[str] = dataclasses.field(default=frozenset(), repr=False, compare=False)
@@ -335,11 +215,11 @@ def token_problem(settings: CorralSettings) -> str | None:
     padded token is usually a copy-paste accident, and the server strips what clients send)."""
     if settings.environment == "development":
         return None
-    for variable, secret in (
+    for variable, given in (
         ("CORRAL_ADMIN_TOKEN", settings.admin_token),
         ("CORRAL_METRICS_TOKEN", settings.metrics_token),
     ):
-        token = secret.get_secret_value() if secret is not None else ""
+        token = given.get_secret_value() if given is not None else ""
         if token and (len(token) < MIN_TOKEN_CHARS or token != token.strip()):
             return (
                 f"{variable}: must be at least {MIN_TOKEN_CHARS} characters without spaces at "

@@ -304,3 +304,43 @@ def test_variable_names_match_in_any_case(monkeypatch: pytest.MonkeyPatch) -> No
 def test_a_bad_override_is_named_by_its_variable() -> None:
     with pytest.raises(ConfigurationError, match=r"^CORRAL_CONCURRENCY: "):
         load_settings(concurrency=0)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("off", False), ("NO", False), ("0", False), (" yes ", True), ("1", True)],
+)
+def test_yes_no_words_as_pydantic_read_them(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: bool
+) -> None:
+    monkeypatch.setenv("CORRAL_EXECUTION_LOG", value)
+    assert load_settings().execution_log is expected
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("CORRAL_UVLOOP", "maybe", "must be true or false"),
+        ("CORRAL_REDIS_MEMORY_RESERVE", "nan", "must be between 0 and 0.5"),
+        ("CORRAL_REDIS_MEMORY_RESERVE", "inf", "must be between 0 and 0.5"),
+        ("CORRAL_REDIS_CONNECT_TIMEOUT", "0", "must be > 0 and <= 60"),
+        ("CORRAL_API_PORT", "80.5", "must be a whole number"),
+        ("CORRAL_API_PORT", "70000", "must be between 1 and 65535, got 70000"),
+        ("CORRAL_QUEUE", "q" * 65, "must be between 1 and 64 characters long"),
+    ],
+)
+def test_bad_values_say_what_is_wrong(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, problem: str
+) -> None:
+    message = str(_error(monkeypatch, **{variable: value}))
+    assert message.startswith(f"{variable}: {problem}"), message
+
+
+def test_a_copy_is_checked_like_the_environment() -> None:
+    settings = load_settings()
+    assert settings.replace(concurrency="20").concurrency == 20
+    assert "concurrency" in settings.replace(concurrency=20).given
+    with pytest.raises(ConfigurationError, match=r"^CORRAL_CONCURRENCY: "):
+        settings.replace(concurrency=0)
+    with pytest.raises(TypeError, match="not a setting: colour"):
+        settings.replace(colour="blue")

@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 from corral.adapters.bullmq.connection import make_client, ping, server_info
 from corral.adapters.bullmq.consumer import BullConsumer, WorkerConfig
 from corral.adapters.bullmq.events import ChangeFeed, EventStream, publish_change
-from corral.adapters.bullmq.fires import FireGate
 from corral.adapters.bullmq.queue import BullQueue
 from corral.core.events import EVENT_NAMES, QueueEvent
 from corral.core.handlers import HandlerRegistry
@@ -26,10 +25,11 @@ from corral.services.discovery import discover
 from corral.services.execution import Executor
 from corral.settings import CorralSettings
 
-# SQL (SQLAlchemy, Alembic) and the Prometheus client load when first used: a worker needs
-# neither (its execution log writes through the driver), and they are most of its memory and
-# start-up time.
+# SQL (SQLAlchemy, Alembic), the Prometheus client and the scheduler's fire gate (with the cron
+# code) load when first used: a worker needs none of them (its execution log writes through the
+# driver), and they are most of its memory and start-up time.
 if TYPE_CHECKING:
+    from corral.adapters.bullmq.fires import FireGate
     from corral.adapters.sql.execution_log import SqlExecutionLog
     from corral.adapters.sql.schedule_store import SqlScheduleStore
     from corral.services.execution_log import ExecutionLogWriter

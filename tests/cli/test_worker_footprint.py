@@ -40,6 +40,9 @@ NEVER = {
 ENGINE = {"sqlalchemy"}
 #: Only in a worker that writes the execution log.
 SQL = {"aiosqlite", "asyncpg"}
+#: Modules (full names) a worker has no use for: the scheduler's cron and fire code (about
+#: 12 ms of its start-up).
+UNUSED_MODULES = {"corral.core.schedules", "corral.core.cron", "corral.adapters.bullmq.fires"}
 
 PROBE = """
 import asyncio
@@ -79,6 +82,7 @@ def test_the_worker_command_imports_no_server_migration_or_sql_code() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout
     assert _loaded(json.loads(out), NEVER | ENGINE | SQL) == set()
+    assert UNUSED_MODULES.isdisjoint(json.loads(out))
 
 
 @pytest.mark.timeout(60)
@@ -114,6 +118,7 @@ async def test_a_running_worker_loads_only_what_it_runs(
         output = proc.communicate(timeout=20)[0].decode()
     assert proc.returncode == 0, output
     modules = found["modules"]
+    assert UNUSED_MODULES.isdisjoint(modules)
     if execution_log:
         assert _loaded(modules, NEVER | ENGINE) == set()
         assert "aiosqlite" in modules  # the execution-log path did run

@@ -9,7 +9,7 @@ from typing import Any, Final, TypeAlias, cast
 from uuid import UUID
 
 from corral.core.jobs import JobExecutionStatus
-from corral.core.schedules import epoch_ms, missed_id
+from corral.core.misfire import epoch_ms, missed_id
 from corral.core.validation import is_strict_int
 
 

@@ -19,7 +19,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from corral.core.attempts import Attempt, AttemptOutcome
 from corral.core.backoff import RetryPolicy
@@ -32,8 +32,10 @@ from corral.core.executions import (
     schedule_of,
 )
 from corral.core.jobs import JobExecutionStatus
-from corral.core.schedules import ScheduledJob
 from corral.supervision import Supervisor
+
+if TYPE_CHECKING:  # a worker's log writer never sees a schedule: the cron code stays unloaded
+    from corral.core.schedules import ScheduledJob
 
 logger = logging.getLogger(__name__)
 

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from bullmq import Queue
 
 from corral.adapters.bullmq.cluster import ClusterReads
-from corral.adapters.bullmq.fires import FireGate
 from corral.adapters.bullmq.mapping import from_bullmq_priority, to_bullmq_options
 from corral.adapters.bullmq.memory import MemoryReserve
 from corral.core.jobs import JobSpec, is_job_id
 from corral.core.queue_jobs import JobFacts, JobInfo, JobState
 from corral.errors import JobNotFound
+
+if TYPE_CHECKING:  # the scheduler's alone: a worker or a producer does not load the cron code
+    from corral.adapters.bullmq.fires import FireGate
 
 #: BullMQ's state names, in the order counts list them.
 STATES = tuple(state.value for state in JobState)
@@ -134,6 +136,8 @@ class BullQueue(ClusterReads):
         return [str(line) for line in lines], int(total)
 
     def fire_gate(self) -> FireGate:
+        from corral.adapters.bullmq.fires import FireGate
+
         return FireGate(self.client, self._queue, self.url, self.keys)
 
     async def list_jobs(

@@ -276,6 +276,91 @@ async def test_sync_timeout_fails_on_time_and_the_thread_runs_on(
     assert await asyncio.to_thread(finished.wait, 10)
 
 
+async def test_attempts_sharing_a_limit_time_out_each_on_its_own(
+    executor: Executor, registry: HandlerRegistry
+) -> None:
+    """One timer serves every attempt with the same limit (and one per other limit): the slow
+    attempts time out, the quick ones complete, and one that ended in time is never cancelled
+    afterwards by a deadline it no longer has."""
+
+    async def handler(job: Job) -> str:
+        await asyncio.sleep(job.data["s"])
+        return "done"
+
+    registry.register(handler, "varied")
+
+    async def attempt(n: int, seconds: float, limit_ms: int) -> object:
+        outcome = await executor.run(_job("varied", s=seconds), limit_ms)
+        return outcome.result if outcome.ok else type(outcome.exception)
+
+    specs = [(i, 0.3 if i % 3 == 0 else 0.0, 100 if i % 2 else 10_000) for i in range(30)]
+    results = await asyncio.gather(*(attempt(*spec) for spec in specs))
+    expected = [
+        JobTimeoutError if seconds and limit_ms == 100 else "done" for _, seconds, limit_ms in specs
+    ]
+    assert results == expected
+
+    async def completes_then_lives_on() -> str:
+        outcome = await executor.run(_job("varied", s=0.0), 100)
+        await asyncio.sleep(0.3)  # past the deadline the attempt had: no cancellation comes
+        return "lived on" if outcome.ok else "failed"
+
+    assert await completes_then_lives_on() == "lived on"
+
+
+async def test_a_cancellation_from_outside_stays_a_cancellation(
+    executor: Executor, registry: HandlerRegistry
+) -> None:
+    """A shutdown cancelling the attempt's task, before or together with its time limit,
+    is not reported as a timeout."""
+
+    async def handler(job: Job) -> None:
+        await asyncio.sleep(LONG_S)
+
+    registry.register(handler, "cut-off")
+    task = asyncio.create_task(executor.run(_job("cut-off"), 30_000))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    async def cancelled_as_well(job: Job) -> None:
+        try:
+            await asyncio.sleep(LONG_S)
+        except asyncio.CancelledError:  # the limit ran out; a shutdown comes at the same time
+            this = asyncio.current_task()
+            assert this is not None
+            this.cancel()
+            raise
+
+    registry.register(cancelled_as_well, "cut-off-too")
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(executor.run(_job("cut-off-too"), 50))
+
+
+async def test_a_handler_that_swallows_its_timeout_keeps_its_result(
+    executor: Executor, registry: HandlerRegistry
+) -> None:
+    """As with ``asyncio.timeout``: the cancellation is the handler's to handle; its task is
+    left with no cancellation pending."""
+
+    async def handler(job: Job) -> str:
+        try:
+            await asyncio.sleep(LONG_S)
+        except asyncio.CancelledError:
+            return "cleaned up"
+        return "slept"
+
+    async def run_and_report() -> tuple[object, int]:
+        result = await _run(executor, registry, handler, "stubborn", timeout_ms=50)
+        this = asyncio.current_task()
+        assert this is not None
+        await asyncio.sleep(0)  # no cancellation left to arrive here
+        return result, this.cancelling()
+
+    assert await asyncio.create_task(run_and_report()) == ("cleaned up", 0)
+
+
 # -- listeners ---------------------------------------------------------------------------------
 
 

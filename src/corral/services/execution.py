@@ -19,6 +19,7 @@ from corral.core.attempts import Attempt, AttemptOutcome
 from corral.core.handlers import Handler, HandlerRegistry, Job
 from corral.core.ports import AttemptListener
 from corral.errors import JobTimeoutError
+from corral.services.deadlines import Deadlines
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ class Executor:
         self.registry = registry
         self.listeners = list(listeners)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="corral-handler")
+        self._deadlines = Deadlines()
 
     def handler_for(self, name: str) -> Handler:
         """The handler for a job name; raises HandlerNotFound (the caller fails the job at once)."""
@@ -88,17 +90,17 @@ class Executor:
         else:  # shielded: a thread cannot be cut off, so a timeout leaves it to run on
             loop = asyncio.get_running_loop()
             work = asyncio.shield(loop.run_in_executor(self._pool, handler.func, job))
-        # asyncio.timeout, not wait_for: a TimeoutError the handler raises itself (an HTTP or
-        # socket timeout) must stay that error, not become "the job timed out".
-        scope = asyncio.timeout(None if timeout_ms is None else timeout_ms / 1000)
+        # Not asyncio.wait_for: a TimeoutError the handler raises itself (an HTTP or socket
+        # timeout) must stay that error, not become "the job timed out". Not asyncio.timeout
+        # either: one timer per attempt cost more than the rest of this method (deadlines.py).
+        deadline = None if timeout_ms is None else self._deadlines.start(timeout_ms / 1000)
         try:
-            async with scope:
-                result = await work
-                if not handler.is_async and inspect.isawaitable(result):  # wraps async code
-                    result = await result
-                return result
-        except TimeoutError:
-            if not scope.expired():
+            result = await work
+            if not handler.is_async and inspect.isawaitable(result):  # wraps async code
+                result = await result
+        except asyncio.CancelledError:
+            ended, deadline = deadline, None
+            if ended is None or not self._deadlines.end(ended):
                 raise
             if not handler.is_async:
                 logger.warning(
@@ -109,7 +111,12 @@ class Executor:
                     extra={"event": "job.timeout_thread_left", "job_id": job.id},
                 )
             raise JobTimeoutError(timeout_ms or 0) from None
+        finally:
+            if deadline is not None:
+                self._deadlines.end(deadline)
+        return result
 
     def close(self) -> None:
         """Stop accepting thread work; threads of timed-out handlers are not waited for."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._deadlines.close()

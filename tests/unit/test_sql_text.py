@@ -5,10 +5,13 @@ the SQL text (``execution_sql``) to what it compiles from the one definition of 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from corral.adapters.sql import execution_sql, execution_upsert, execution_write
 from corral.adapters.sql.dsn import (
@@ -37,6 +40,18 @@ def test_the_postgres_statements_are_what_sqlalchemy_compiles() -> None:
     create, merge = execution_upsert.postgres_statements()
     assert execution_sql.PG_CREATE_STAGE == _flat(create)
     assert execution_sql.PG_MERGE == _flat(merge)
+
+
+@given(st.floats(min_value=-2e12, max_value=4e12, allow_nan=False))
+@example(999.9995)  # rounds up into the next second
+@example(1_700_000_000_999.9996)
+@example(-1.5)
+def test_a_time_in_milliseconds_is_stored_as_its_datetime(ms: float) -> None:
+    """The worker notes its jobs' times as milliseconds: each database gets exactly what the
+    same time as a datetime gives it."""
+    as_datetime = datetime.fromtimestamp(ms / 1000, UTC)
+    assert execution_write._sqlite_time(ms) == execution_write._sqlite_time(as_datetime)
+    assert execution_write._aware(ms) == as_datetime
 
 
 def test_the_columns_and_lengths_are_the_tables() -> None:

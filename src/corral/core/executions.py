@@ -69,13 +69,19 @@ _FIELDS = tuple(f.name for f in fields(ExecutionRecord))
 
 # -- rows ------------------------------------------------------------------------------------
 
+#: A time in a row: an aware datetime, or milliseconds since the epoch (a float, UTC) as the
+#: worker's log writer notes its jobs' times. The writer meets thousands of jobs a second, and
+#: three datetimes per job, made and then formatted as SQLite's text, cost more than turning
+#: the milliseconds into that text directly; the SQL adapter makes what each database needs.
+Moment: TypeAlias = datetime | float
+
 #: One execution-log row as the worker's log writer buffers it and the SQL adapter writes it:
 #: the fields of :class:`ExecutionRecord` in their order, in a plain tuple, with ``status`` as
-#: its string value. A worker reports two steps of every job; a tuple is the cheapest value to
-#: build, merge and hand to a driver, and one of plain values (strings, numbers, times: no
-#: result object, no schedule id) is dropped from the garbage collector's watch at its first
-#: pass, so a buffer of them does not drive the full collections that stall the event loop for
-#: tens of milliseconds.
+#: its string value and times as :data:`Moment`. A worker reports two steps of every job; a
+#: tuple is the cheapest value to build, merge and hand to a driver, and one of plain values
+#: (strings, numbers, times: no result object, no schedule id) is dropped from the garbage
+#: collector's watch at its first pass, so a buffer of them does not drive the full collections
+#: that stall the event loop for tens of milliseconds.
 ExecutionRow: TypeAlias = tuple[
     str,  # execution_id
     int,  # enqueued_ms
@@ -83,15 +89,15 @@ ExecutionRow: TypeAlias = tuple[
     UUID | None,  # job_id
     str | None,  # handler_name
     str | None,  # queue
-    datetime | None,  # started_at
-    datetime | None,  # finished_at
+    Moment | None,  # started_at
+    Moment | None,  # finished_at
     int | None,  # duration_ms
     Any,  # result
     str | None,  # error_message
     str | None,  # stacktrace
     int,  # retry_count
     str | None,  # trigger
-    datetime | None,  # updated_at
+    Moment | None,  # updated_at
 ]
 
 

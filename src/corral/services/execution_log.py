@@ -6,10 +6,10 @@ flushes is one row, and upserted every ``flush_interval_s`` or ``max_batch`` row
 database never sits on the job path. A database outage delays rows: they stay buffered and are
 retried with a capped backoff; they are never dropped and jobs never wait for them.
 
-The hooks run on the job path for every job, so they do little: a start is noted as it is
-(:class:`_Started`), and the outcome's row (``core.executions.ExecutionRow``, a plain tuple)
-replaces the note, as it holds everything the start's row would have. A start still running at
-a flush is written as its ``active`` row.
+The hooks run on the job path for every job, so they do little: a start is noted as the
+attempt itself, and the outcome's row (``core.executions.ExecutionRow``, a plain tuple) replaces
+the note, as it holds everything the start's row would have; times stay milliseconds until the
+SQL adapter writes them. A start still running at a flush is written as its ``active`` row.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from corral.core.attempts import Attempt, AttemptOutcome
@@ -26,6 +27,7 @@ from corral.core.backoff import RetryPolicy
 from corral.core.executions import (
     ExecutionRow,
     MissedTicks,
+    Moment,
     as_row,
     fold,
     missed_record,
@@ -48,10 +50,6 @@ _DELAYED: Final = JobExecutionStatus.DELAYED.value
 _FAILED: Final = JobExecutionStatus.FAILED.value
 
 
-def _ms_to_dt(ms: float) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
 class LogWrites(Protocol):
     """What the writer needs of an execution log (``core.ports.ExecutionLog``'s writes): the
     worker hands it a log that can do no more (``adapters.sql.driver_log``)."""
@@ -61,14 +59,8 @@ class LogWrites(Protocol):
     async def upsert_rows(self, rows: Sequence[ExecutionRow]) -> None: ...
 
 
-class _Started:
-    """A job whose only buffered step is its start, and when it was reported."""
-
-    __slots__ = ("at", "attempt")
-
-    def __init__(self, attempt: Attempt, at: datetime) -> None:
-        self.attempt = attempt
-        self.at = at
+def _now_ms() -> float:
+    return time.time() * 1000
 
 
 class ExecutionLogWriter:
@@ -86,7 +78,7 @@ class ExecutionLogWriter:
         self.queue = queue
         self.flush_interval_s = flush_interval_s
         self.max_batch = max_batch
-        self._pending: dict[tuple[str, int], ExecutionRow | _Started] = {}
+        self._pending: dict[tuple[str, int], ExecutionRow | Attempt] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.written = 0
@@ -120,14 +112,14 @@ class ExecutionLogWriter:
 
     def _row(
         self,
-        at: datetime,
+        at: Moment,
         job_id: str,
         enqueued_ms: int,
         status: str,
         name: str,
         attempt: int,
-        started_at: datetime | None = None,
-        finished_at: datetime | None = None,
+        started_at: Moment | None = None,
+        finished_at: Moment | None = None,
         duration_ms: int | None = None,
         result: Any = None,
         error_message: str | None = None,
@@ -152,32 +144,30 @@ class ExecutionLogWriter:
             at,
         )
 
-    def _row_of(self, entry: ExecutionRow | _Started) -> ExecutionRow:
-        if not isinstance(entry, _Started):
+    def _row_of(self, entry: ExecutionRow | Attempt) -> ExecutionRow:
+        if not isinstance(entry, Attempt):
             return entry
-        attempt = entry.attempt
         return self._row(
-            entry.at,
-            attempt.job_id,
-            attempt.enqueued_ms,
+            entry.started_ms,
+            entry.job_id,
+            entry.enqueued_ms,
             _ACTIVE,
-            attempt.name,
-            attempt.number,
-            _ms_to_dt(attempt.started_ms),
+            entry.name,
+            entry.number,
+            entry.started_ms,
         )
 
     def job_waiting(self, job_id: str, enqueued_ms: int, name: str) -> None:
-        self._put(self._row(datetime.now(UTC), job_id, enqueued_ms, _WAITING, name, 1))
+        self._put(self._row(_now_ms(), job_id, enqueued_ms, _WAITING, name, 1))
 
     def attempt_started(self, attempt: Attempt) -> None:
-        started = _Started(attempt, datetime.now(UTC))
         key = (attempt.job_id, attempt.enqueued_ms)
         previous = self._pending.get(key)
-        if previous is None or isinstance(previous, _Started):  # a later start says all
-            self._pending[key] = started
+        if previous is None or isinstance(previous, Attempt):  # a later start says all
+            self._pending[key] = attempt
             self._check_full()
         else:
-            self._pending[key] = fold(self._row_of(started), previous)
+            self._pending[key] = fold(self._row_of(attempt), previous)
 
     def attempt_finished(self, outcome: AttemptOutcome) -> None:
         attempt = outcome.attempt
@@ -187,14 +177,14 @@ class ExecutionLogWriter:
             status = _DELAYED if outcome.retrying else _FAILED
         error, trace = outcome.error, outcome.stacktrace
         row = self._row(
-            datetime.now(UTC),
+            _now_ms(),
             attempt.job_id,
             attempt.enqueued_ms,
             status,
             attempt.name,
             attempt.number,
-            _ms_to_dt(attempt.started_ms),
-            None if outcome.retrying else _ms_to_dt(outcome.finished_ms),
+            attempt.started_ms,
+            None if outcome.retrying else outcome.finished_ms,
             round(outcome.duration_ms),
             outcome.result,
             None if error is None else error[:_MAX_ERROR],
@@ -203,7 +193,7 @@ class ExecutionLogWriter:
         key = (row[0], row[1])
         previous = self._pending.get(key)
         # Over a start alone no fold is needed: this row has a value wherever a start's has.
-        if previous is None or isinstance(previous, _Started):
+        if previous is None or isinstance(previous, Attempt):
             self._pending[key] = row
             self._check_full()
         else:

@@ -27,6 +27,8 @@ The statements are ``execution_sql``'s constants (see there for how they keep on
 from __future__ import annotations
 
 import contextlib
+import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from itertools import chain
@@ -44,7 +46,7 @@ from corral.adapters.sql.execution_sql import (
     STAGE_COLUMNS,
 )
 from corral.adapters.sql.storable import json_text, opt_text, storable_json, text
-from corral.core.executions import ExecutionRow, fold
+from corral.core.executions import ExecutionRow, Moment, fold
 from corral.core.jobs import JobExecutionStatus
 
 MAX_ERROR_CHARS: Final = 64 * 1024
@@ -68,7 +70,10 @@ def merge_rows(rows: Iterable[ExecutionRow]) -> list[ExecutionRow]:
     return list(merged.values())
 
 
-def _aware(value: datetime) -> datetime:
+def _aware(value: Moment) -> datetime:
+    """``value`` as the aware datetime PostgreSQL gets."""
+    if not isinstance(value, datetime):
+        return datetime.fromtimestamp(value / 1000, UTC)
     if value.tzinfo is None:
         raise ValueError("naive datetime: Corral stores aware UTC times only")
     return value
@@ -76,11 +81,17 @@ def _aware(value: datetime) -> datetime:
 
 #: SQLAlchemy's SQLite DATETIME storage format (UTC: ``UTCDateTime`` converts first); printf
 #: style because it is the quickest to fill, three times per row.
-_SQLITE_TIME: Final = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+_SQLITE_SECOND: Final = "%04d-%02d-%02d %02d:%02d:%02d"
+_SQLITE_TIME: Final = _SQLITE_SECOND + ".%06d"
+#: The text of each whole second met lately: a worker's rows of one second share it.
+_SECONDS: dict[float, str] = {}
+_MAX_SECONDS: Final = 4096
 
 
-def _sqlite_time(value: datetime) -> str:
+def _sqlite_time(value: Moment) -> str:
     """The text SQLAlchemy's SQLite DATETIME stores for ``value``."""
+    if not isinstance(value, datetime):
+        return _sqlite_ms_time(value)
     if value.tzinfo is not UTC:
         value = _aware(value).astimezone(UTC)
     return _SQLITE_TIME % (
@@ -94,6 +105,26 @@ def _sqlite_time(value: datetime) -> str:
     )
 
 
+def _sqlite_ms_time(ms: float) -> str:
+    """``_sqlite_time(datetime.fromtimestamp(ms / 1000, UTC))`` without the datetime: its
+    microseconds are rounded as ``fromtimestamp`` rounds them (half to even), and the text up
+    to the second is kept per second."""
+    fraction, whole = math.modf(ms / 1000)
+    micro = round(fraction * 1e6)
+    if micro >= 1_000_000:
+        micro -= 1_000_000
+        whole += 1
+    elif micro < 0:  # before 1970
+        micro += 1_000_000
+        whole -= 1
+    second = _SECONDS.get(whole)
+    if second is None:
+        if len(_SECONDS) >= _MAX_SECONDS:
+            _SECONDS.clear()
+        second = _SECONDS[whole] = _SQLITE_SECOND % time.gmtime(whole)[:6]
+    return f"{second}.{micro:06d}"
+
+
 def _status(value: str) -> str:
     return _STATUSES.get(value) or str(JobExecutionStatus(value))  # raises for an unknown one
 
@@ -102,7 +133,7 @@ def storable_values(
     rows: Iterable[ExecutionRow],
     now: datetime,
     *,
-    when: Callable[[datetime], Any],
+    when: Callable[[Moment], Any],
     uuid: Callable[[UUID], Any],
 ) -> list[tuple[Any, ...]]:
     """Each row's values in ``COLUMNS`` order, made storable (``storable``), with times and

@@ -19,8 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import CreateSchema, DropSchema
 
-from corral.adapters.sql import SqlExecutionLog, SqlScheduleStore, make_engine, upgrade
 from corral.adapters.sql.driver_log import DriverExecutionLog
+from corral.adapters.sql.engine import make_engine
+from corral.adapters.sql.execution_log import SqlExecutionLog
+from corral.adapters.sql.migrate import upgrade
+from corral.adapters.sql.schedule_store import SqlScheduleStore
 from corral.adapters.sql.tables import schedules
 from corral.core.schedules import ScheduledJob, new_schedule, validate_changes
 

@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from corral.adapters.sql import SqlExecutionLog, upgrade
 from corral.adapters.sql.driver_log import DriverExecutionLog, schema_at_head
+from corral.adapters.sql.execution_log import SqlExecutionLog
+from corral.adapters.sql.migrate import upgrade
 from corral.core.executions import ExecutionRecord
 from corral.core.jobs import JobExecutionStatus
 from corral.core.queries import ExecutionQuery

@@ -21,7 +21,7 @@ import pytest
 from corral import JobExecutionStatus, JobQueueManager
 from corral.adapters.bullmq.connection import make_client
 from corral.adapters.bullmq.queue import BullQueue
-from corral.adapters.sql import SqlExecutionLog
+from corral.adapters.sql.execution_log import SqlExecutionLog
 from corral.core.executions import ExecutionRecord
 from corral.core.queries import ExecutionQuery
 from corral.scheduler import TaskScheduler

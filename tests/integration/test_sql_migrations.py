@@ -17,17 +17,17 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from corral.adapters.sql import (
-    SqlExecutionLog,
-    SqlScheduleStore,
+from corral.adapters.sql.engine import make_engine, normalize_url, ping
+from corral.adapters.sql.execution_log import SqlExecutionLog
+from corral.adapters.sql.migrate import (
+    HEAD_REVISION,
+    VERSION_TABLE,
+    alembic_config,
     current_revision,
     head_revision,
-    make_engine,
-    ping,
     upgrade,
 )
-from corral.adapters.sql.engine import normalize_url
-from corral.adapters.sql.migrate import HEAD_REVISION, VERSION_TABLE, alembic_config
+from corral.adapters.sql.schedule_store import SqlScheduleStore
 from corral.adapters.sql.tables import metadata
 from corral.core.executions import ExecutionRecord
 from corral.core.jobs import JobExecutionStatus

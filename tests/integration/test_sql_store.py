@@ -13,7 +13,8 @@ import pytest
 from sqlalchemy import delete, insert, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from corral.adapters.sql import SqlExecutionLog, SqlScheduleStore
+from corral.adapters.sql.execution_log import SqlExecutionLog
+from corral.adapters.sql.schedule_store import SqlScheduleStore
 from corral.adapters.sql.tables import executions, schedules
 from corral.core.executions import ExecutionRecord, MissedTicks, missed_record, missed_ticks
 from corral.core.jobs import JobExecutionStatus

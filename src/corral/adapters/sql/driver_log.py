@@ -26,6 +26,8 @@ from corral.adapters.sql.dsn import (
     BUSY_TIMEOUT_MS,
     SQLITE_PRAGMAS,
     check_schema,
+    is_locked,
+    locked_retry_delays,
     parse_database_url,
     postgres_connect_args,
     server_settings,
@@ -64,7 +66,17 @@ class DriverExecutionLog:
             connecting._thread.daemon = True
             conn = await connecting
             try:
-                await conn.executescript(";\n".join(SQLITE_PRAGMAS))
+                for pragma in SQLITE_PRAGMAS:
+                    for delay in locked_retry_delays():
+                        try:
+                            await conn.execute(pragma)
+                            break
+                        except Exception as exc:
+                            if not is_locked(exc):
+                                raise
+                        await asyncio.sleep(delay)
+                    else:
+                        await conn.execute(pragma)  # the last try: its error is the caller's
             except BaseException:
                 await conn.close()
                 raise

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -47,6 +47,27 @@ SQLITE_PRAGMAS: Final = (
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
 )
+
+
+def locked_retry_delays() -> Iterator[float]:
+    """The pauses between tries of a PRAGMA that SQLite refused with "database is locked".
+
+    SQLite switches a file to WAL under an exclusive lock that it takes without waiting on the
+    busy timeout: processes opening a new database file at once (a worker and a scheduler
+    started together on a fresh ``DATABASE_URL``) can be refused. They try again, for about as
+    long as the busy timeout would have waited."""
+    waited, delay = 0.0, 0.005
+    while waited < BUSY_TIMEOUT_MS / 1000:
+        yield delay
+        waited += delay
+        delay = min(delay * 2, 0.1)
+
+
+def is_locked(exc: BaseException) -> bool:
+    """SQLite's "database is locked" (``SQLITE_BUSY``), as either driver raises it."""
+    return "database is locked" in str(exc)
+
+
 APPLICATION_NAME: Final = "corral"
 _SCHEMA_RE: Final = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 # SQLAlchemy's URL grammar (``sqlalchemy.engine.url._parse_url``): what it accepts, this does.

@@ -19,6 +19,7 @@ turned into Corral's errors.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,12 +39,15 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import await_only
 
 from corral.adapters.sql import dsn
 from corral.adapters.sql.dsn import (
     BUSY_TIMEOUT_MS,
     SQLITE_PRAGMAS,
     check_schema,
+    is_locked,
+    locked_retry_delays,
     parse_database_url,
     server_settings,
 )
@@ -105,7 +109,18 @@ def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoo
     cursor = dbapi_connection.cursor()
     try:
         for pragma in SQLITE_PRAGMAS:
-            cursor.execute(pragma)
+            for delay in locked_retry_delays():
+                try:
+                    cursor.execute(pragma)
+                    break
+                except Exception as exc:
+                    if not is_locked(exc):
+                        raise
+                # The hook runs in SQLAlchemy's greenlet on the event loop: pause without
+                # blocking the loop.
+                await_only(asyncio.sleep(delay))
+            else:
+                cursor.execute(pragma)  # the last try: its error is the caller's
     finally:
         cursor.close()
 

@@ -29,6 +29,7 @@ from corral import JobExecutionStatus, JobQueueManager
 from corral.core.executions import ExecutionRecord
 from corral.core.queries import ExecutionQuery
 from corral.core.queue_jobs import JobInfo, JobState
+from corral.errors import JobNotFound
 from corral.settings import load_settings
 from tests.interop.nodejs import NodeBullmq
 from tests.support.ledger import read_ledger
@@ -202,6 +203,61 @@ async def test_node_delays_and_retries_are_honoured_by_corral(
     assert (by_id[flaky].status, by_id[flaky].retry_count) == (JobExecutionStatus.COMPLETED, 2)
     assert (by_id[doomed].status, by_id[doomed].retry_count) == (JobExecutionStatus.FAILED, 1)
     assert "corral boom on attempt 2" in (by_id[doomed].error_message or "")
+
+
+async def test_jobs_of_a_node_job_scheduler_are_readable_through_corral(
+    qm: JobQueueManager, node: NodeBullmq, queue_name: str, redis_url: str
+) -> None:
+    """BullMQ's job schedulers (Node's ``upsertJobScheduler``) give their jobs ids of the form
+    ``repeat:<scheduler id>:<ms>``: Corral runs them, and its API finds them by that id."""
+    ledger = f"ledger:{queue_name}"
+    scheduler = {"id": "nightly-report", "repeat": {"every": 3_600_000}}
+    template = {"name": "sendReport", "data": {"ledger": ledger}, "opts": {"attempts": 2}}
+    [job_id] = await node.produce(queue_name, [{"scheduler": scheduler, **template}], prefix=PREFIX)
+    assert job_id.startswith("repeat:nightly-report:")
+
+    await qm.start_worker([HANDLERS], concurrency=1)
+    info = await _state(qm, job_id, "completed")
+    assert (info.name, info.data, info.max_attempts) == ("sendReport", template["data"], 2)
+    assert info.result == {"seen_by": "corral", "name": "sendReport", "data": template["data"]}
+    assert await qm.get_job_logs(job_id) == ([], 0)
+    assert [(r["id"], r["worker"]) for r in _ledger(redis_url, ledger)] == [(job_id, "corral")]
+    # The execution log's reconciliation reads jobs by these facts: the job is there, finished.
+    facts = (await (await qm.runtime.queue()).job_facts([job_id]))[job_id]
+    assert facts is not None
+    assert facts.state == JobState.COMPLETED
+    rows = await eventually(
+        lambda: _rows(qm), until=lambda rs: [r.status for r in rs] == ["completed"]
+    )
+    assert rows[0].execution_id == job_id
+    await qm.remove_job(job_id)
+    with pytest.raises(JobNotFound):
+        await qm.get_job(job_id)
+
+
+async def test_a_scheduler_of_node_is_never_taken_for_a_job(
+    qm: JobQueueManager, node: NodeBullmq, queue_name: str, redis_url: str
+) -> None:
+    """A scheduler whose own id ends in ``:<digits>`` keeps its hash where a scheduler job's
+    id would point (``repeat:weekly:5``): Corral's API answers "not found" for that id and
+    leaves the hash alone."""
+    scheduler = {"id": "weekly:5", "repeat": {"every": 3_600_000}}
+    [first] = await node.produce(
+        queue_name, [{"scheduler": scheduler, "name": "interop", "data": {}}], prefix=PREFIX
+    )
+    assert first.startswith("repeat:weekly:5:")
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    key = f"{PREFIX}:{queue_name}:repeat:weekly:5"
+    try:
+        before = await client.hgetall(key)  # type: ignore[misc]
+        assert before
+        for call in (qm.get_job, qm.retry_job, qm.remove_job):
+            with pytest.raises(JobNotFound):
+                await call("repeat:weekly:5")
+        assert await client.hgetall(key) == before  # type: ignore[misc]
+    finally:
+        await client.aclose()
+    assert (await qm.get_job(first)).state == "waiting"
 
 
 # -- Corral producer -> Node worker -------------------------------------------------------------

@@ -163,21 +163,33 @@ async def test_node_delays_and_retries_are_honoured_by_corral(
             "data": {"ledger": ledger, "tag": "hopeless", "unrecoverable": True},
             "opts": {"attempts": 5},
         },
-        {"name": "interop", "data": {"ledger": ledger, "tag": "default-attempts"}, "opts": {}},
+        {
+            "name": "interop",
+            "data": {"ledger": ledger, "tag": "one-attempt", "fail_attempts": 9},
+            "opts": {},  # BullMQ's default: one attempt (Node writes "attempts": 0)
+        },
+        {  # Corral's own option, set by a Node producer
+            "name": "interop",
+            "data": {"ledger": ledger, "tag": "slow", "sleep_ms": 5000},
+            "opts": {"timeout": 200, "attempts": 1},
+        },
     ]
-    delayed, flaky, doomed, hopeless, _ = await node.produce(queue_name, jobs, prefix=PREFIX)
+    ids = await node.produce(queue_name, jobs, prefix=PREFIX)
+    delayed, flaky, doomed, hopeless, one_attempt, slow = ids
     assert (await qm.get_job(delayed)).state == "delayed"
 
     await qm.start_worker([HANDLERS], concurrency=4)
     await eventually(qm.get_queue_status, until=_settled(len(jobs)), timeout_s=15)
 
     rows = _ledger(redis_url, ledger)
-    assert _attempts(rows, "delayed", "flaky", "doomed", "hopeless", "default-attempts") == {
+    tags = ("delayed", "flaky", "doomed", "hopeless", "one-attempt", "slow")
+    assert _attempts(rows, *tags) == {
         "delayed": [0],
         "flaky": [0, 1, 2],
         "doomed": [0, 1],
         "hopeless": [0],
-        "default-attempts": [0],
+        "one-attempt": [0],
+        "slow": [0],
     }
     info = await qm.get_job(delayed)
     assert info.state == "completed"
@@ -193,6 +205,11 @@ async def test_node_delays_and_retries_are_honoured_by_corral(
     gave_up = await qm.get_job(hopeless)
     assert (gave_up.state, gave_up.attempts_made) == ("failed", 1)
     assert f"corral gives up on {hopeless}" in (gave_up.failed_reason or "")
+    once = await qm.get_job(one_attempt)
+    assert (once.state, once.attempts_made, once.max_attempts) == ("failed", 1, 1)
+    timed_out = await qm.get_job(slow)
+    assert (timed_out.state, timed_out.attempts_made) == ("failed", 1)
+    assert "timed out after 200 ms" in (timed_out.failed_reason or "")
 
     def logged(rs: list[ExecutionRecord]) -> bool:
         return len(rs) == len(jobs) and all(
@@ -322,6 +339,8 @@ async def test_corral_jobs_run_on_node_in_corral_priority_order(
     listed, total = await qm.list_jobs(JobState.COMPLETED)
     assert sorted(j.id for j in listed) == sorted([*ids, single])
     assert total == 6
+    # Throughput and success figures are what Corral's workers count (docs/howto-deployment.md)
+    assert (await qm.get_metrics()).total_jobs == 0
 
 
 async def test_corral_retries_delays_and_failures_behave_on_node(

@@ -40,10 +40,6 @@ HANDLERS = "tests.interop.handlers"
 PREFIX = "corraltest"  # the conftest's queue_name fixture deletes these keys afterwards
 
 
-def _ledger(redis_url: str, key: str) -> list[dict[str, Any]]:
-    return read_ledger(redis_url, key)
-
-
 async def _state(qm: JobQueueManager, job_id: str, *states: str) -> JobInfo:
     return await eventually(
         lambda: qm.get_job(job_id), until=lambda j: j.state in states, timeout_s=15
@@ -114,7 +110,7 @@ async def test_node_jobs_run_on_corral_in_bullmq_priority_order(
     status = await eventually(qm.get_queue_status, until=_settled(len(jobs)))
     assert status["counts"]["completed"] == len(jobs)
 
-    rows = _ledger(redis_url, ledger)
+    rows = read_ledger(redis_url, ledger)
     # BullMQ runs unprioritized jobs first, then 1 (most urgent) .. 20, ties in order added
     assert [r["data"]["tag"] for r in rows] == [
         "no-priority",
@@ -181,7 +177,7 @@ async def test_node_delays_and_retries_are_honoured_by_corral(
     await qm.start_worker([HANDLERS], concurrency=4)
     await eventually(qm.get_queue_status, until=_settled(len(jobs)), timeout_s=15)
 
-    rows = _ledger(redis_url, ledger)
+    rows = read_ledger(redis_url, ledger)
     tags = ("delayed", "flaky", "doomed", "hopeless", "one-attempt", "slow")
     assert _attempts(rows, *tags) == {
         "delayed": [0],
@@ -238,7 +234,7 @@ async def test_jobs_of_a_node_job_scheduler_are_readable_through_corral(
     assert (info.name, info.data, info.max_attempts) == ("sendReport", template["data"], 2)
     assert info.result == {"seen_by": "corral", "name": "sendReport", "data": template["data"]}
     assert await qm.get_job_logs(job_id) == ([], 0)
-    assert [(r["id"], r["worker"]) for r in _ledger(redis_url, ledger)] == [(job_id, "corral")]
+    assert [(r["id"], r["worker"]) for r in read_ledger(redis_url, ledger)] == [(job_id, "corral")]
     # The execution log's reconciliation reads jobs by these facts: the job is there, finished.
     facts = (await (await qm.runtime.queue()).job_facts([job_id]))[job_id]
     assert facts is not None
@@ -303,7 +299,7 @@ async def test_corral_jobs_run_on_node_in_corral_priority_order(
     async with node.consumer(queue_name, ledger, prefix=PREFIX, count=6) as consumer:
         await consumer.finished()
 
-    rows = _ledger(redis_url, ledger)
+    rows = read_ledger(redis_url, ledger)
     assert [r["data"]["tag"] for r in rows] == [
         "critical",
         "critical-2",
@@ -368,7 +364,7 @@ async def test_corral_retries_delays_and_failures_behave_on_node(
     async with node.consumer(queue_name, ledger, prefix=PREFIX, count=4, concurrency=4) as c:
         await c.finished()
 
-    rows = _ledger(redis_url, ledger)
+    rows = read_ledger(redis_url, ledger)
     assert _attempts(rows, "delayed", "flaky", "doomed", "hopeless") == {
         "delayed": [0],
         "flaky": [0, 1, 2],
@@ -429,7 +425,7 @@ async def test_a_retry_moves_across_languages(
     await qm.start_worker([HANDLERS], execution_log=False)
     await _state(qm, node_first, "completed")
 
-    rows = _ledger(redis_url, ledger)
+    rows = read_ledger(redis_url, ledger)
     assert [(r["data"]["tag"], r["attemptsMade"], r["worker"]) for r in rows] == [
         ("corral-first", 0, "corral"),
         ("corral-first", 1, "node"),
@@ -497,7 +493,7 @@ async def test_default_prefixes_meet(
     )
     await default_qm.start_worker(execution_log=False)
     await _state(default_qm, from_node, "completed")
-    rows = _ledger(redis_url, ledger)
+    rows = read_ledger(redis_url, ledger)
     assert [(r["id"], r["worker"]) for r in rows] == [(from_corral, "node"), (from_node, "corral")]
 
 
@@ -555,7 +551,7 @@ async def test_node_and_corral_workers_share_a_queue_each_job_once(
     assert status["counts"]["failed"] == 0
     assert status["counts"]["completed"] == MIXED_JOBS
 
-    rows = _ledger(redis_url, ledger)
+    rows = read_ledger(redis_url, ledger)
     ids = [*node_ids, *corral_ids]
     assert len(set(ids)) == MIXED_JOBS
     attempts = Counter((r["id"], r["attemptsMade"]) for r in rows)

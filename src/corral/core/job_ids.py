@@ -74,10 +74,11 @@ _MAX_MS_DIGITS: Final = 20
 
 def is_scheduler_job_id(value: str) -> bool:
     """Is ``value`` shaped like the id of a job a BullMQ job scheduler added?"""
-    scheduler, colon, ms = value.removeprefix(SCHEDULER_JOB_PREFIX).rpartition(":")
+    if not value.startswith(SCHEDULER_JOB_PREFIX):
+        return False
+    scheduler, colon, ms = value[len(SCHEDULER_JOB_PREFIX) :].rpartition(":")
     return (
-        value.startswith(SCHEDULER_JOB_PREFIX)
-        and bool(colon)
+        bool(colon)
         and 0 < len(scheduler) <= MAX_JOB_ID_LENGTH
         and scheduler.isprintable()
         and 0 < len(ms) <= _MAX_MS_DIGITS
@@ -92,6 +93,6 @@ def is_job_id(value: object) -> bool:
     :func:`job_id_problem`)?"""
     if isinstance(value, str) and value.isascii() and value.isdigit():
         return len(value) <= MAX_JOB_ID_LENGTH
-    if isinstance(value, str) and is_scheduler_job_id(value):
+    if job_id_problem(value) is None:
         return True
-    return job_id_problem(value) is None
+    return isinstance(value, str) and is_scheduler_job_id(value)

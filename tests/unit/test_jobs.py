@@ -297,6 +297,33 @@ def test_counted_and_chosen_ids_can_be_looked_up(value: str) -> None:
     assert is_job_id(value)
 
 
+@pytest.mark.parametrize(
+    "value", ["repeat:nightly-report:1796078802697", "repeat:a:b:17", "repeat:x:0"]
+)
+def test_ids_bullmq_job_schedulers_give_can_be_looked_up_not_chosen(value: str) -> None:
+    assert is_job_id(value)
+    with pytest.raises(InvalidJobOptions):
+        parse_options({"job_id": value})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "repeat:x",
+        "repeat::17",
+        "repeat:x:",
+        "repeat:x:1a",
+        "repeat:x:\u0661",
+        "repeat:x\n:1",
+        "repeat:" + "x" * 129 + ":1",
+        "repeat:x:" + "1" * 21,
+        "repeats:x:1",
+    ],
+)
+def test_only_the_shape_of_a_scheduler_job_id_passes(value: str) -> None:
+    assert not is_job_id(value)
+
+
 def _bullmq_key_names() -> set[str]:
     """The first segment of every key name the installed bullmq builds on a queue's prefix."""
     import bullmq

@@ -45,7 +45,8 @@ def job_id_problem(value: object) -> str | None:
     """What is wrong with ``value`` as a caller-chosen job id, or None if nothing is.
 
     The one job-id rule: ``add_job`` refuses such an id (422), and a lookup by such an id
-    answers "not found" without reading Redis, since no job can have it.
+    answers "not found" without reading Redis, since no job can have it (save the ids BullMQ's
+    job schedulers give their jobs, see :func:`is_job_id`).
     """
     if not isinstance(value, str):
         return f"must be a string, got {type(value).__name__}"
@@ -61,9 +62,37 @@ def job_id_problem(value: object) -> str | None:
     return None
 
 
+#: The ids BullMQ's job schedulers give the jobs they add, ``repeat:<scheduler id>:<ms>``: a
+#: Node application sharing the queue (``Queue.upsertJobScheduler``) adds such jobs, and Corral
+#: must find them by those ids. Under ``repeat:`` BullMQ keeps only these jobs and each
+#: scheduler's own hash (``repeat:<scheduler id>``), which such an id names only for a scheduler
+#: whose id itself ends in ``:<digits>``: ``adapters/bullmq/queue.py`` checks the id has a job
+#: state before it changes anything by it.
+SCHEDULER_JOB_PREFIX: Final = "repeat:"
+_MAX_MS_DIGITS: Final = 20
+
+
+def is_scheduler_job_id(value: str) -> bool:
+    """Is ``value`` shaped like the id of a job a BullMQ job scheduler added?"""
+    if not value.startswith(SCHEDULER_JOB_PREFIX):
+        return False
+    scheduler, colon, ms = value[len(SCHEDULER_JOB_PREFIX) :].rpartition(":")
+    return (
+        bool(colon)
+        and 0 < len(scheduler) <= MAX_JOB_ID_LENGTH
+        and scheduler.isprintable()
+        and 0 < len(ms) <= _MAX_MS_DIGITS
+        and ms.isascii()
+        and ms.isdigit()
+    )
+
+
 def is_job_id(value: object) -> bool:
-    """Could a job have this id: one BullMQ counted out (all ASCII digits), or one a caller
-    may choose (see :func:`job_id_problem`)?"""
+    """Could a job have this id: one BullMQ counted out (all ASCII digits), one a BullMQ job
+    scheduler gave its job (:func:`is_scheduler_job_id`), or one a caller may choose (see
+    :func:`job_id_problem`)?"""
     if isinstance(value, str) and value.isascii() and value.isdigit():
         return len(value) <= MAX_JOB_ID_LENGTH
-    return job_id_problem(value) is None
+    if job_id_problem(value) is None:
+        return True
+    return isinstance(value, str) and is_scheduler_job_id(value)

@@ -12,6 +12,7 @@ from bullmq import Queue
 from corral.adapters.bullmq.cluster import ClusterReads
 from corral.adapters.bullmq.mapping import from_bullmq_priority, to_bullmq_options
 from corral.adapters.bullmq.memory import MemoryReserve
+from corral.core.job_ids import is_scheduler_job_id
 from corral.core.jobs import JobSpec, is_job_id
 from corral.core.queue_jobs import JobFacts, JobInfo, JobState
 from corral.errors import JobNotFound
@@ -111,6 +112,7 @@ class BullQueue(ClusterReads):
     async def retry_job(self, job_id: str) -> None:
         _known(job_id)
         async with self._guard():
+            await self._not_a_scheduler(job_id)
             job = await self._queue.getJob(job_id)
             if job is None:
                 raise JobNotFound(job_id)
@@ -119,8 +121,16 @@ class BullQueue(ClusterReads):
     async def remove_job(self, job_id: str) -> None:
         _known(job_id)
         async with self._guard():
+            await self._not_a_scheduler(job_id)
             removed = await self._queue.remove(job_id)
         if not removed:
+            raise JobNotFound(job_id)
+
+    async def _not_a_scheduler(self, job_id: str) -> None:
+        """Refuse a scheduler job's id (``repeat:<scheduler>:<ms>``) that is no job's: it may
+        name the hash of a scheduler whose own id ends in ``:<ms>``, which BullMQ would remove
+        (or read as a job). A job hash has a state; a scheduler's hash never does."""
+        if is_scheduler_job_id(job_id) and await self._queue.getJobState(job_id) == "unknown":
             raise JobNotFound(job_id)
 
     async def job_logs(self, job_id: str, *, limit: int) -> tuple[list[str], int]:

@@ -1,6 +1,7 @@
 """``/api/admin/jobs/{id}``: one job of the served queue — look at it, retry it, remove it.
 
-An id no job can have (``core.jobs.job_id_problem``: one with ``:``, or the name of one of the
+An id no job can have (``core.jobs.is_job_id``: one with ``:`` other than the
+``repeat:<scheduler id>:<ms>`` of a BullMQ job scheduler's job, or the name of one of the
 queue's own keys such as ``meta``) is a 404 like an unknown one, answered before Redis is asked.
 Retrying a job that has not failed, or removing one that is running, is a conflict (409) and
 changes nothing.

@@ -42,15 +42,44 @@ def _connections(client: aioredis.Redis) -> int:
     return len(pool._available_connections) + len(pool._in_use_connections)
 
 
-async def test_the_first_command_of_a_turn_goes_at_once_the_rest_together(
-    client: aioredis.Redis,
-) -> None:
+async def test_the_commands_of_a_turn_go_together(client: aioredis.Redis) -> None:
     script = await _loaded(client, ECHO)
     calls = [run_script(script, [f"k{i}"], [str(i)]) for i in range(10)]
     assert await asyncio.gather(*calls) == [[str(i), f"k{i}"] for i in range(10)]
-    assert _connections(client) == 2  # the first, sent at once; the other nine, together
+    assert _connections(client) == 1  # one batch, one connection
     for connection in client.connection_pool._available_connections:
         assert connection.socket_timeout == SOCKET_TIMEOUT_S  # put back after the batch's timer
+
+
+async def test_commands_wait_for_the_batch_in_flight_and_go_together_after_it(
+    client: aioredis.Redis, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = client.connection_pool
+    assert await pool.batcher.send(("PING",)) == "PONG"
+    (connection,) = pool._available_connections
+    writes: list[int] = []
+    write = connection.send_packed_command
+
+    async def counted(command: list[bytes], check_health: bool = True) -> None:
+        writes.append(len(command))
+        await write(command, check_health)
+
+    monkeypatch.setattr(connection, "send_packed_command", counted)
+    key = f"corral-test-batch-{uuid.uuid4()}"
+    in_flight = pool.batcher.send(("BLPOP", key, 5))
+    await asyncio.sleep(0.05)  # written, and Redis holds its reply
+    meanwhile = [pool.batcher.send(("ECHO", str(i))) for i in range(5)]
+    await asyncio.sleep(0.05)
+    assert writes == [1]  # the others wait for the batch in flight
+    pusher = aioredis.Redis.from_url(redis_url)
+    try:
+        await pusher.lpush(key, "go")
+    finally:
+        await pusher.aclose()
+    assert await in_flight == [key, "go"]
+    assert await asyncio.gather(*meanwhile) == [str(i) for i in range(5)]
+    assert writes == [1, 5]  # then all five in one write
+    assert _connections(client) == 1
 
 
 async def test_an_error_reply_is_its_own_commands_error(client: aioredis.Redis) -> None:
@@ -68,7 +97,7 @@ async def test_an_error_reply_is_its_own_commands_error(client: aioredis.Redis) 
     assert await run_script(script, ["d"], ["after"]) == "after"
 
 
-@pytest.mark.parametrize("where", [0, 1], ids=["sent-at-once", "in-the-batch"])
+@pytest.mark.parametrize("where", [0, 1], ids=["first", "second"])
 async def test_a_script_redis_does_not_know_is_loaded(client: aioredis.Redis, where: int) -> None:
     known = await _loaded(client, ECHO)
     unknown = client.register_script(f"return 'new' -- {uuid.uuid4()}")
@@ -116,7 +145,7 @@ async def test_every_caller_hears_that_redis_cannot_be_reached() -> None:
         calls = [run_script(script, ["k"], [str(i)]) for i in range(3)]
         results = await asyncio.gather(*calls, return_exceptions=True)
         assert all(isinstance(result, RedisConnectionError) for result in results), results
-        assert _connections(client) == 2  # the one sent at once, the batch
+        assert _connections(client) == 1  # the batch
         assert len(client.connection_pool._in_use_connections) == 0
         await asyncio.sleep(0)  # the batch's task has ended
         gc.collect()  # a task that ended with an error nobody awaited is reported here

@@ -167,10 +167,11 @@ async def run_script(script: AsyncScript, keys: list[Any], args: list[Any]) -> A
     """``await script(keys=keys, args=args)`` for a script sent on every job.
 
     On a :class:`LeanPool` the EVALSHA goes through the pool's
-    :class:`~corral.adapters.bullmq.batching.CommandBatcher`: sent at once or with the other
-    commands of this turn of the loop, with redis-py's retries, timeout and disconnect on error,
-    without the client's layers around them (the script object, the command dispatch, the
-    operation-duration records, the reply callbacks, of which EVALSHA has none). A script
+    :class:`~corral.adapters.bullmq.batching.CommandBatcher`: written with the other commands
+    sent meanwhile, one batch in flight at a time, with redis-py's retries, timeout and
+    disconnect on error, without the client's layers around them (the script object, the
+    command dispatch, the operation-duration records, the reply callbacks, of which EVALSHA has
+    none). A script
     Redis does not know (restarted, flushed) takes redis-py's own path, which loads it:
     NOSCRIPT means it did not run."""
     client = script.registered_client
@@ -178,6 +179,6 @@ async def run_script(script: AsyncScript, keys: list[Any], args: list[Any]) -> A
     if client.single_connection_client or not isinstance(pool, LeanPool):
         return await script(keys=keys, args=args)
     try:
-        return await pool.batcher.run(("EVALSHA", script.sha, len(keys), *keys, *args))
+        return await pool.batcher.send(("EVALSHA", script.sha, len(keys), *keys, *args))
     except NoScriptError:
         return await script(keys=keys, args=args)

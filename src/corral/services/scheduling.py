@@ -324,6 +324,7 @@ class SchedulerLoop:
                     await self.settler.batch(backups, horizon)
         finally:
             self._busy = False
+            self.reports.turn_done()
 
     def _failed(self, entry: Entry, now: datetime) -> None:
         self.heaps.push(entry, now + timedelta(seconds=min(self.poll_s, 1.0)))  # soon, not busy

@@ -33,7 +33,7 @@ from corral.core.schedules import (
 )
 from corral.core.validation import is_strict_int
 from corral.errors import InvalidCronExpression, ValidationError
-from corral.runtime import Runtime
+from corral.runtime import Runtime, freeze_start_up_heap
 from corral.services.firing import spec_for_schedule
 from corral.services.reconcile import Reconciler
 from corral.services.scheduling import Clock, SchedulerLoop, utc_now
@@ -123,6 +123,7 @@ class TaskScheduler:
         if self._task.done():
             waiter.cancel()
             self._task.result()  # raise the start-up error
+        freeze_start_up_heap()  # the loaded schedules live as long as the process
 
     async def _prune_forever(self) -> None:
         """Delete execution-log rows older than the retention, once an hour (any replica may;

@@ -4,6 +4,7 @@ live changes, manual triggers."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -294,6 +295,24 @@ async def test_heartbeats_carry_the_clock_skew_against_redis(
         assert client.keys(f"corraltest:{queue_name}:corral:schedulers:skew:*") == []
     finally:
         client.close()
+
+
+async def test_the_loaded_schedules_leave_the_collectors_sight(
+    admin: TaskScheduler, sched_settings: CorralSettings
+) -> None:
+    """Once loaded, the schedules (and everything else from start-up) are frozen out of the
+    garbage collector's full collections, which would otherwise walk them every few seconds."""
+    await admin.create(
+        name="frozen", handler_name="record", cron_expression="0 0 0 1 1 *", domain="test"
+    )
+    gc.unfreeze()
+    scheduler = TaskScheduler(sched_settings)
+    try:
+        await scheduler.initialize()
+        assert gc.get_freeze_count() > 0
+    finally:
+        await scheduler.close()
+        gc.unfreeze()
 
 
 async def test_running_schedulers_send_heartbeats(sched_settings: CorralSettings) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -95,6 +96,8 @@ class SchedulerLoop:
         self._slow_poll_at = datetime.min.replace(tzinfo=UTC)
         self._busy = False
         self._changed = asyncio.Event()
+        #: The current wait's future (see :meth:`_wait`): a nudge or the stop resolves it.
+        self._wake: asyncio.Future[None] | None = None
         self.loaded = asyncio.Event()
         # Outages are logged per step; the loop's poll is the retry, so no policy.
         self._steps = {
@@ -116,6 +119,11 @@ class SchedulerLoop:
     def nudge(self) -> None:
         """Something changed (a pub/sub message): reload on the next turn."""
         self._changed.set()
+        self._wake_up()
+
+    def _wake_up(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
 
     def idle(self) -> bool:
         """Steady (for benchmarks and tests): no batch in flight, nothing overdue, and no other
@@ -174,6 +182,9 @@ class SchedulerLoop:
         await self._guarded(self._heartbeat(), "heartbeat")
         await self.reload()
         poll_at = next_poll(self.clock(), self.poll_s)
+        # One task for the whole run wakes the current wait when ``stop`` is set.
+        stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _: self._wake_up())
         try:
             while not stop.is_set():
                 # Due ticks first: the poll (a SQL query, the heartbeat's round trips) drifts
@@ -194,6 +205,7 @@ class SchedulerLoop:
                 until = min(self._next_due(), poll_at, self.promises.check_at or poll_at)
                 await self._wait(stop, until)
         finally:
+            stopping.cancel()
             await self._guarded(self.gate.heartbeat(self.id, stopping=True), "heartbeat")
 
     async def _heartbeat(self) -> None:
@@ -296,16 +308,24 @@ class SchedulerLoop:
         return due if due is not None else self.clock() + timedelta(seconds=self.poll_s)
 
     async def _wait(self, stop: asyncio.Event, until: datetime) -> None:
+        """Wait until ``until``, a nudge or ``stop``: one future and one timer per wait (not a
+        task per thing to wait for: the loop waits several times a second)."""
         # Never longer than a poll interval: ``until`` is on the wall clock, which may step.
         delay = min((until - self.clock()).total_seconds(), self.poll_s)
-        if delay <= 0:
+        if delay <= 0 or stop.is_set() or self._changed.is_set():
             return
-        waiters = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._changed.wait())}
+        # Whole milliseconds, rounded up: uvloop's timers count in them and may fire up to one
+        # early, which left the tick not yet due and the loop waking again and again for the
+        # rest of that millisecond.
+        delay = math.ceil(delay * 1000) / 1000
+        aio = asyncio.get_running_loop()
+        wake = self._wake = aio.create_future()
+        timer = aio.call_later(delay, self._wake_up)
         try:
-            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            await wake
         finally:
-            for waiter in waiters:
-                waiter.cancel()
+            timer.cancel()
+            self._wake = None
 
     async def _fire_due(self, now: datetime) -> None:
         self._busy = True

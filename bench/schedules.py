@@ -221,9 +221,9 @@ class CountingGate:
         finally:
             self.seen.add(schedule_id)
 
-    async def settle_many(self, requests: Any) -> Any:
+    async def settle_many(self, requests: Any, **kwargs: Any) -> Any:
         try:
-            return await self.gate.settle_many(requests)
+            return await self.gate.settle_many(requests, **kwargs)
         finally:
             self.seen.update(r[0] for r in requests)
 

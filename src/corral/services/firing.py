@@ -48,6 +48,9 @@ class Beat(Protocol):
 
 #: One schedule to settle: its id, the decision on its watermark, the job of a fired tick.
 Settling = tuple[UUID, Callable[[datetime | None], FirePlan], Callable[[datetime], JobSpec]]
+#: A scheduler's id and, from a batch's plans (None where nothing moves), the promise to
+#: publish in the batch's transaction (None: unchanged, nothing to write).
+PromiseAfter = tuple[str, Callable[[Sequence[FirePlan | None]], str | None]]
 
 #: Called with (schedule, the skipped range, when it was committed) by the replica that
 #: committed the skip: the execution log's ``missed`` row.
@@ -64,9 +67,12 @@ class Gate(Protocol):
         spec_for: Callable[[datetime], JobSpec],
     ) -> Outcome: ...
 
-    async def settle_many(self, requests: Sequence[Settling]) -> Sequence[Outcome] | None:
-        """Settle all in one transaction; None when another scheduler moved one of their
-        watermarks meanwhile (nothing was written: settle them one by one)."""
+    async def settle_many(
+        self, requests: Sequence[Settling], *, promise: PromiseAfter | None = None
+    ) -> Sequence[Outcome] | None:
+        """Settle all in one transaction, with the ``promise`` when it commits something;
+        None when another scheduler moved one of their watermarks meanwhile (nothing was
+        written, the promise neither: settle them one by one)."""
 
     async def watermarks(self, schedule_ids: Sequence[UUID]) -> Sequence[datetime | None]:
         """The schedules' watermarks, read without claiming anything."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -23,7 +23,7 @@ from uuid import UUID, uuid4
 from corral.core.jobs import DEFAULT_REMOVE_ON_COMPLETE, Retention
 from corral.core.ownership import owner
 from corral.core.ports import ScheduleStore
-from corral.core.schedules import DEFAULT_CATCH_UP_MS
+from corral.core.schedules import DEFAULT_CATCH_UP_MS, FirePlan
 from corral.services.fire_reports import FireReports
 from corral.services.firing import Gate, OnMissed, Outcome
 from corral.services.promises import Promises, next_poll
@@ -332,7 +332,9 @@ class SchedulerLoop:
         try:
             owned = self.heaps.pop_due(True, self._entries, now)
             if owned:
-                await self.settler.batch(owned, now)
+                promise = _PromiseAfter(self, owned, now)
+                if await self.settler.batch(owned, now, promise=(self.id, promise)):
+                    self.promises.promised = promise.text or self.promises.promised
             # Apart from the owner's: a backup that finds work may race a late owner, and its
             # lost race must not send the owned batch down the one-by-one path. A backup plans
             # as of the delay ago, so it never fires a tick younger than the delay.
@@ -360,3 +362,28 @@ class SchedulerLoop:
         # The tick after the fired one: due too if the fired one was late and fired alone;
         # else no tick lies between the two, and it is also the first after ``now``.
         self.heaps.push(entry, next_tick(schedule, outcome.fired))
+
+
+class _PromiseAfter:
+    """The promise to publish in an owned batch's transaction: the earliest tick this replica
+    owns once the batch is settled, computed from the batch's plans as :meth:`_settled` will
+    push each entry back (the tick after the fired one, else the first after ``now``), so the
+    promise the loop computes after the turn is this one and needs no write of its own."""
+
+    def __init__(self, loop: SchedulerLoop, batch: Sequence[Entry], now: datetime) -> None:
+        self.loop = loop
+        self.batch = batch
+        self.now = now
+        #: What the callback returned (None: unchanged, or not called).
+        self.text: str | None = None
+
+    def __call__(self, plans: Sequence[FirePlan | None]) -> str | None:
+        # The rest of the owned heap (the batch was popped from it), then each batch entry.
+        next_at = self.loop.heaps.next_owned()
+        for entry, plan in zip(self.batch, plans, strict=True):
+            fired = None if plan is None else plan.fire
+            after = next_tick(entry.schedule, self.now if fired is None else fired)
+            if after is not None and (next_at is None or after < next_at):
+                next_at = after
+        self.text = self.loop.promises.to_publish(next_at, self.loop.members)
+        return self.text

@@ -36,6 +36,9 @@ _MAX_RACES = 5
 
 #: One schedule to settle: its id, the decision on its watermark, the job of a fired tick.
 Settling = tuple[UUID, Callable[[datetime | None], FirePlan], Callable[[datetime], JobSpec]]
+#: A scheduler's id and, from a batch's plans (None where nothing moves), the promise to
+#: publish with the batch (None: unchanged, nothing to write).
+PromiseAfter = tuple[str, Callable[[Sequence[FirePlan | None]], str | None]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -109,9 +112,16 @@ class FireGate:
             # someone settled this schedule meanwhile: decide again
         return FireOutcome(lost_race=True)
 
-    async def settle_many(self, requests: Sequence[Settling]) -> list[FireOutcome] | None:
+    async def settle_many(
+        self, requests: Sequence[Settling], *, promise: PromiseAfter | None = None
+    ) -> list[FireOutcome] | None:
         """Settle several schedules in ONE transaction: WATCH all their watermarks, read them
         with one MGET, ``decide`` each, and commit every add and watermark in one MULTI/EXEC.
+
+        ``promise``: the scheduler's promise as of after this batch, written in the same
+        MULTI/EXEC when there is something to commit (it saves the scheduler a round trip
+        after each batch). It only rides along: a failed EXEC writes it no more than the rest,
+        and the watermarks alone decide what fires.
 
         Three round trips for a whole batch of due ticks instead of three per tick. None when
         the EXEC failed because another scheduler moved one of the watermarks meanwhile: then
@@ -132,9 +142,13 @@ class FireGate:
                 if not any(plans):
                     await pipe.unwatch()  # type: ignore[no-untyped-call]
                     return [FireOutcome() for _ in requests]
+                text = None if promise is None else promise[1](plans)
                 pipe.multi()  # type: ignore[no-untyped-call]
                 settled_ms = round(time.time() * 1000)
                 await self._queue_commits(pipe, requests, keys, plans, settled_ms)
+                if promise is not None and text is not None:
+                    key = self.keys.scheduler_promise(promise[0])
+                    pipe.set(key, text, px=HEARTBEAT_TTL_MS)
                 try:
                     await pipe.execute()
                 except WatchError:

@@ -4,7 +4,8 @@
 object manages schedules (create, update, set_status, delete, get, list, preview, trigger_now).
 Changes made here, or directly in the database, reach every running scheduler within about
 two seconds: a Redis pub/sub nudge, plus a one-second poll of the store's change marker by one
-replica, which nudges the others when it sees a change (they poll every few seconds too).
+replica, which nudges the others when it sees a change and publishes the marker with its
+heartbeat, which the others read with theirs (they read the store themselves once a minute).
 """
 
 from __future__ import annotations

@@ -232,3 +232,47 @@ async def test_a_steady_replica_publishes_its_promise_with_its_fires(
     assert len(set(published)) == 4, "the promise moved every second"
     assert steady_writes == 0, "written with the fires, not in a round trip of its own"
     assert loop.stats.batch_conflicts == 0
+
+
+@pytest.mark.timeout(120)
+async def test_a_direct_edit_reaches_every_replica_when_the_nudge_is_lost(
+    settings: CorralSettings, admin: TaskScheduler
+) -> None:
+    """The replica that polls the store publishes the change marker with its heartbeat; the
+    others read it with theirs. So a change made with plain SQL reaches every replica within
+    about two polls even when the poller's nudge over pub/sub is lost (here: never sent)."""
+    from sqlalchemy import text
+
+    await _every_second(admin, 4)
+    replicas = [TaskScheduler(settings) for _ in range(2)]
+    for replica in replicas:
+        await replica.initialize()
+    try:
+        for replica in replicas:
+            await _members(replica, 2)
+        loops = [r.loop for r in replicas if r.loop is not None]
+        for loop in loops:
+            loop._announce = None  # the nudge is lost
+        await asyncio.sleep(1.5)
+        engine = admin._rt._sql_engine()
+        reacted: list[list[float]] = []
+        for status in (0, 1, 0, 1, 0):
+            reloads = [loop.stats.reloads for loop in loops]
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE system_scheduled_jobs SET status = :status"), {"status": status}
+                )
+            edited = time.monotonic()
+            took: list[float] = [0.0, 0.0]
+            while time.monotonic() - edited < 6 and not all(took):
+                await asyncio.sleep(0.02)
+                for i, loop in enumerate(loops):
+                    if not took[i] and loop.stats.reloads > reloads[i]:
+                        took[i] = time.monotonic() - edited
+            reacted.append(took)
+    finally:
+        for replica in replicas:
+            await replica.close()
+    print("seconds to reload (each replica, each edit):", reacted)
+    for took in reacted:
+        assert all(0 < s <= 3 for s in took), f"a replica reloaded late or never: {reacted}"

@@ -35,8 +35,9 @@ class Outcome(Protocol):
 
 
 class Beat(Protocol):
-    """One heartbeat's reads: this clock's skew against Redis, the live schedulers, and the
-    promises asked about (in the order asked, None where there is none)."""
+    """One heartbeat's reads: this clock's skew against Redis, the live schedulers, the
+    promises asked about (in the order asked, None where there is none), and the store's
+    change marker as the polling scheduler published it (None if none is)."""
 
     @property
     def skew(self) -> float: ...
@@ -44,6 +45,8 @@ class Beat(Protocol):
     def live(self) -> Sequence[str]: ...
     @property
     def promises(self) -> Sequence[str | None]: ...
+    @property
+    def marker(self) -> str | None: ...
 
 
 #: One schedule to settle: its id, the decision on its watermark, the job of a fired tick.
@@ -91,8 +94,11 @@ class Gate(Protocol):
         promise: str | None,
         others: Sequence[str],
         within_ms: int,
+        marker: str | None = None,
     ) -> Beat:
-        """A heartbeat that also reads the live schedulers and the ``others``' promises."""
+        """A heartbeat that also publishes ``marker`` (the store's change marker, from the
+        replica that polls the store) and reads the live schedulers, the ``others``' promises
+        and the published marker."""
 
     async def promise(self, scheduler_id: str, promise: str) -> None:
         """Publish the scheduler's promise about the schedules it owns (``core.ownership``)."""

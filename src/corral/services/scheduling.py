@@ -43,9 +43,11 @@ BACKUP_DELAY_S = 0.5
 #: most this many poll intervals old (one heartbeat per poll).
 LIVE_POLLS = 3
 #: One live replica (chosen like a schedule's owner) reads the store's change marker every
-#: poll and announces a change over pub/sub; the others read it this often, in case a nudge
-#: is lost. Nudges (every change made through Corral) reach all replicas at once.
-SLOW_POLL_S = 5.0
+#: poll, announces a change over pub/sub and publishes the marker with its heartbeat, which the
+#: others read with theirs; they also read the store themselves this often, should the
+#: publishing replica be one that does not publish (an older version, during a rolling
+#: upgrade). Nudges (every change made through Corral) reach all replicas at once.
+SLOW_POLL_S = 60.0
 _POLLER = UUID(int=0)
 
 
@@ -93,6 +95,8 @@ class SchedulerLoop:
         self._entries: dict[UUID, Entry] = {}
         self.heaps = TickHeaps(self.id, self.backup_delay, self._tracks)
         self._marker: str | None = None
+        #: The last marker the polling replica published that this one acted on.
+        self._published: str | None = None
         self._slow_poll_at = datetime.min.replace(tzinfo=UTC)
         self._busy = False
         self._changed = asyncio.Event()
@@ -219,14 +223,23 @@ class SchedulerLoop:
             return
         # One round trip: the beat, who is live, and the others' promises.
         others = [m for m in self.members if m != self.id]
+        polls = self._polls_store()
         beat = await self.gate.beat(
             self.id,
             skew=last_skew,
             promise=self.promises.promised,
             others=others,
             within_ms=within_ms,
+            marker=self._marker if polls else None,
         )
         self.reports.note_skew(beat.skew)
+        published = beat.marker
+        if not polls and published not in (None, self._marker, self._published):
+            # The poller saw the definitions change: reload (once per published marker, so a
+            # poller that cannot read the store, and keeps publishing an old one, costs the
+            # others nothing).
+            self._published = published
+            self._changed.set()
         view = self.promises.view
         self._set_members(beat.live)
         if others and self.promises.view == view:  # else they are read again at once

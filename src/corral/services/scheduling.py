@@ -23,7 +23,7 @@ from uuid import UUID, uuid4
 from corral.core.jobs import DEFAULT_REMOVE_ON_COMPLETE, Retention
 from corral.core.ownership import owner
 from corral.core.ports import ScheduleStore
-from corral.core.schedules import DEFAULT_CATCH_UP_MS, FirePlan
+from corral.core.schedules import DEFAULT_CATCH_UP_MS, FirePlan, ScheduledJob
 from corral.services.fire_reports import FireReports
 from corral.services.firing import Gate, OnMissed, Outcome
 from corral.services.promises import Promises, next_poll
@@ -100,6 +100,10 @@ class SchedulerLoop:
         self._slow_poll_at = datetime.min.replace(tzinfo=UTC)
         self._busy = False
         self._changed = asyncio.Event()
+        #: Each schedule of the owned batch in flight -> (its definition, the time its next
+        #: tick follows, that tick), as the batch's promise computed them: reused when it is
+        #: settled as planned, rather than stepping the cron again (~20 us a schedule).
+        self._planned: dict[UUID, tuple[ScheduledJob, datetime, datetime | None]] = {}
         #: The current wait's future (see :meth:`_wait`): a nudge or the stop resolves it.
         self._wake: asyncio.Future[None] | None = None
         self.loaded = asyncio.Event()
@@ -346,8 +350,11 @@ class SchedulerLoop:
             owned = self.heaps.pop_due(True, self._entries, now)
             if owned:
                 promise = _PromiseAfter(self, owned, now)
-                if await self.settler.batch(owned, now, promise=(self.id, promise)):
-                    self.promises.promised = promise.text or self.promises.promised
+                try:
+                    if await self.settler.batch(owned, now, promise=(self.id, promise)):
+                        self.promises.promised = promise.text or self.promises.promised
+                finally:
+                    self._planned.clear()
             # Apart from the owner's: a backup that finds work may race a late owner, and its
             # lost race must not send the owned batch down the one-by-one path. A backup plans
             # as of the delay ago, so it never fires a tick younger than the delay.
@@ -369,12 +376,14 @@ class SchedulerLoop:
         self.reports.record(schedule, outcome)
         if outcome.fired is not None and entry.owner != self.id:
             self.stats.backup_fires += 1
-        if outcome.fired is None:
-            self.heaps.push(entry, next_tick(schedule, now))
-            return
-        # The tick after the fired one: due too if the fired one was late and fired alone;
-        # else no tick lies between the two, and it is also the first after ``now``.
-        self.heaps.push(entry, next_tick(schedule, outcome.fired))
+        # The tick after the fired one (due too if the fired one was late and fired alone;
+        # else no tick lies between the two), or, if none fired, the first after ``now``.
+        after = now if outcome.fired is None else outcome.fired
+        planned = self._planned.get(schedule.id)
+        if planned is not None and planned[0] is schedule and planned[1] == after:
+            self.heaps.push(entry, planned[2])
+        else:
+            self.heaps.push(entry, next_tick(schedule, after))
 
 
 class _PromiseAfter:
@@ -393,10 +402,13 @@ class _PromiseAfter:
     def __call__(self, plans: Sequence[FirePlan | None]) -> str | None:
         # The rest of the owned heap (the batch was popped from it), then each batch entry.
         next_at = self.loop.heaps.next_owned()
+        planned = self.loop._planned
         for entry, plan in zip(self.batch, plans, strict=True):
             fired = None if plan is None else plan.fire
-            after = next_tick(entry.schedule, self.now if fired is None else fired)
-            if after is not None and (next_at is None or after < next_at):
-                next_at = after
+            after = self.now if fired is None else fired
+            following = next_tick(entry.schedule, after)
+            planned[entry.schedule.id] = (entry.schedule, after, following)
+            if following is not None and (next_at is None or following < next_at):
+                next_at = following
         self.text = self.loop.promises.to_publish(next_at, self.loop.members)
         return self.text

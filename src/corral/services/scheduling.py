@@ -49,6 +49,7 @@ LIVE_POLLS = 3
 #: upgrade). Nudges (every change made through Corral) reach all replicas at once.
 SLOW_POLL_S = 60.0
 _POLLER = UUID(int=0)
+_SECOND = timedelta(seconds=1)
 
 
 def utc_now() -> datetime:
@@ -101,8 +102,8 @@ class SchedulerLoop:
         self._busy = False
         self._changed = asyncio.Event()
         #: Each schedule of the owned batch in flight -> (its definition, the time its next
-        #: tick follows, that tick), as the batch's promise computed them: reused when it is
-        #: settled as planned, rather than stepping the cron again (~20 us a schedule).
+        #: tick follows, that tick), when the batch's promise had to compute them: reused when
+        #: it is settled as planned, rather than stepping the cron again (~20 us a schedule).
         self._planned: dict[UUID, tuple[ScheduledJob, datetime, datetime | None]] = {}
         #: The current wait's future (see :meth:`_wait`): a nudge or the stop resolves it.
         self._wake: asyncio.Future[None] | None = None
@@ -402,13 +403,21 @@ class _PromiseAfter:
     def __call__(self, plans: Sequence[FirePlan | None]) -> str | None:
         # The rest of the owned heap (the batch was popped from it), then each batch entry.
         next_at = self.loop.heaps.next_owned()
-        planned = self.loop._planned
-        for entry, plan in zip(self.batch, plans, strict=True):
-            fired = None if plan is None else plan.fire
-            after = self.now if fired is None else fired
-            following = next_tick(entry.schedule, after)
-            planned[entry.schedule.id] = (entry.schedule, after, following)
-            if following is not None and (next_at is None or following < next_at):
-                next_at = following
+        afters = [
+            (entry, self.now if plan is None or plan.fire is None else plan.fire)
+            for entry, plan in zip(self.batch, plans, strict=True)
+        ]
+        # A next tick is a whole second strictly after its ``after``: when the heap's top is no
+        # later than the earliest that can be, it is the promise, and the batch's own next ticks
+        # are left to after the EXEC (this runs while the batch waits to commit; with many
+        # schedules, the usual case: the next second's ticks are on the heap).
+        earliest = min(after for _, after in afters).replace(microsecond=0) + _SECOND
+        if next_at is None or next_at > earliest:
+            planned = self.loop._planned
+            for entry, after in afters:
+                following = next_tick(entry.schedule, after)
+                planned[entry.schedule.id] = (entry.schedule, after, following)
+                if following is not None and (next_at is None or following < next_at):
+                    next_at = following
         self.text = self.loop.promises.to_publish(next_at, self.loop.members)
         return self.text

@@ -9,7 +9,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -146,7 +146,7 @@ async def test_the_promise_is_written_in_the_batch_transaction(
         ]
         key = _promise_key(settings, "me")
         assert client.get(key) == "promised-text"
-        assert 0 < client.pttl(key) <= 5000, "expires like a heartbeat's promise"
+        assert 0 < cast(int, client.pttl(key)) <= 5000, "expires like a heartbeat's promise"
         # Nothing to commit: no transaction, so no promise either (the loop writes its own).
         client.delete(key)
         outcomes = await gate.settle_many(_requests(schedules, now), promise=("me", promise_for))
@@ -235,7 +235,7 @@ async def test_a_steady_replica_publishes_its_promise_with_its_fires(
             before = len(separate)
             published: list[str | None] = []
             for _ in range(4):
-                published.append(client.get(key))
+                published.append(cast("str | None", client.get(key)))
                 await asyncio.sleep(1)
             steady_writes = len(separate) - before
         finally:

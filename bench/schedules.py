@@ -3,13 +3,14 @@
 Run from the repository root::
 
     .venv/bin/python bench/schedules.py [--schedules 10000] [--seconds 60] [--replicas 1]
-                                        [--log-level info] [--profile]
+                                        [--log-level info] [--lag-probe-s 0.25] [--profile]
 
 Schedule ``i`` fires once a minute at second ``i % 60`` (``f"{i % 60} * * * * *"``, handler
 ``noop``), so 10,000 schedules make about 167 ticks a second. Each scheduler replica is a spawned
 child process doing what ``corral scheduler`` does (``TaskScheduler(settings).initialize()``,
-then wait). Nobody consumes the jobs: at the end the bench reads every job from Redis and checks
-exactly-once and the fire lateness (the job hash's ``timestamp`` minus the tick in its id
+then wait, on uvloop when it is installed and ``CORRAL_UVLOOP`` is not false). Nobody consumes
+the jobs: at the end the bench reads every job from Redis and checks exactly-once and the fire
+lateness (the job hash's ``timestamp`` minus the tick in its id
 ``sched-<uuid>-<epoch s>``). See bench/README.md, section "Scheduler".
 
 Every run uses a fresh SQLite database in a temporary directory and its own key prefix
@@ -23,6 +24,7 @@ import asyncio
 import cProfile
 import dataclasses
 import gc
+import importlib.util
 import io
 import json
 import math
@@ -55,7 +57,9 @@ QUEUE = "schedules"
 HANDLER = "noop"
 INSERT_CHUNK = 1000
 READ_CHUNK = 5000
-LAG_PROBE_S = 0.05
+#: The event-loop lag probe's sleep. Each wake-up costs the replica CPU that is counted as the
+#: scheduler's: every 250 ms is ~4 wakes a second, against ~20 with a 50 ms sleep.
+LAG_PROBE_S = 0.25
 
 
 class BenchError(Exception):
@@ -74,7 +78,7 @@ def schedule_fields(i: int) -> dict[str, Any]:
 # -- the scheduler replica (spawned child) ------------------------------------------------------
 #
 # Protocol over a multiprocessing pipe (child -> parent unless noted):
-#   ("ready", pid)                     imports done, nothing connected; waits for "go"
+#   ("ready", pid, loop module)        imports done, nothing connected; waits for "go"
 #   parent -> child: "go"
 #   ("loaded", t0, t1, schedules)      wall time just before and just after initialize()
 #   ("start_pass", t | None)           every schedule settled once (the start-up pass)
@@ -95,6 +99,7 @@ class ReplicaSpec:
     log_path: str
     profile_path: str | None
     catch_up_timeout_s: float
+    lag_probe_s: float = LAG_PROBE_S
 
 
 def replica_main(spec: ReplicaSpec, conn: Connection) -> None:
@@ -103,7 +108,19 @@ def replica_main(spec: ReplicaSpec, conn: Connection) -> None:
     os.dup2(fd, 2)
     os.close(fd)
     try:
-        asyncio.run(_replica(spec, conn))
+        from corral.cli.loop import run
+        from corral.settings import load_settings
+
+        settings = load_settings(
+            redis_url=spec.redis_url,
+            database_url=spec.database_url,
+            queue=spec.queue,
+            prefix=spec.prefix,
+            execution_log=False,
+            log_level=spec.log_level,
+        )
+        # The loop `corral scheduler` runs on (uvloop when installed, unless CORRAL_UVLOOP=0).
+        run(_replica(spec, conn, settings), use_uvloop=settings.uvloop)
     except BaseException:
         conn.send(("error", traceback.format_exc()))
         raise
@@ -111,23 +128,14 @@ def replica_main(spec: ReplicaSpec, conn: Connection) -> None:
         conn.close()
 
 
-async def _replica(spec: ReplicaSpec, conn: Connection) -> None:
+async def _replica(spec: ReplicaSpec, conn: Connection, settings: Any) -> None:
     from corral.logs import configure_logging
     from corral.scheduler import TaskScheduler
-    from corral.settings import load_settings
 
     configure_logging(spec.log_level)  # as `corral scheduler` does (LOG_LEVEL)
-    settings = load_settings(
-        redis_url=spec.redis_url,
-        database_url=spec.database_url,
-        queue=spec.queue,
-        prefix=spec.prefix,
-        execution_log=False,
-        log_level=spec.log_level,
-    )
     scheduler = TaskScheduler(settings)
     aio = asyncio.get_running_loop()
-    conn.send(("ready", os.getpid()))
+    conn.send(("ready", os.getpid(), type(aio).__module__))
     message = await aio.run_in_executor(None, conn.recv)
     if message != "go":
         raise RuntimeError(f"unexpected message from the parent: {message!r}")
@@ -177,7 +185,7 @@ async def _replica(spec: ReplicaSpec, conn: Connection) -> None:
     if profiler is not None:
         profiler.enable()
     lags: list[float] = []
-    probe = asyncio.create_task(_lag_probe(lags))
+    probe = asyncio.create_task(_lag_probe(lags, spec.lag_probe_s))
     pauses = GcPauses()
     gc.callbacks.append(pauses)
     message = await aio.run_in_executor(None, conn.recv)
@@ -213,9 +221,9 @@ class CountingGate:
         finally:
             self.seen.add(schedule_id)
 
-    async def settle_many(self, requests: Any) -> Any:
+    async def settle_many(self, requests: Any, **kwargs: Any) -> Any:
         try:
-            return await self.gate.settle_many(requests)
+            return await self.gate.settle_many(requests, **kwargs)
         finally:
             self.seen.update(r[0] for r in requests)
 
@@ -255,12 +263,12 @@ class GcPauses:
         }
 
 
-async def _lag_probe(lags: list[float]) -> None:
-    """Event-loop lag: how late a 50 ms sleep wakes up, in ms."""
+async def _lag_probe(lags: list[float], sleep_s: float) -> None:
+    """Event-loop lag: how late a ``sleep_s`` sleep wakes up, in ms."""
     while True:
         before = time.perf_counter()
-        await asyncio.sleep(LAG_PROBE_S)
-        lags.append((time.perf_counter() - before - LAG_PROBE_S) * 1000)
+        await asyncio.sleep(sleep_s)
+        lags.append((time.perf_counter() - before - sleep_s) * 1000)
 
 
 # -- the parent's view of a replica -------------------------------------------------------------
@@ -613,8 +621,9 @@ async def start_replicas(args: argparse.Namespace, replicas: list[Replica]) -> N
     for replica in replicas:
         replica.start()
     for replica in replicas:
-        _, pid = await replica.receive("ready", 120)
+        _, pid, loop_module = await replica.receive("ready", 120)
         replica.pid = int(pid)
+        replica.info["event_loop"] = loop_module
         replica.mark("ready")
     for replica in replicas:  # all at once: the replicas race for the same ticks
         replica.conn.send("go")
@@ -679,6 +688,7 @@ def replica_report(replica: Replica) -> dict[str, Any]:
     return {
         "index": replica.spec.index,
         "pid": replica.pid,
+        "event_loop": replica.info.get("event_loop"),
         "load_s": replica.info["load_s"],
         "start_pass_s": since_loaded("t_start_pass"),
         "caught_up_s": since_loaded("t_caught_up"),
@@ -727,6 +737,11 @@ def profile_text(path: str, top: int = 30) -> str:
     return out.getvalue()
 
 
+def corral_source() -> str:
+    spec = importlib.util.find_spec("corral")
+    return "?" if spec is None or spec.origin is None else str(Path(spec.origin).parent)
+
+
 async def environment(r: aioredis.Redis) -> dict[str, Any]:
     server = await r.info("server")
     return {
@@ -739,6 +754,8 @@ async def environment(r: aioredis.Redis) -> dict[str, Any]:
         "sqlalchemy": metadata.version("sqlalchemy"),
         "redis_server": server.get("redis_version"),
         "git_commit": git_commit(),
+        # Which tree's Corral the replicas import (the bench may be run on another tree's venv).
+        "corral_source": corral_source(),
     }
 
 
@@ -771,6 +788,7 @@ async def measure(r: aioredis.Redis, run: Run) -> None:
                 log_path=str(run.tmp / f"replica-{k}.log"),
                 profile_path=str(run.tmp / "replica-0.pstats") if args.profile and k == 0 else None,
                 catch_up_timeout_s=args.seconds,
+                lag_probe_s=args.lag_probe_s,
             )
         )
         for k in range(args.replicas)
@@ -938,7 +956,7 @@ def table(report: dict[str, Any], args: argparse.Namespace) -> list[tuple[str, s
             "time with fewer schedulers alive than running, s",
             fmt(report["heartbeats"]["seconds_with_fewer_alive"]),
         ),
-        ("event-loop lag p99, ms (50 ms probe, steady)", lag("p99")),
+        (f"event-loop lag p99, ms ({args.lag_probe_s * 1000:g} ms probe, steady)", lag("p99")),
         ("event-loop lag max, ms", lag("max")),
         ("gen-2 GC pauses: count, max ms (steady)", gen2()),
         (
@@ -1000,6 +1018,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--grace", type=float, default=5.0, help="ticks this close to the stop are not checked"
     )
     p.add_argument("--log-level", default="info", help="replicas' LOG_LEVEL (default info)")
+    p.add_argument(
+        "--lag-probe-s",
+        type=float,
+        default=LAG_PROBE_S,
+        help="the event-loop lag probe's sleep (default 0.25; its wake-ups count as CPU)",
+    )
     p.add_argument("--profile", action="store_true", help="cProfile replica 0 (steady window)")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379")
     p.add_argument("--timeout", type=float, default=300.0, help="per step, seconds")

@@ -4,7 +4,8 @@
 object manages schedules (create, update, set_status, delete, get, list, preview, trigger_now).
 Changes made here, or directly in the database, reach every running scheduler within about
 two seconds: a Redis pub/sub nudge, plus a one-second poll of the store's change marker by one
-replica, which nudges the others when it sees a change (they poll every few seconds too).
+replica, which nudges the others when it sees a change and publishes the marker with its
+heartbeat, which the others read with theirs (they read the store themselves once a minute).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from corral.core.schedules import (
 )
 from corral.core.validation import is_strict_int
 from corral.errors import InvalidCronExpression, ValidationError
-from corral.runtime import Runtime
+from corral.runtime import Runtime, freeze_start_up_heap
 from corral.services.firing import spec_for_schedule
 from corral.services.reconcile import Reconciler
 from corral.services.scheduling import Clock, SchedulerLoop, utc_now
@@ -123,6 +124,7 @@ class TaskScheduler:
         if self._task.done():
             waiter.cancel()
             self._task.result()  # raise the start-up error
+        freeze_start_up_heap()  # the loaded schedules live as long as the process
 
     async def _prune_forever(self) -> None:
         """Delete execution-log rows older than the retention, once an hour (any replica may;

@@ -4,6 +4,7 @@ live changes, manual triggers."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -296,6 +297,24 @@ async def test_heartbeats_carry_the_clock_skew_against_redis(
         client.close()
 
 
+async def test_the_loaded_schedules_leave_the_collectors_sight(
+    admin: TaskScheduler, sched_settings: CorralSettings
+) -> None:
+    """Once loaded, the schedules (and everything else from start-up) are frozen out of the
+    garbage collector's full collections, which would otherwise walk them every few seconds."""
+    await admin.create(
+        name="frozen", handler_name="record", cron_expression="0 0 0 1 1 *", domain="test"
+    )
+    gc.unfreeze()
+    scheduler = TaskScheduler(sched_settings)
+    try:
+        await scheduler.initialize()
+        assert gc.get_freeze_count() > 0
+    finally:
+        await scheduler.close()
+        gc.unfreeze()
+
+
 async def test_running_schedulers_send_heartbeats(sched_settings: CorralSettings) -> None:
     first, second = TaskScheduler(sched_settings), TaskScheduler(sched_settings)
     await first._rt.migrate()
@@ -306,3 +325,32 @@ async def test_running_schedulers_send_heartbeats(sched_settings: CorralSettings
     await second.close()
     assert await queue.live_schedulers() == 1
     await first.close()
+
+
+def test_a_tick_costs_the_loop_at_most_two_waits_on_uvloop(sched_settings: CorralSettings) -> None:
+    """uvloop (what ``corral scheduler`` runs on) keeps timers in whole milliseconds and may
+    end a wait a fraction of a millisecond early; the loop then finds its tick not yet due and
+    waits again. That second wait must reach the tick, not end at once again and again for the
+    rest of the millisecond (a busy loop just before each tick)."""
+    from corral.cli.loop import run
+    from corral.services.scheduling import SchedulerLoop, utc_now
+
+    async def main() -> list[int]:
+        scheduler = TaskScheduler(sched_settings)
+        try:
+            loop = SchedulerLoop(scheduler._rt.store(), await scheduler._rt.fire_gate())
+            stop = asyncio.Event()
+            waits: list[int] = []
+            for i in range(150):
+                until = utc_now() + timedelta(milliseconds=5, microseconds=137 * i % 1000)
+                count = 0
+                while utc_now() < until:  # as the loop does: wait again until the tick is due
+                    count += 1
+                    await loop._wait(stop, until)
+                waits.append(count)
+            return waits
+        finally:
+            await scheduler.close()
+
+    waits = run(main(), use_uvloop=True)
+    assert max(waits) <= 2, f"waits per tick: {sorted(waits)[-5:]}"

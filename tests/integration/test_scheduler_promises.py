@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from datetime import timedelta
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 import pytest
 import redis
 
 from corral import JobQueueManager
 from corral.core.ownership import promise_text
+from corral.core.schedules import FirePlan
 from corral.scheduler import TaskScheduler
 from corral.services.scheduling import BACKUP_DELAY_S
 from corral.settings import CorralSettings
+from tests.integration.test_scheduler import FakeClock
 from tests.integration.test_scheduler_sharing import (
     _beside_ghost,
     _every_second,
@@ -26,6 +29,7 @@ from tests.integration.test_scheduler_sharing import (
     _lateness_ms,
     _members,
     _now_s,
+    _requests,
     _ticks,
 )
 
@@ -110,3 +114,178 @@ async def test_a_direct_database_edit_reaches_every_replica(
         and any(str(s.id) in job_id for s in schedules)
     ]
     assert late == [], "a replica kept firing a schedule disabled with plain SQL"
+
+
+def _promise_key(settings: CorralSettings, scheduler_id: str) -> str:
+    return f"{settings.prefix}:{settings.queue}:corral:schedulers:promise:{scheduler_id}"
+
+
+async def test_the_promise_is_written_in_the_batch_transaction(
+    settings: CorralSettings, admin: TaskScheduler, qm: JobQueueManager, redis_url: str
+) -> None:
+    """A batch that commits also writes the promise it is given, made from the batch's own
+    plans, in the same MULTI/EXEC (no round trip of its own)."""
+    start = _now_s() - timedelta(seconds=30)
+    admin.clock = FakeClock(start)
+    schedules = await _every_second(admin, 4)
+    gate = await admin._rt.fire_gate()
+    now = start + timedelta(seconds=1, milliseconds=100)
+    seen: list[Sequence[FirePlan | None]] = []
+
+    def promise_for(plans: Sequence[FirePlan | None]) -> str:
+        seen.append(plans)
+        return "promised-text"
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        outcomes = await gate.settle_many(_requests(schedules, now), promise=("me", promise_for))
+        assert outcomes is not None
+        assert [o.fired for o in outcomes] == [start + timedelta(seconds=1)] * 4
+        assert [[p.fire if p else None for p in plans] for plans in seen] == [
+            [start + timedelta(seconds=1)] * 4
+        ]
+        key = _promise_key(settings, "me")
+        assert client.get(key) == "promised-text"
+        assert 0 < cast(int, client.pttl(key)) <= 5000, "expires like a heartbeat's promise"
+        # Nothing to commit: no transaction, so no promise either (the loop writes its own).
+        client.delete(key)
+        outcomes = await gate.settle_many(_requests(schedules, now), promise=("me", promise_for))
+        assert outcomes is not None
+        assert all(o.fired is None for o in outcomes)
+        assert client.get(key) is None
+        assert len(seen) == 1
+    finally:
+        client.close()
+    assert len(await _fired(qm)) == 4
+
+
+async def test_a_batch_that_loses_a_race_writes_no_promise(
+    settings: CorralSettings, admin: TaskScheduler, qm: JobQueueManager, redis_url: str
+) -> None:
+    """The WATCH failed: the EXEC wrote nothing, the promise included."""
+    start = _now_s() - timedelta(seconds=30)
+    admin.clock = FakeClock(start)
+    schedules = await _every_second(admin, 3)
+    gate = await admin._rt.fire_gate()
+    now = start + timedelta(seconds=1, milliseconds=100)
+    tick = start + timedelta(seconds=1)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    requests = _requests(schedules, now)
+    raced_id, decide, spec_for = requests[1]
+
+    def decide_and_race(wm: datetime | None) -> FirePlan:
+        client.set(gate._key(raced_id), int(tick.timestamp() * 1000))  # another replica won
+        plan: FirePlan = decide(wm)
+        return plan
+
+    requests[1] = (raced_id, decide_and_race, spec_for)
+    try:
+        assert await gate.settle_many(requests, promise=("me", lambda _: "lost")) is None
+        assert client.get(_promise_key(settings, "me")) is None
+    finally:
+        client.close()
+    assert await _fired(qm) == {}
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("crons", [["* * * * * *"], ["*/2 * * * * *", "1-59/2 * * * * *"]])
+async def test_a_steady_replica_publishes_its_promise_with_its_fires(
+    settings: CorralSettings, admin: TaskScheduler, redis_url: str, crons: list[str]
+) -> None:
+    """Beside another replica, a replica firing every second moves its promise every second,
+    inside the fires' transaction: no separate promise write once it is steady. With every
+    schedule due each second, the promise comes from the batch's own next ticks; with the
+    schedules on alternate seconds, from the other half, waiting on the heap."""
+    schedules = [
+        await admin.create(
+            name=f"s{i}",
+            handler_name="record",
+            cron_expression=crons[i % len(crons)],
+            domain="test",
+            timezone="UTC",
+            payload={"ledger": "unused-ledger"},
+        )
+        for i in range(20)
+    ]
+    replica = TaskScheduler(settings)
+    real = replica._rt.fire_gate
+    separate: list[str] = []
+
+    class CountingGate:
+        def __init__(self, gate: Any) -> None:
+            self.gate = gate
+
+        async def promise(self, scheduler_id: str, text: str) -> None:
+            separate.append(text)
+            await self.gate.promise(scheduler_id, text)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.gate, name)
+
+    async def counting_gate() -> Any:
+        return CountingGate(await real())
+
+    replica._rt.fire_gate = counting_gate  # type: ignore[method-assign]
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    async with _ghost(settings, redis_url):
+        loop, _ = await _beside_ghost(replica, schedules)
+        try:
+            await asyncio.sleep(2)  # steady
+            key = _promise_key(settings, loop.id)
+            before = len(separate)
+            published: list[str | None] = []
+            for _ in range(4):
+                published.append(cast("str | None", client.get(key)))
+                await asyncio.sleep(1)
+            steady_writes = len(separate) - before
+        finally:
+            await replica.close()
+            client.close()
+    print("promises:", published, "separate writes:", steady_writes)
+    assert len(set(published)) >= 2, "the promise moved as the replica fired"
+    assert steady_writes == 0, "written with the fires, not in a round trip of its own"
+    assert loop.stats.batch_conflicts == 0
+
+
+@pytest.mark.timeout(120)
+async def test_a_direct_edit_reaches_every_replica_when_the_nudge_is_lost(
+    settings: CorralSettings, admin: TaskScheduler
+) -> None:
+    """The replica that polls the store publishes the change marker with its heartbeat; the
+    others read it with theirs. So a change made with plain SQL reaches every replica within
+    about two polls even when the poller's nudge over pub/sub is lost (here: never sent)."""
+    from sqlalchemy import text
+
+    await _every_second(admin, 4)
+    replicas = [TaskScheduler(settings) for _ in range(2)]
+    for replica in replicas:
+        await replica.initialize()
+    try:
+        for replica in replicas:
+            await _members(replica, 2)
+        loops = [r.loop for r in replicas if r.loop is not None]
+        for loop in loops:
+            loop._announce = None  # the nudge is lost
+        await asyncio.sleep(1.5)
+        engine = admin._rt._sql_engine()
+        reacted: list[list[float]] = []
+        for status in (0, 1, 0, 1, 0):
+            reloads = [loop.stats.reloads for loop in loops]
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE system_scheduled_jobs SET status = :status"), {"status": status}
+                )
+            edited = time.monotonic()
+            took: list[float] = [0.0, 0.0]
+            while time.monotonic() - edited < 6 and not all(took):
+                await asyncio.sleep(0.02)
+                for i, loop in enumerate(loops):
+                    if not took[i] and loop.stats.reloads > reloads[i]:
+                        took[i] = time.monotonic() - edited
+            reacted.append(took)
+    finally:
+        for replica in replicas:
+            await replica.close()
+    print("seconds to reload (each replica, each edit):", reacted)
+    for took in reacted:
+        assert all(0 < s <= 3 for s in took), f"a replica reloaded late or never: {reacted}"

@@ -292,9 +292,9 @@ async def test_the_loop_settles_a_conflicting_batch_one_by_one(
         def __init__(self, gate: Any) -> None:
             self.gate = gate
 
-        async def settle_many(self, requests: Sequence[Any]) -> Any:
+        async def settle_many(self, requests: Sequence[Any], **kwargs: Any) -> Any:
             if raced or len(requests) < 2:
-                return await self.gate.settle_many(requests)
+                return await self.gate.settle_many(requests, **kwargs)
             schedule_id, decide, spec_for = requests[0]
 
             def decide_and_race(wm: datetime | None) -> FirePlan:
@@ -306,7 +306,7 @@ async def test_the_loop_settles_a_conflicting_batch_one_by_one(
                 return plan
 
             return await self.gate.settle_many(
-                [(schedule_id, decide_and_race, spec_for), *requests[1:]]
+                [(schedule_id, decide_and_race, spec_for), *requests[1:]], **kwargs
             )
 
         def __getattr__(self, name: str) -> Any:

@@ -35,8 +35,9 @@ class Outcome(Protocol):
 
 
 class Beat(Protocol):
-    """One heartbeat's reads: this clock's skew against Redis, the live schedulers, and the
-    promises asked about (in the order asked, None where there is none)."""
+    """One heartbeat's reads: this clock's skew against Redis, the live schedulers, the
+    promises asked about (in the order asked, None where there is none), and the store's
+    change marker as the polling scheduler published it (None if none is)."""
 
     @property
     def skew(self) -> float: ...
@@ -44,10 +45,15 @@ class Beat(Protocol):
     def live(self) -> Sequence[str]: ...
     @property
     def promises(self) -> Sequence[str | None]: ...
+    @property
+    def marker(self) -> str | None: ...
 
 
 #: One schedule to settle: its id, the decision on its watermark, the job of a fired tick.
 Settling = tuple[UUID, Callable[[datetime | None], FirePlan], Callable[[datetime], JobSpec]]
+#: A scheduler's id and, from a batch's plans (None where nothing moves), the promise to
+#: publish in the batch's transaction (None: unchanged, nothing to write).
+PromiseAfter = tuple[str, Callable[[Sequence[FirePlan | None]], str | None]]
 
 #: Called with (schedule, the skipped range, when it was committed) by the replica that
 #: committed the skip: the execution log's ``missed`` row.
@@ -64,9 +70,12 @@ class Gate(Protocol):
         spec_for: Callable[[datetime], JobSpec],
     ) -> Outcome: ...
 
-    async def settle_many(self, requests: Sequence[Settling]) -> Sequence[Outcome] | None:
-        """Settle all in one transaction; None when another scheduler moved one of their
-        watermarks meanwhile (nothing was written: settle them one by one)."""
+    async def settle_many(
+        self, requests: Sequence[Settling], *, promise: PromiseAfter | None = None
+    ) -> Sequence[Outcome] | None:
+        """Settle all in one transaction, with the ``promise`` when it commits something;
+        None when another scheduler moved one of their watermarks meanwhile (nothing was
+        written, the promise neither: settle them one by one)."""
 
     async def watermarks(self, schedule_ids: Sequence[UUID]) -> Sequence[datetime | None]:
         """The schedules' watermarks, read without claiming anything."""
@@ -85,8 +94,11 @@ class Gate(Protocol):
         promise: str | None,
         others: Sequence[str],
         within_ms: int,
+        marker: str | None = None,
     ) -> Beat:
-        """A heartbeat that also reads the live schedulers and the ``others``' promises."""
+        """A heartbeat that also publishes ``marker`` (the store's change marker, from the
+        replica that polls the store) and reads the live schedulers, the ``others``' promises
+        and the published marker."""
 
     async def promise(self, scheduler_id: str, promise: str) -> None:
         """Publish the scheduler's promise about the schedules it owns (``core.ownership``)."""

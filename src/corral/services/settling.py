@@ -14,7 +14,7 @@ from typing import Generic, Protocol, TypeVar
 from corral.core.jobs import JobSpec, Retention
 from corral.core.schedules import FirePlan, ScheduledJob, plan_fire
 from corral.services.fire_reports import SchedulerStats
-from corral.services.firing import Gate, Outcome, Settling, spec_for_schedule
+from corral.services.firing import Gate, Outcome, PromiseAfter, Settling, spec_for_schedule
 from corral.services.tick_heaps import next_tick
 from corral.supervision import Supervisor
 
@@ -71,24 +71,28 @@ class Settler(Generic[E]):
     def _request(self, schedule: ScheduledJob, now: datetime) -> Settling:
         return (schedule.id, partial(self.plan, schedule, now=now), partial(self._spec, schedule))
 
-    async def batch(self, entries: Sequence[E], now: datetime) -> None:
-        """Settle ``entries`` (as of ``now``) in one transaction; if it lost a race with another
-        replica, settle each on its own."""
+    async def batch(
+        self, entries: Sequence[E], now: datetime, *, promise: PromiseAfter | None = None
+    ) -> bool:
+        """Settle ``entries`` (as of ``now``) in one transaction, with the ``promise`` if it
+        commits anything; if it lost a race with another replica, settle each on its own.
+        True when the one transaction went through (then the promise was written if its
+        callback returned one)."""
+        requests = [self._request(e.schedule, now) for e in entries]
         try:
-            outcomes = await self.gate.settle_many(
-                [self._request(e.schedule, now) for e in entries]
-            )
+            outcomes = await self.gate.settle_many(requests, promise=promise)
         except Exception as exc:
             for entry in entries:
                 self._fail(entry, now, exc)
-            return
+            return False
         if outcomes is None:
             self.stats.batch_conflicts += 1
             await asyncio.gather(*(self._bounded(e, now) for e in entries))
-            return
+            return False
         self._supervisor.recovered()
         for entry, outcome in zip(entries, outcomes, strict=True):
             self._settled(entry, outcome, now)
+        return True
 
     async def unsettled(
         self, entries: Sequence[E], now: datetime, push: Callable[[E, datetime | None], None]

@@ -36,6 +36,9 @@ _MAX_RACES = 5
 
 #: One schedule to settle: its id, the decision on its watermark, the job of a fired tick.
 Settling = tuple[UUID, Callable[[datetime | None], FirePlan], Callable[[datetime], JobSpec]]
+#: A scheduler's id and, from a batch's plans (None where nothing moves), the promise to
+#: publish with the batch (None: unchanged, nothing to write).
+PromiseAfter = tuple[str, Callable[[Sequence[FirePlan | None]], str | None]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,12 +78,14 @@ def _outcome(plan: FirePlan | None, settled_ms: int) -> FireOutcome:
 
 @dataclass(frozen=True, slots=True)
 class Beat:
-    """What one :meth:`FireGate.beat` read: this clock's skew, the live schedulers, and the
-    promises of the schedulers it asked about (None where there is none)."""
+    """What one :meth:`FireGate.beat` read: this clock's skew, the live schedulers, the
+    promises of the schedulers it asked about (None where there is none), and the change
+    marker the polling scheduler last published (None if none is)."""
 
     skew: float
     live: list[str]
     promises: list[str | None]
+    marker: str | None = None
 
 
 class FireGate:
@@ -109,9 +114,16 @@ class FireGate:
             # someone settled this schedule meanwhile: decide again
         return FireOutcome(lost_race=True)
 
-    async def settle_many(self, requests: Sequence[Settling]) -> list[FireOutcome] | None:
+    async def settle_many(
+        self, requests: Sequence[Settling], *, promise: PromiseAfter | None = None
+    ) -> list[FireOutcome] | None:
         """Settle several schedules in ONE transaction: WATCH all their watermarks, read them
         with one MGET, ``decide`` each, and commit every add and watermark in one MULTI/EXEC.
+
+        ``promise``: the scheduler's promise as of after this batch, written in the same
+        MULTI/EXEC when there is something to commit (it saves the scheduler a round trip
+        after each batch). It only rides along: a failed EXEC writes it no more than the rest,
+        and the watermarks alone decide what fires.
 
         Three round trips for a whole batch of due ticks instead of three per tick. None when
         the EXEC failed because another scheduler moved one of the watermarks meanwhile: then
@@ -132,9 +144,13 @@ class FireGate:
                 if not any(plans):
                     await pipe.unwatch()  # type: ignore[no-untyped-call]
                     return [FireOutcome() for _ in requests]
+                text = None if promise is None else promise[1](plans)
                 pipe.multi()  # type: ignore[no-untyped-call]
                 settled_ms = round(time.time() * 1000)
                 await self._queue_commits(pipe, requests, keys, plans, settled_ms)
+                if promise is not None and text is not None:
+                    key = self.keys.scheduler_promise(promise[0])
+                    pipe.set(key, text, px=HEARTBEAT_TTL_MS)
                 try:
                     await pipe.execute()
                 except WatchError:
@@ -255,11 +271,14 @@ class FireGate:
         promise: str | None,
         others: Sequence[str],
         within_ms: int,
+        marker: str | None = None,
     ) -> Beat:
         """A heartbeat (as :meth:`heartbeat`, writing ``skew``, the last one measured) that
-        also refreshes ``promise`` and reads the live schedulers and the ``others``' promises:
-        all in one round trip, whose ``TIME`` gives the next skew."""
+        also refreshes ``promise``, publishes the store's change ``marker`` (from the replica
+        that polls the store) and reads the live schedulers, the ``others``' promises and the
+        published marker: all in one round trip, whose ``TIME`` gives the next skew."""
         key, promise_key = self.keys.schedulers, self.keys.scheduler_promise(scheduler_id)
+        marker_key = self.keys.schedulers_marker
         sent = time.time()
         now_ms = int(sent * 1000)
         try:
@@ -270,6 +289,9 @@ class FireGate:
                 pipe.set(self.keys.scheduler_skew(scheduler_id), f"{skew:.4f}", px=HEARTBEAT_TTL_MS)
                 if promise is not None:
                     pipe.set(promise_key, promise, px=HEARTBEAT_TTL_MS)
+                if marker is not None:
+                    pipe.set(marker_key, marker, px=HEARTBEAT_TTL_MS)
+                pipe.get(marker_key)
                 pipe.zrangebyscore(key, now_ms - within_ms, "+inf")
                 if others:
                     pipe.mget([self.keys.scheduler_promise(s) for s in others])
@@ -279,11 +301,12 @@ class FireGate:
         received = time.time()
         seconds, micros = replies[0]
         measured = (sent + received) / 2 - (int(seconds) + int(micros) / 1_000_000)
-        live, promises = (replies[-2], replies[-1]) if others else (replies[-1], [])
+        published, live, promises = replies[-3:] if others else (*replies[-2:], [])
         return Beat(
             skew=measured,
             live=[str(i) for i in live],
             promises=[None if v is None else str(v) for v in promises],
+            marker=None if published is None else str(published),
         )
 
     async def stats(self) -> dict[str, float]:

@@ -30,6 +30,9 @@ class Keys:
         self.schedule_changes = f"{corral}:schedules:changed"
         #: Sorted set: scheduler id -> last heartbeat (ms).
         self.schedulers = f"{corral}:schedulers"
+        #: String: the schedule store's change marker as the replica that polls the store
+        #: last read it, written with its heartbeat, gone :data:`HEARTBEAT_TTL_MS` after.
+        self.schedulers_marker = f"{corral}:schedulers:marker"
 
     def minute(self, epoch_minute: int) -> str:
         """Hash: completed / failed jobs finished in one UTC minute (``epoch_minute`` =

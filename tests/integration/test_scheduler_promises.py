@@ -277,7 +277,7 @@ async def test_a_direct_edit_reaches_every_replica_when_the_nudge_is_lost(
                 )
             edited = time.monotonic()
             took: list[float] = [0.0, 0.0]
-            while time.monotonic() - edited < 6 and not all(took):
+            while time.monotonic() - edited < 10 and not all(took):
                 await asyncio.sleep(0.02)
                 for i, loop in enumerate(loops):
                     if not took[i] and loop.stats.reloads > reloads[i]:
@@ -288,4 +288,6 @@ async def test_a_direct_edit_reaches_every_replica_when_the_nudge_is_lost(
             await replica.close()
     print("seconds to reload (each replica, each edit):", reacted)
     for took in reacted:
-        assert all(0 < s <= 3 for s in took), f"a replica reloaded late or never: {reacted}"
+        # About 2 s measured (two polls); the bound leaves room for a loaded CI machine and is
+        # still far below the 60 s a replica waits before it queries the store itself.
+        assert all(0 < s <= 5 for s in took), f"a replica reloaded late or never: {reacted}"

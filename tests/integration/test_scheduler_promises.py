@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, cast
 
 import pytest
@@ -27,10 +27,11 @@ from tests.integration.test_scheduler_sharing import (
     _fired,
     _ghost,
     _lateness_ms,
-    _members,
     _now_s,
     _requests,
     _ticks,
+    promise_key,
+    replicas,
 )
 
 
@@ -89,23 +90,15 @@ async def test_a_direct_database_edit_reaches_every_replica(
     from sqlalchemy import text
 
     schedules = await _every_second(admin, 8)
-    replicas = [TaskScheduler(settings) for _ in range(2)]
-    for replica in replicas:
-        await replica.initialize()
-    try:
-        for replica in replicas:
-            await _members(replica, 2)
+    async with replicas(settings, 2) as started:
         await asyncio.sleep(1)
-        loops = [r.loop for r in replicas if r.loop is not None]
+        loops = [r.loop for r in started if r.loop is not None]
         assert all(loop.stats.fired > 0 for loop in loops), "both replicas fire their share"
         engine = admin._rt._sql_engine()
         async with engine.begin() as conn:
             await conn.execute(text("UPDATE system_scheduled_jobs SET status = 0"))
         edited_at = _now_s()
         await asyncio.sleep(3.5)
-    finally:
-        for replica in replicas:
-            await replica.close()
     fired = await _fired(qm)
     late = [
         job_id
@@ -114,10 +107,6 @@ async def test_a_direct_database_edit_reaches_every_replica(
         and any(str(s.id) in job_id for s in schedules)
     ]
     assert late == [], "a replica kept firing a schedule disabled with plain SQL"
-
-
-def _promise_key(settings: CorralSettings, scheduler_id: str) -> str:
-    return f"{settings.prefix}:{settings.queue}:corral:schedulers:promise:{scheduler_id}"
 
 
 async def test_the_promise_is_written_in_the_batch_transaction(
@@ -144,7 +133,7 @@ async def test_the_promise_is_written_in_the_batch_transaction(
         assert [[p.fire if p else None for p in plans] for plans in seen] == [
             [start + timedelta(seconds=1)] * 4
         ]
-        key = _promise_key(settings, "me")
+        key = promise_key(settings, "me")
         assert client.get(key) == "promised-text"
         assert 0 < cast(int, client.pttl(key)) <= 5000, "expires like a heartbeat's promise"
         # Nothing to commit: no transaction, so no promise either (the loop writes its own).
@@ -157,34 +146,6 @@ async def test_the_promise_is_written_in_the_batch_transaction(
     finally:
         client.close()
     assert len(await _fired(qm)) == 4
-
-
-async def test_a_batch_that_loses_a_race_writes_no_promise(
-    settings: CorralSettings, admin: TaskScheduler, qm: JobQueueManager, redis_url: str
-) -> None:
-    """The WATCH failed: the EXEC wrote nothing, the promise included."""
-    start = _now_s() - timedelta(seconds=30)
-    admin.clock = FakeClock(start)
-    schedules = await _every_second(admin, 3)
-    gate = await admin._rt.fire_gate()
-    now = start + timedelta(seconds=1, milliseconds=100)
-    tick = start + timedelta(seconds=1)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    requests = _requests(schedules, now)
-    raced_id, decide, spec_for = requests[1]
-
-    def decide_and_race(wm: datetime | None) -> FirePlan:
-        client.set(gate._key(raced_id), int(tick.timestamp() * 1000))  # another replica won
-        plan: FirePlan = decide(wm)
-        return plan
-
-    requests[1] = (raced_id, decide_and_race, spec_for)
-    try:
-        assert await gate.settle_many(requests, promise=("me", lambda _: "lost")) is None
-        assert client.get(_promise_key(settings, "me")) is None
-    finally:
-        client.close()
-    assert await _fired(qm) == {}
 
 
 @pytest.mark.timeout(60)
@@ -231,7 +192,7 @@ async def test_a_steady_replica_publishes_its_promise_with_its_fires(
         loop, _ = await _beside_ghost(replica, schedules)
         try:
             await asyncio.sleep(2)  # steady
-            key = _promise_key(settings, loop.id)
+            key = promise_key(settings, loop.id)
             before = len(separate)
             published: list[str | None] = []
             for _ in range(4):
@@ -257,13 +218,8 @@ async def test_a_direct_edit_reaches_every_replica_when_the_nudge_is_lost(
     from sqlalchemy import text
 
     await _every_second(admin, 4)
-    replicas = [TaskScheduler(settings) for _ in range(2)]
-    for replica in replicas:
-        await replica.initialize()
-    try:
-        for replica in replicas:
-            await _members(replica, 2)
-        loops = [r.loop for r in replicas if r.loop is not None]
+    async with replicas(settings, 2) as started:
+        loops = [r.loop for r in started if r.loop is not None]
         for loop in loops:
             loop._announce = None  # the nudge is lost
         await asyncio.sleep(1.5)
@@ -283,9 +239,6 @@ async def test_a_direct_edit_reaches_every_replica_when_the_nudge_is_lost(
                     if not took[i] and loop.stats.reloads > reloads[i]:
                         took[i] = time.monotonic() - edited
             reacted.append(took)
-    finally:
-        for replica in replicas:
-            await replica.close()
     print("seconds to reload (each replica, each edit):", reacted)
     for took in reacted:
         # About 2 s measured (two polls); the bound leaves room for a loaded CI machine and is

@@ -89,6 +89,25 @@ async def _ghost(settings: CorralSettings, redis_url: str) -> AsyncIterator[Call
         client.close()
 
 
+def promise_key(settings: CorralSettings, scheduler_id: str) -> str:
+    return f"{settings.prefix}:{settings.queue}:corral:schedulers:promise:{scheduler_id}"
+
+
+@contextlib.asynccontextmanager
+async def replicas(settings: CorralSettings, count: int) -> AsyncIterator[list[TaskScheduler]]:
+    """``count`` more scheduler replicas, started, each seeing all the others; closed after."""
+    started = [TaskScheduler(settings) for _ in range(count)]
+    try:
+        for replica in started:
+            await replica.initialize()
+        for replica in started:
+            await _members(replica, count)
+        yield started
+    finally:
+        for replica in started:
+            await replica.close()
+
+
 async def _members(replica: TaskScheduler, count: int) -> None:
     """Wait until the replica sees ``count`` live replicas (itself included)."""
     loop = replica.loop
@@ -241,10 +260,11 @@ async def test_a_batch_settle_racing_single_settles_fires_each_tick_once(
 
 
 async def test_a_batch_that_loses_a_race_writes_nothing(
-    admin: TaskScheduler, qm: JobQueueManager, redis_url: str
+    settings: CorralSettings, admin: TaskScheduler, qm: JobQueueManager, redis_url: str
 ) -> None:
     """Another replica settles one schedule of the batch between its read and its EXEC: the
-    whole batch commits nothing (None), and settling one by one then fires the rest."""
+    whole batch commits nothing (None), not even the owner's promise that rides in the same
+    transaction, and settling one by one then fires the rest."""
     start = _now_s() - timedelta(seconds=30)
     admin.clock = FakeClock(start)
     schedules = await _every_second(admin, 5)
@@ -262,7 +282,8 @@ async def test_a_batch_that_loses_a_race_writes_nothing(
 
     requests[2] = (racing[0], decide_and_race, racing[2])
     try:
-        assert await gate.settle_many(requests) is None
+        assert await gate.settle_many(requests, promise=("me", lambda _: "lost")) is None
+        assert other.get(promise_key(settings, "me")) is None
         assert await _fired(qm) == {}
         marks = await gate.watermarks([s.id for s in schedules])
         assert marks == [None, None, tick, None, None], "only the other replica's write"

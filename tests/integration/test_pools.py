@@ -28,6 +28,18 @@ async def test_concurrent_add_job_on_one_manager_all_succeed(
     assert sum(status["counts"].values()) == jobs  # default priority: "prioritized"
 
 
+async def test_concurrent_adds_go_to_redis_together_on_one_connection(
+    qm: JobQueueManager,
+) -> None:
+    """A producer's adds are batched: 200 at once take one connection (plus the one the
+    memory check's INFO uses), not one each."""
+    queue = await qm._rt.queue()
+    pool = queue.client.connection_pool
+    await asyncio.gather(*(qm.add_job("noop", {"n": n}) for n in range(200)))
+    connections = len(pool._available_connections) + len(pool._in_use_connections)
+    assert connections <= 2, f"{connections} connections for one burst of adds"
+
+
 async def test_an_exhausted_pool_says_so(redis_url: str) -> None:
     client = make_client(redis_url, max_connections=1, pool_timeout_s=0.2)
     try:

@@ -14,6 +14,7 @@ could let a burst of bulk adds run past the reserve.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -52,6 +53,7 @@ class MemoryReserve:
         self._used = 0
         self._limit = 0  # maxmemory; 0 = no limit (or not known)
         self._warned = False
+        self._reading: asyncio.Future[None] | None = None
 
     async def check(self, specs: Sequence[JobSpec]) -> None:
         """Raise BrokerOutOfMemory if adding ``specs`` would cross the line."""
@@ -60,7 +62,7 @@ class MemoryReserve:
         now = time.monotonic()
         near = bool(self._limit) and self._used > self._limit * (1 - self.reserve) * NEAR
         if near or now - self._read_at >= REFRESH_S:
-            await self._read(now)
+            await self._read_once(now)
         if not self._limit:
             return
         line = self._limit * (1 - self.reserve)
@@ -75,6 +77,17 @@ class MemoryReserve:
                 "the queue; raise maxmemory, or let workers drain it and clean finished jobs"
             )
         self._used += incoming_bytes  # until the next reading, count our own adds
+
+    async def _read_once(self, now: float) -> None:
+        """One reading for every add that needs one meanwhile: a burst of adds (a web app's
+        requests, a gather) would otherwise each send an INFO, and take a connection each."""
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._read(now))
+            self._reading.add_done_callback(self._read_done)
+        await asyncio.shield(self._reading)
+
+    def _read_done(self, _: asyncio.Future[None]) -> None:
+        self._reading = None
 
     async def _read(self, now: float) -> None:
         try:

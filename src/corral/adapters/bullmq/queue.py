@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 from bullmq import Queue
 
+from corral.adapters.bullmq.adding import Adder
 from corral.adapters.bullmq.cluster import ClusterReads
-from corral.adapters.bullmq.mapping import from_bullmq_priority, to_bullmq_options
+from corral.adapters.bullmq.mapping import from_bullmq_priority
 from corral.adapters.bullmq.memory import MemoryReserve
 from corral.core.job_ids import is_scheduler_job_id
 from corral.core.jobs import JobSpec, is_job_id
@@ -52,13 +53,13 @@ class BullQueue(ClusterReads):
     ) -> None:
         super().__init__(client, url, name=name, prefix=prefix)
         self._queue = Queue(name, {"connection": client, "prefix": prefix})
+        self._adder = Adder(self._queue)
         self.memory = MemoryReserve(client, url, reserve=memory_reserve)
 
     async def add(self, spec: JobSpec) -> str:
         async with self._guard():
             await self.memory.check((spec,))
-            job = await self._queue.add(spec.name, spec.data, to_bullmq_options(spec.options))
-        return str(job.id)
+            return await self._adder.add(spec)
 
     async def add_bulk(self, specs: Sequence[JobSpec]) -> list[str]:
         """One MULTI/EXEC transaction: the whole batch is added, or (on a broken connection)
@@ -67,13 +68,7 @@ class BullQueue(ClusterReads):
             return []
         async with self._guard():
             await self.memory.check(specs)
-            jobs = await self._queue.addBulk(
-                [
-                    {"name": s.name, "data": s.data, "opts": to_bullmq_options(s.options)}
-                    for s in specs
-                ]
-            )
-        return [str(job.id) for job in jobs]
+            return await self._adder.add_bulk(specs)
 
     async def counts(self) -> dict[str, int]:
         async with self._guard():

@@ -162,6 +162,10 @@ class LeanWaitingPool(aioredis.BlockingConnectionPool):
             async with self._condition:
                 self._condition.notify()
 
+    @functools.cached_property
+    def batcher(self) -> CommandBatcher:
+        return CommandBatcher(self)
+
 
 async def run_script(script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
     """``await script(keys=keys, args=args)`` for a script sent on every job.
@@ -176,7 +180,7 @@ async def run_script(script: AsyncScript, keys: list[Any], args: list[Any]) -> A
     NOSCRIPT means it did not run."""
     client = script.registered_client
     pool = client.connection_pool
-    if client.single_connection_client or not isinstance(pool, LeanPool):
+    if client.single_connection_client or not isinstance(pool, LeanPool | LeanWaitingPool):
         return await script(keys=keys, args=args)
     try:
         return await pool.batcher.send(("EVALSHA", script.sha, len(keys), *keys, *args))

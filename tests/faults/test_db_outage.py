@@ -144,6 +144,29 @@ async def _start(pg: PostgresServer) -> float:
 
 
 # -- tests ------------------------------------------------------------------------------------
+async def _restart_and_settle(
+    pg: PostgresServer,
+    reader: SqlExecutionLog,
+    down_at: float,
+    expected: dict[str, JobExecutionStatus],
+) -> tuple[list[ExecutionRecord], float, float]:
+    """Start PostgreSQL again and wait for the rows to land as ``expected``: exactly one row per
+    job, none lost. The rows, the outage's length and how long the rows took after it, in s."""
+    up_at = await _start(pg)
+    rows = await eventually(
+        lambda: _rows(reader),
+        until=lambda rows: _settled(rows, expected),
+        timeout_s=RECOVERY_TIMEOUT_S,
+        every_s=0.1,
+    )
+    recovered_in_s = time.monotonic() - up_at
+    ids = [row.execution_id for row in rows]
+    assert len(ids) == len(set(ids)) == BEFORE + DURING, "exactly one row per job, none lost"
+    assert await _total(reader) == BEFORE + DURING
+    assert set(ids) == set(expected)
+    return rows, up_at - down_at, recovered_in_s
+
+
 async def test_jobs_complete_while_db_is_down_and_every_row_lands_after(
     pg: PostgresServer,
     pg_qm: JobQueueManager,
@@ -187,21 +210,8 @@ async def test_jobs_complete_while_db_is_down_and_every_row_lands_after(
     assert held == DURING, "the rows of the jobs run during the outage are held"
     _assert_worker_alive(qm, writer)
 
-    up_at = await _start(pg)
-    outage_s = up_at - down_at
     expected = dict.fromkeys(before + during, COMPLETED)
-    rows = await eventually(
-        lambda: _rows(reader),
-        until=lambda rows: _settled(rows, expected),
-        timeout_s=RECOVERY_TIMEOUT_S,
-        every_s=0.1,
-    )
-    recovered_in_s = time.monotonic() - up_at
-
-    ids = [row.execution_id for row in rows]
-    assert len(ids) == len(set(ids)) == BEFORE + DURING, "exactly one row per job, none lost"
-    assert await _total(reader) == BEFORE + DURING
-    assert set(ids) == set(expected)
+    rows, outage_s, recovered_in_s = await _restart_and_settle(pg, reader, down_at, expected)
     for row in rows:
         assert row.status == COMPLETED
         assert row.retry_count == 0
@@ -307,21 +317,8 @@ async def test_retrying_failures_during_db_outage_end_with_one_failed_row_each(
     ), "the rows of the jobs run during the outage are held"
     _assert_worker_alive(qm, writer)
 
-    up_at = await _start(pg)
-    outage_s = up_at - down_at
     expected = dict.fromkeys(before, COMPLETED) | dict.fromkeys(failing, FAILED)
-    rows = await eventually(
-        lambda: _rows(reader),
-        until=lambda rows: _settled(rows, expected),
-        timeout_s=RECOVERY_TIMEOUT_S,
-        every_s=0.1,
-    )
-    recovered_in_s = time.monotonic() - up_at
-
-    ids = [row.execution_id for row in rows]
-    assert len(ids) == len(set(ids)) == BEFORE + DURING, "exactly one row per job, none lost"
-    assert await _total(reader) == BEFORE + DURING
-    assert set(ids) == set(expected)
+    rows, outage_s, recovered_in_s = await _restart_and_settle(pg, reader, down_at, expected)
     by_id = {row.execution_id: row for row in rows}
     for job_id in failing:
         row = by_id[job_id]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import msgpack
 from bullmq import Queue
@@ -58,19 +58,16 @@ ADD_KEYS: Final = {
     ),
 }
 _MAX_CACHED = 256
+_NO_PARENT: Final = (None,) * 5
 
 
-class _Packed:
-    """What one options value makes of every job: the script, its last argument's source,
-    the job id they set, and the packed options (ARGV[3])."""
+class _Packed(NamedTuple):
+    """What one options value makes of every job."""
 
-    __slots__ = ("job_id", "last", "opts", "script")
-
-    def __init__(self, script: str, last: int | None, job_id: str | None, opts: bytes) -> None:
-        self.script = script
-        self.last = last  # the delay or the priority; None: the job's timestamp
-        self.job_id = job_id
-        self.opts = opts
+    script: str
+    last: int | None  # the script's last argument: the delay or the priority; None: timestamp
+    job_id: str | None
+    opts: bytes  # the packed options (ARGV[3])
 
 
 class Adder:
@@ -87,20 +84,9 @@ class Adder:
     def command(self, spec: JobSpec, timestamp_ms: int) -> tuple[str, list[Any], list[Any]]:
         """The script's name, keys and arguments that add ``spec`` stamped ``timestamp_ms``."""
         packed = self._packed_for(spec.options)
-        head = msgpack.packb(
-            [
-                self._prefix,
-                packed.job_id or "",
-                spec.name,
-                timestamp_ms,
-                None,
-                None,
-                None,
-                None,
-                None,
-            ],
-            use_bin_type=True,
-        )
+        # ARGV[1]: prefix, custom id, name, timestamp; no parent, repeat or deduplication key.
+        fields = [self._prefix, packed.job_id or "", spec.name, timestamp_ms, *_NO_PARENT]
+        head = msgpack.packb(fields, use_bin_type=True)
         data = json.dumps(spec.data, separators=(",", ":"), allow_nan=False)
         last = timestamp_ms if packed.last is None else packed.last
         return packed.script, self._keys[packed.script], [head, data, packed.opts, last]

@@ -119,7 +119,15 @@ async def _give_back(pool: aioredis.ConnectionPool, connection: Any) -> None:
     pool._available_connections.append(connection)
 
 
-class LeanPool(aioredis.ConnectionPool):
+class _Batching:
+    """A pool's command batcher, made on first use (see ``batching.py``)."""
+
+    @functools.cached_property
+    def batcher(self) -> CommandBatcher:
+        return CommandBatcher(self)  # type: ignore[arg-type]
+
+
+class LeanPool(_Batching, aioredis.ConnectionPool):
     """A connection pool for a client whose owner bounds its concurrent commands below
     ``max_connections`` (a worker's job client): asking more of it raises, as redis-py's does."""
 
@@ -129,12 +137,8 @@ class LeanPool(aioredis.ConnectionPool):
     async def release(self, connection: AbstractConnection) -> None:
         await _give_back(self, connection)
 
-    @functools.cached_property
-    def batcher(self) -> CommandBatcher:
-        return CommandBatcher(self)
 
-
-class LeanWaitingPool(aioredis.BlockingConnectionPool):
+class LeanWaitingPool(_Batching, aioredis.BlockingConnectionPool):
     """A pool whose callers wait for a free connection (up to ``timeout``). While nobody waits,
     a free connection is taken at once, without the condition and the timer; once anyone
     waits, every caller queues behind them, so a waiter is never starved by newcomers."""
@@ -162,10 +166,6 @@ class LeanWaitingPool(aioredis.BlockingConnectionPool):
             async with self._condition:
                 self._condition.notify()
 
-    @functools.cached_property
-    def batcher(self) -> CommandBatcher:
-        return CommandBatcher(self)
-
 
 async def run_script(script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
     """``await script(keys=keys, args=args)`` for a script sent on every job.
@@ -180,7 +180,7 @@ async def run_script(script: AsyncScript, keys: list[Any], args: list[Any]) -> A
     NOSCRIPT means it did not run."""
     client = script.registered_client
     pool = client.connection_pool
-    if client.single_connection_client or not isinstance(pool, LeanPool | LeanWaitingPool):
+    if client.single_connection_client or not isinstance(pool, _Batching):
         return await script(keys=keys, args=args)
     try:
         return await pool.batcher.send(("EVALSHA", script.sha, len(keys), *keys, *args))

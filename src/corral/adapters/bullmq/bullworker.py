@@ -60,6 +60,7 @@ class CorralWorker(Worker):  # type: ignore[misc]
         self.isolation = Isolation()
         self.finisher = Finisher(self, consumer.client)
         internals.use_blocking_client(self, consumer.blocking_client)
+        internals.renew_locks_until_jobs_end(self)
 
     async def getNextJob(self, token: str) -> BullJob | None:
         """Honour the rate limiter's wait. bullmq-python records ``limitUntil`` (the ms until

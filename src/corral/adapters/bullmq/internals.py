@@ -11,6 +11,7 @@ isolation) and ``Worker.processJob``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Final
 
 import redis.asyncio as aioredis
@@ -77,6 +78,28 @@ async def move_to_active(worker: Worker, token: str) -> BullJob | None:
     if job is not None:
         worker.emit("active", job, "waiting")
     return job
+
+
+def renew_locks_until_jobs_end(worker: Worker) -> None:
+    """Keep renewing the locks of the jobs in hand until their tasks end, whoever stops the
+    lock manager.
+
+    bullmq's ``Worker.run`` stops the renewals (``lockManager.close()``) as it leaves, and while
+    closing it leaves as soon as any task comes back without a job: the cancelled wait for new
+    jobs, a fetch that found none. Jobs still running then lost their
+    locks a lock duration later, their results were refused and stalled-job recovery ran them
+    again. Here the manager's ``close`` first waits for the worker's other tasks; at the
+    shutdown deadline they are cancelled, so this wait is bounded by it."""
+    manager = worker.lockManager
+    close = manager.close
+
+    async def close_once_jobs_end() -> None:
+        me = asyncio.current_task()
+        while running := [t for t in worker.processing if not t.done() and t is not me]:
+            await asyncio.wait(running)
+        await close()
+
+    manager.close = close_once_jobs_end
 
 
 def track(worker: Worker, job: BullJob, token: str, now_ms: int) -> None:

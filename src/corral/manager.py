@@ -245,8 +245,13 @@ class JobQueueManager:
         limiter_max: int | None = None,
         limiter_duration_ms: int | None = None,
         execution_log: bool | None = None,
+        prefetch: int | None = None,
     ) -> None:
         """Run a worker for this queue inside this process until :meth:`graceful_shutdown`.
+
+        It runs ``concurrency`` jobs at once (default CORRAL_CONCURRENCY) and holds up to
+        ``prefetch`` more, ready to start (default CORRAL_PREFETCH, else one fewer than
+        ``concurrency``; 0 holds none).
 
         Every execution is written to ``system_job_execution_logs`` in DATABASE_URL unless
         ``execution_log`` is False (default: the CORRAL_EXECUTION_LOG setting).
@@ -256,6 +261,7 @@ class JobQueueManager:
         await self._rt.start_consumer(
             registry,
             concurrency=concurrency,
+            prefetch=prefetch,
             limiter_max=limiter_max,
             limiter_duration_ms=limiter_duration_ms,
             lifecycle=await self._rt.execution_log_writer() if log else None,

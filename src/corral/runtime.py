@@ -295,26 +295,33 @@ class Runtime:
         registry: HandlerRegistry,
         *,
         concurrency: int | None = None,
+        prefetch: int | None = None,
         limiter_max: int | None = None,
         limiter_duration_ms: int | None = None,
         lifecycle: AttemptListener | None = None,
     ) -> BullConsumer:
         s = self.settings
+        concurrency = concurrency or s.concurrency
+        if prefetch is None:
+            # One fewer than it runs: a worker running one job at a time holds none, so its
+            # jobs start strictly in priority order (a held job is never overtaken).
+            prefetch = concurrency - 1 if s.prefetch is None else s.prefetch
         config = WorkerConfig(
             queue=self.queue_name,
             prefix=s.prefix,
-            concurrency=concurrency or s.concurrency,
+            concurrency=concurrency,
+            prefetch=prefetch,
             limiter_max=limiter_max,
             limiter_duration_ms=limiter_duration_ms,
             lock_duration_ms=s.lock_duration_ms,
             stalled_interval_ms=s.stalled_interval_ms,
             max_stalled_count=s.max_stalled_count,
         )
-        # Commands in flight are bounded by the job slots plus a few timers (lock renewal,
+        # Commands in flight are bounded by the jobs held plus a few timers (lock renewal,
         # stats, stalled check): sized above that, the pool never runs dry and need not wait.
         client = make_client(
             self._url,
-            max_connections=max(50, config.concurrency * 2 + 10),
+            max_connections=max(50, config.held * 2 + 10),
             connect_timeout_s=s.redis_connect_timeout_s,
             wait_for_connection=False,
         )

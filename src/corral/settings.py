@@ -22,6 +22,7 @@ from corral.core.env_values import (
     choice,
     integer,
     number,
+    optional,
     secret,
     text,
 )
@@ -145,6 +146,8 @@ class CorralSettings:
     prefix: str = _env("CORRAL_PREFIX", "bull", _NAME)
     handlers: str = _env("CORRAL_HANDLERS", "", text())
     concurrency: int = _env("CORRAL_CONCURRENCY", 10, integer(1, 10_000))
+    #: Jobs a worker holds beyond its concurrency; None: one fewer than its concurrency.
+    prefetch: int | None = _env("CORRAL_PREFETCH", None, optional(integer(0, 10_000)))
     redis_connect_timeout_s: float = _env(
         "CORRAL_REDIS_CONNECT_TIMEOUT", 5.0, number(0, 60, above=True)
     )

@@ -68,6 +68,7 @@ async def run_worker(
     handlers: HandlerRegistry | Iterable[str] | None = None,
     queue: str | None = None,
     concurrency: int | None = None,
+    prefetch: int | None = None,
     limiter_max: int | None = None,
     limiter_duration_ms: int | None = None,
     stop: StopSignal | None = None,
@@ -94,6 +95,7 @@ async def run_worker(
                 consumer = await runtime.start_consumer(
                     registry,
                     concurrency=concurrency,
+                    prefetch=prefetch,
                     limiter_max=limiter_max,
                     limiter_duration_ms=limiter_duration_ms,
                     lifecycle=writer,

@@ -95,6 +95,12 @@ def test_bad_concurrency(value: str) -> None:
     assert result.stderr.strip().count("\n") == 0
 
 
+@pytest.mark.parametrize("value", ["-1", "abc", "10001"])
+def test_bad_prefetch(value: str) -> None:
+    result = corral("worker", "--prefetch", value, "--handlers", "corral.examples.handlers")
+    _assert_one_line_error(result, 2, "--prefetch")
+
+
 @pytest.mark.parametrize("flag", ["--limiter-max", "--limiter-duration"])
 def test_bad_limiter(flag: str) -> None:
     _assert_one_line_error(corral("worker", flag, "0"), 2, flag)

@@ -361,14 +361,15 @@ async def _state_seen_afresh(qm: JobQueueManager, job_id: str) -> JobState:
         await other.graceful_shutdown(0)
 
 
+@pytest.mark.parametrize("prefetch", [0, 2])
 async def test_graceful_shutdown_keeps_renewing_the_locks_of_running_jobs(
-    qm: JobQueueManager, ledger: Any
+    qm: JobQueueManager, ledger: Any, prefetch: int
 ) -> None:
     """A job that runs on for longer than its lock (2 s here) after the shutdown began still
     completes: bullmq's run loop stopped the lock renewals the moment a free slot's fetch came
     back empty, the lock expired, the result was refused and the job left active to run again."""
     job_id = await qm.add_job("record", {"sleep": 3, "ledger": ledger.name})
-    await qm.start_worker(concurrency=3)
+    await qm.start_worker(concurrency=3, prefetch=prefetch)
     await eventually(lambda: _entries(ledger), until=lambda e: len(e) == 1)
     assert await qm.graceful_shutdown(10_000) is True
     assert [e["event"] for e in ledger.entries()] == ["start", "finish"]

@@ -344,3 +344,14 @@ def test_a_copy_is_checked_like_the_environment() -> None:
         settings.replace(concurrency=0)
     with pytest.raises(TypeError, match="not a setting: colour"):
         settings.replace(colour="blue")
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", None), ("0", 0), (" 25 ", 25)])
+def test_prefetch(monkeypatch: pytest.MonkeyPatch, value: str, expected: int | None) -> None:
+    monkeypatch.setenv("CORRAL_PREFETCH", value)
+    assert load_settings().prefetch == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "many", "10001", "1.5"])
+def test_bad_prefetch_is_named(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    assert str(_error(monkeypatch, CORRAL_PREFETCH=value)).startswith("CORRAL_PREFETCH: ")

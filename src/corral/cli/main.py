@@ -93,9 +93,18 @@ def worker(
         typer.Option(help="At most this many jobs per --limiter-duration, cluster-wide."),
     ] = None,
     limiter_duration: Annotated[int | None, typer.Option(help="Limiter window in ms.")] = None,
+    prefetch: Annotated[
+        int | None,
+        typer.Option(
+            help="Jobs held ready beyond --concurrency; 0 for none "
+            "(default CORRAL_PREFETCH, else the concurrency - 1)."
+        ),
+    ] = None,
 ) -> None:
     """Run a worker until SIGTERM/SIGINT, then drain gracefully."""
     _positive("--concurrency", concurrency, 10_000)
+    if prefetch is not None and not 0 <= prefetch <= 10_000:
+        _die(f"--prefetch: must be between 0 and 10000, got {prefetch}", 2)
     _positive("--limiter-max", limiter_max, 1_000_000)
     _positive("--limiter-duration", limiter_duration, 86_400_000)
     if (limiter_max is None) != (limiter_duration is None):
@@ -112,6 +121,7 @@ def worker(
             handlers=packages,
             queue=queue,
             concurrency=concurrency,
+            prefetch=prefetch,
             limiter_max=limiter_max,
             limiter_duration_ms=limiter_duration,
         ),

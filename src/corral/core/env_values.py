@@ -67,6 +67,17 @@ def integer(low: int, high: int | None = None) -> Parse:
     return parse
 
 
+def optional(parse: Parse) -> Parse:
+    """``parse``, or None for no value (unset, or set to the empty string)."""
+
+    def parse_optional(value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return parse(value)
+
+    return parse_optional
+
+
 def number(low: float, high: float, *, above: bool = False) -> Parse:
     def parse(value: Any) -> float:
         if isinstance(value, str):

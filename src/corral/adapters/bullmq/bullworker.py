@@ -1,5 +1,6 @@
-"""bullmq's ``Worker`` with Corral's dispatch, the fetch-next fast path and the isolation of
-jobs recovered from a dead worker."""
+"""bullmq's ``Worker`` with Corral's dispatch, the fetch-next fast path, the prefetch (jobs held
+beyond the handlers running, ``slots.py``) and the isolation of jobs recovered from a dead
+worker."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bullmq import Worker
 
 from corral.adapters.bullmq import internals
 from corral.adapters.bullmq.finishing import Finisher
+from corral.adapters.bullmq.slots import HandlerSlots
 
 if TYPE_CHECKING:
     from corral.adapters.bullmq.consumer import BullConsumer
@@ -52,11 +54,15 @@ class Isolation:
 
 
 class CorralWorker(Worker):  # type: ignore[misc]
-    """Runs each fetched job through the consumer, and the job its completion fetched next."""
+    """Runs each fetched job through the consumer, and the job its completion fetched next.
 
-    def __init__(self, consumer: BullConsumer, opts: dict[str, Any]) -> None:
+    bullmq's ``concurrency`` here is the number of jobs held (``opts``); ``handlers`` of them
+    run at once, the others wait for a slot with their lock renewed like any active job's."""
+
+    def __init__(self, consumer: BullConsumer, opts: dict[str, Any], *, handlers: int) -> None:
         super().__init__(consumer.config.queue, None, opts)
         self.consumer = consumer
+        self.slots = HandlerSlots(handlers)
         self.isolation = Isolation()
         self.finisher = Finisher(self, consumer.client)
         internals.use_blocking_client(self, consumer.blocking_client)
@@ -80,6 +86,12 @@ class CorralWorker(Worker):  # type: ignore[misc]
                 return await internals.move_to_active(self, token)
         nxt: BullJob | None = await super().getNextJob(token)
         return nxt
+
+    async def close(self, force: bool = False) -> None:
+        """Stop taking jobs: the held jobs not started go back to the queue at once (see
+        :meth:`_attempt`), the running ones finish."""
+        self.slots.close()
+        await super().close(force)
 
     async def processJob(self, job: BullJob, token: str) -> None:
         current: BullJob | None = job
@@ -124,9 +136,16 @@ class CorralWorker(Worker):  # type: ignore[misc]
             await isolation.changed()
 
     async def _attempt(self, job: BullJob, token: str) -> BullJob | None:
-        """Run one attempt, record its outcome, tell the listeners; the job fetched with the
-        completion, if any."""
-        outcome = await self.consumer.run(job)
+        """Run one attempt in a handler slot, record its outcome (the slot already free for a
+        held job), tell the listeners; the job fetched with the completion, if any."""
+        if not await self.slots.acquire():
+            why = "was not started before shutdown"
+            await self.finisher.requeue(job, token, why, logging.DEBUG)
+            return None
+        try:
+            outcome = await self.consumer.run(job)
+        finally:
+            self.slots.release()
         if self.forceClosing:
             return None
         fetched: dict[str, Any] | None = None

@@ -50,17 +50,31 @@ class WorkerConfig:
     queue: str
     prefix: str
     concurrency: int = 10
+    #: Jobs held beyond ``concurrency`` so a free handler slot starts the next at once.
+    prefetch: int = 0
     limiter_max: int | None = None
     limiter_duration_ms: int | None = None
     lock_duration_ms: int = 30_000
     stalled_interval_ms: int = 30_000
     max_stalled_count: int = 1
 
+    @property
+    def limited(self) -> bool:
+        return self.limiter_max is not None and self.limiter_duration_ms is not None
+
+    @property
+    def held(self) -> int:
+        """Jobs this worker takes from the queue at most: its handler slots and the prefetch.
+        A rate-limited queue gets no prefetch: the limiter counts jobs as they are fetched, so
+        jobs held back and started later could bunch more starts into one window than it
+        allows."""
+        return self.concurrency + (0 if self.limited else self.prefetch)
+
     def worker_options(self, client: aioredis.Redis) -> dict[str, Any]:
         opts: dict[str, Any] = {
             "connection": client,
             "prefix": self.prefix,
-            "concurrency": self.concurrency,
+            "concurrency": self.held,
             "autorun": False,
             "lockDuration": self.lock_duration_ms,
             "stalledInterval": self.stalled_interval_ms,
@@ -70,7 +84,7 @@ class WorkerConfig:
             "runRetryDelay": 1000,
             "drainDelay": 5,
         }
-        if self.limiter_max is not None and self.limiter_duration_ms is not None:
+        if self.limited:
             opts["limiter"] = {"max": self.limiter_max, "duration": self.limiter_duration_ms}
             opts["drainDelay"] = 1  # the limiter stalls after one window with a long drain delay
         return opts
@@ -151,7 +165,8 @@ class BullConsumer:
         return await self.executor.run(corral_job, timeout_of(job.opts), refused=refused)
 
     async def start(self) -> None:
-        worker = CorralWorker(self, self.config.worker_options(self.client))
+        config = self.config
+        worker = CorralWorker(self, config.worker_options(self.client), handlers=config.concurrency)
         worker.on("error", self._on_error)
         worker.on("stalled", self._on_stalled)
         await internals.load_redis_version(worker)
@@ -162,6 +177,7 @@ class BullConsumer:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "concurrency": self.config.concurrency,
+            "prefetch": self.config.held - self.config.concurrency,
             "handlers": self.executor.handler_names(),
             "started_at_ms": int(time.time() * 1000),
         }
@@ -170,10 +186,11 @@ class BullConsumer:
             worker.run(), name=f"corral-worker-{self.config.queue}"
         )
         logger.info(
-            "worker %s started on queue %s (concurrency %d)",
+            "worker %s started on queue %s (concurrency %d, prefetch %d)",
             worker.id,
             self.config.queue,
             self.config.concurrency,
+            self.config.held - self.config.concurrency,
             extra={"event": "worker.started", "worker_id": worker.id},
         )
 

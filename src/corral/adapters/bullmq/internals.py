@@ -86,7 +86,7 @@ def renew_locks_until_jobs_end(worker: Worker) -> None:
 
     bullmq's ``Worker.run`` stops the renewals (``lockManager.close()``) as it leaves, and while
     closing it leaves as soon as any task comes back without a job: the cancelled wait for new
-    jobs, a fetch that found none. Jobs still running then lost their
+    jobs, a fetch that found none, a held job sent back. Jobs still running then lost their
     locks a lock duration later, their results were refused and stalled-job recovery ran them
     again. Here the manager's ``close`` first waits for the worker's other tasks; at the
     shutdown deadline they are cancelled, so this wait is bounded by it."""

@@ -1,0 +1,102 @@
+"""The prefetch against a real Redis: a worker holds up to ``concurrency + prefetch`` jobs and
+runs ``concurrency`` handlers at once; at shutdown the jobs it held but had not started go back
+to the queue at once, never run by it; a rate-limited worker holds none beyond its handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from corral import JobQueueManager
+from corral.adapters.bullmq.consumer import WorkerConfig
+from tests.support.waiting import eventually
+
+
+async def _rows(ledger: Any) -> list[dict[str, Any]]:
+    return list(ledger.entries())
+
+
+def _most_at_once(rows: list[dict[str, Any]]) -> int:
+    """The most handlers running at the same time, by the handlers' own start/finish rows."""
+    running = most = 0
+    for row in sorted(rows, key=lambda r: (r["t"], r["event"] == "start")):
+        running += 1 if row["event"] == "start" else -1
+        most = max(most, running)
+    return most
+
+
+async def _active(qm: JobQueueManager) -> int:
+    return int((await qm.get_queue_status())["counts"]["active"])
+
+
+async def _start(
+    qm: JobQueueManager, ledger: Any, *, jobs: int, concurrency: int, prefetch: int
+) -> list[str]:
+    """``jobs`` jobs of 0.4 s, then a worker, until its first ``concurrency`` jobs started."""
+    ids = await qm.add_bulk_jobs(
+        [{"name": "record", "data": {"sleep": 0.4, "ledger": ledger.name}} for _ in range(jobs)]
+    )
+    await qm.start_worker(concurrency=concurrency, prefetch=prefetch)
+    await eventually(lambda: _rows(ledger), until=lambda rows: len(rows) >= concurrency)
+    return ids
+
+
+async def test_holds_prefetched_jobs_and_runs_only_concurrency_handlers(
+    qm: JobQueueManager, ledger: Any
+) -> None:
+    ids = await _start(qm, ledger, jobs=8, concurrency=2, prefetch=3)
+    assert await _active(qm) == 5  # two running, three held ready
+    rows = await eventually(lambda: _rows(ledger), until=lambda rows: len(rows) == 16)
+    assert _most_at_once(rows) == 2
+    assert sorted(row["job_id"] for row in rows if row["event"] == "start") == sorted(ids)
+    for job_id in ids:
+        assert (await qm.get_job(job_id)).state == "completed"
+
+
+async def test_prefetch_zero_holds_only_the_running_jobs(qm: JobQueueManager, ledger: Any) -> None:
+    await _start(qm, ledger, jobs=6, concurrency=2, prefetch=0)
+    assert await _active(qm) == 2
+    rows = await eventually(lambda: _rows(ledger), until=lambda rows: len(rows) == 12)
+    assert _most_at_once(rows) == 2
+
+
+async def test_shutdown_returns_held_jobs_to_the_queue_unstarted(
+    qm: JobQueueManager, ledger: Any
+) -> None:
+    ids = await qm.add_bulk_jobs(
+        [{"name": "record", "data": {"sleep": 1, "ledger": ledger.name}} for _ in range(4)]
+    )
+    await qm.start_worker(concurrency=1, prefetch=3)
+    await eventually(lambda: _rows(ledger), until=lambda rows: len(rows) == 1)
+    await eventually(lambda: _active(qm), until=lambda n: n == 4)
+    assert await qm.graceful_shutdown(10_000) is True
+    rows = list(ledger.entries())
+    assert [row["event"] for row in rows] == ["start", "finish"]  # only the running job ran
+    other = JobQueueManager(qm.settings)
+    try:
+        states = {job_id: (await other.get_job(job_id)).state for job_id in ids}
+        assert states.pop(rows[0]["job_id"]) == "completed"
+        assert set(states.values()) <= {"waiting", "prioritized"}  # back at once, not stalled
+        assert len(states) == 3
+        assert (await other.get_queue_status())["counts"]["active"] == 0
+    finally:
+        await other.graceful_shutdown(0)
+
+
+def test_a_rate_limited_worker_holds_no_more_than_it_runs() -> None:
+    common = {"queue": "q", "prefix": "bull", "concurrency": 4, "prefetch": 6}
+    assert WorkerConfig(**common).held == 10
+    limited = WorkerConfig(**common, limiter_max=5, limiter_duration_ms=1000)
+    assert limited.held == 4
+
+
+async def _worker_info(qm: JobQueueManager) -> list[dict[str, Any]]:
+    return list((await qm.get_queue_status())["workers"])
+
+
+async def test_by_default_a_worker_holds_one_fewer_than_it_runs(qm: JobQueueManager) -> None:
+    """So a worker at concurrency 1 holds none and starts its jobs strictly by priority."""
+    await qm.start_worker(concurrency=1)
+    await qm.start_worker(concurrency=4)
+    workers = await eventually(lambda: _worker_info(qm), until=lambda found: len(found) == 2)
+    held = sorted((w["concurrency"], w["prefetch"]) for w in workers)
+    assert held == [(1, 0), (4, 3)]

@@ -4,6 +4,7 @@ to the queue at once, never run by it; a rate-limited worker holds none beyond i
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from corral import JobQueueManager
@@ -100,3 +101,35 @@ async def test_by_default_a_worker_holds_one_fewer_than_it_runs(qm: JobQueueMana
     workers = await eventually(lambda: _worker_info(qm), until=lambda found: len(found) == 2)
     held = sorted((w["concurrency"], w["prefetch"]) for w in workers)
     assert held == [(1, 0), (4, 3)]
+
+
+async def test_a_job_picked_up_from_an_idle_queue_costs_one_fetch_per_slot(
+    qm: JobQueueManager, ledger: Any
+) -> None:
+    """As BullMQ's Node worker: the free slots fetch once each, then one of them waits. The
+    Python port's loop made every free slot but the waiting one fetch a second time."""
+    await qm.start_worker(concurrency=5, prefetch=5)
+    worker = qm.runtime.consumers[0]._worker
+    assert worker is not None
+    fetches = 0
+    move_to_active = worker.moveToActive
+
+    async def counted(token: str) -> Any:
+        nonlocal fetches
+        fetches += 1
+        return await move_to_active(token)
+
+    worker.moveToActive = counted
+    await eventually(lambda: _waiting_for_jobs(worker), until=bool)
+    fetches = 0  # idle now: what follows is the cost of one job
+    await qm.add_job("record", {"ledger": ledger.name})
+    await eventually(lambda: _rows(ledger), until=lambda rows: len(rows) == 2)
+    await eventually(lambda: _waiting_for_jobs(worker), until=bool)
+    # The waiting slot's fetch, one for each of the 9 other free slots, and one of the next
+    # waiting slot (woken by the marker the completion leaves); 28 before, in the same run.
+    assert fetches <= 11
+
+
+async def _waiting_for_jobs(worker: Any) -> bool:
+    await asyncio.sleep(0.2)
+    return bool(worker.drained and worker.waiting is not None)

@@ -5,6 +5,7 @@ to the queue at once, never run by it; a rate-limited worker holds none beyond i
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from corral import JobQueueManager
@@ -133,3 +134,33 @@ async def test_a_job_picked_up_from_an_idle_queue_costs_one_fetch_per_slot(
 async def _waiting_for_jobs(worker: Any) -> bool:
     await asyncio.sleep(0.2)
     return bool(worker.drained and worker.waiting is not None)
+
+
+async def test_held_jobs_returned_at_shutdown_wake_an_idle_worker(
+    qm: JobQueueManager, ledger: Any
+) -> None:
+    """BullMQ's script that sends a job back adds no wake-up marker for a job with a priority,
+    so a worker waiting on an empty queue found the held jobs only when its wait timed out
+    (5 s); with the marker it takes them at once."""
+    ids = await qm.add_bulk_jobs(
+        [{"name": "record", "data": {"sleep": 1, "ledger": ledger.name}} for _ in range(4)]
+    )
+    await qm.start_worker(concurrency=1, prefetch=3)
+    await eventually(lambda: _active(qm), until=lambda n: n == 4)
+    idle = JobQueueManager(qm.settings)
+    try:
+        await idle.start_worker(concurrency=3, prefetch=0)
+        waiting = idle.runtime.consumers[0]._worker
+        await eventually(lambda: _waiting_for_jobs(waiting), until=bool)
+        began = time.time()
+        assert await qm.graceful_shutdown(10_000) is True
+        rows = await eventually(lambda: _rows(ledger), until=lambda rows: len(rows) == 8)
+        first = rows[0]["job_id"]  # the one job started before the shutdown
+        starts = [row for row in rows if row["event"] == "start" and row["job_id"] != first]
+        held = {row["job_id"]: row["t"] for row in starts}
+        assert len(starts) == 3
+        assert sorted(held) == sorted(set(ids) - {first})
+        late = max(held.values()) - began
+        assert late < 2.5, f"the held jobs started {late:.1f} s after the shutdown began"
+    finally:
+        await idle.graceful_shutdown(5000)

@@ -150,7 +150,8 @@ async def test_three_replicas_split_the_schedules_and_fire_each_tick_once(
         # (rightly) share its schedules between them.
         loops = [r.loop for r in replicas if r.loop is not None]
         owners = [[loop.owns(s.id) for loop in loops].count(True) for s in schedules]
-        print("owned per replica:", [sum(loop.owns(s.id) for s in schedules) for loop in loops])
+        owned = [sum(loop.owns(s.id) for s in schedules) for loop in loops]
+        print("owned per replica:", owned)
     finally:
         for replica in replicas:
             await replica.close()
@@ -165,7 +166,10 @@ async def test_three_replicas_split_the_schedules_and_fire_each_tick_once(
     print("lateness ms, max:", max(late), "fired per replica:", [x.stats.fired for x in loops])
     # Every replica did its share. How late the owners fire is the benchmark's to measure
     # (bench/schedules.py): on a loaded CI machine an owner can be late enough for a backup.
-    assert all(loop.stats.fired > 0 for loop in loops)
+    # A share can be empty: rendezvous hashing gives one of three replicas none of 12
+    # schedules about once in 40 runs (3 x (2/3)^12), as CI saw once ([6, 6, 0]).
+    assert all(loop.stats.fired > 0 for loop, mine in zip(loops, owned, strict=True) if mine)
+    assert sum(1 for mine in owned if mine) >= 2
     stats = await admin.stats()
     assert stats["cluster"]["fired"] == len(fired), "one commit per job: no tick fired twice"
     assert sum(loop.stats.fired for loop in loops) == len(fired)

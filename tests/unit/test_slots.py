@@ -84,6 +84,17 @@ async def test_a_cancelled_waiter_loses_no_slot() -> None:
     assert await asyncio.wait_for(slots.acquire(), 1) is True
 
 
+async def test_a_slot_handed_just_before_close_is_refused_and_kept() -> None:
+    slots = HandlerSlots(1)
+    assert await slots.acquire()
+    waiter = asyncio.create_task(slots.acquire())
+    await _settle()
+    slots.release()  # handed to the waiter ...
+    slots.close()  # ... and the worker closes before the waiter runs: its job must not start
+    assert await waiter is False
+    assert slots._free == 1  # the slot it refused is free again, not lost
+
+
 def test_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         HandlerSlots(0)

@@ -162,3 +162,15 @@ async def progress_sync_misused(job: Job) -> str:
 async def echo(job: Job) -> dict[str, Any]:
     """Return the job's data as its result."""
     return dict(job.data)
+
+
+@job_handler
+async def stubborn(job: Job) -> None:
+    """Ledger a start, then wait; cancelled, spend ``data.cleanup`` s (default 50) cleaning up
+    before giving in: a handler that does not stop when its worker's deadline cuts it off."""
+    _ledger(job, "start")
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        await asyncio.sleep(float(job.data.get("cleanup", 50)))
+        raise

@@ -84,8 +84,17 @@ class CorralWorker(Worker):  # type: ignore[misc]
         Redis: twice as many futile fetches as Node makes, and more slots with a prefetch."""
         if self.isolation.suspect:
             await self.isolation.until_clear()
-        if self.drained and self.waiting is not None:
+        if self.closing or (self.drained and self.waiting is not None):
             return None
+        nxt = await self._fetch(token)
+        if nxt is not None and self.closing:
+            # Fetched as the worker closed: bullmq's run loop may be gone, and a job no slot
+            # takes would stay active unrenewed until stalled-job recovery counts a stall.
+            await self.finisher.requeue(nxt, token, "was fetched during shutdown", logging.DEBUG)
+            return None
+        return nxt
+
+    async def _fetch(self, token: str) -> BullJob | None:
         if not self.closing and not self.paused:
             limit_ms = internals.take_limit_wait_ms(self)
             if limit_ms > 0:

@@ -80,6 +80,10 @@ async def move_to_active(worker: Worker, token: str) -> BullJob | None:
     return job
 
 
+#: How often a shutdown waiting for its jobs looks whether its deadline has passed.
+_FORCE_CHECK_S: Final = 0.25
+
+
 def renew_locks_until_jobs_end(worker: Worker) -> None:
     """Keep renewing the locks of the jobs in hand until their tasks end, whoever stops the
     lock manager.
@@ -88,15 +92,18 @@ def renew_locks_until_jobs_end(worker: Worker) -> None:
     closing it leaves as soon as any task comes back without a job: the cancelled wait for new
     jobs, a fetch that found none, a held job sent back. Jobs still running then lost their
     locks a lock duration later, their results were refused and stalled-job recovery ran them
-    again. Here the manager's ``close`` first waits for the worker's other tasks; at the
-    shutdown deadline they are cancelled, so this wait is bounded by it."""
+    again. Here the manager's ``close`` first waits for the worker's other tasks, until they
+    end or shutdown's deadline passes (``forceClosing``: the jobs are cancelled and requeued
+    then, and a handler that ignores its cancellation must not hold the shutdown)."""
     manager = worker.lockManager
     close = manager.close
 
     async def close_once_jobs_end() -> None:
         me = asyncio.current_task()
-        while running := [t for t in worker.processing if not t.done() and t is not me]:
-            await asyncio.wait(running)
+        while not worker.forceClosing and (
+            running := [t for t in worker.processing if not t.done() and t is not me]
+        ):
+            await asyncio.wait(running, timeout=_FORCE_CHECK_S)
         await close()
 
     manager.close = close_once_jobs_end
@@ -168,9 +175,16 @@ def requeue_script(client: aioredis.Redis) -> Any:
 
 
 async def requeue(script: Any, worker: Worker, job: BullJob, token: str) -> None:
-    """Move an active job of ours back to the front of its queue (see ``REQUEUE_SCRIPT``)."""
+    """Move an active job of ours back to the front of its queue (see ``REQUEUE_SCRIPT``).
+
+    The script wakes no one for a job with a priority (every Corral job has one): it adds no
+    marker, so workers waiting on an empty queue, this one included, would find the job only
+    when their wait times out (``drainDelay``, seconds). So a marker is added, as an add does,
+    and this worker's next fetch looks in the queue instead of waiting."""
     keys = [worker.scripts.keys[name] for name in REQUEUE_KEYS]
     await script(keys=keys, args=[job.id, token, worker.scripts.toKey(job.id)])
+    await script.registered_client.zadd(worker.scripts.keys["marker"], {"0": 0})
+    worker.drained = False
 
 
 def cancel_all(worker: Worker) -> None:

@@ -25,8 +25,13 @@ from corral.adapters.bullmq import internals
 COMMANDS = Path(bullmq.__file__).parent / "commands"
 
 #: Worker state Corral reads: ``forceClosing`` means shutdown's deadline passed (record nothing
-#: more); ``jobs`` holds the ``(job, token)`` pairs whose locks bullmq renews.
+#: more); ``jobs`` holds the ``(job, token)`` pairs whose locks bullmq renews; ``drained`` and
+#: ``waiting`` say a fetch found the queue empty and one slot waits for new jobs; ``processing``
+#: holds the slots' tasks.
 WORKER_STATE = (
+    "drained",
+    "waiting",
+    "processing",
     "closing",
     "paused",
     "forceClosing",
@@ -123,6 +128,10 @@ async def test_worker_and_job_state_corral_reads(client: aioredis.Redis) -> None
     assert isinstance(worker.backend, RedisBackend)
     assert hasattr(worker.backend, "blocking_connection")
     assert isinstance(worker.lockManager, LockManager)
+    # Shutdown's lock renewals are kept going by replacing the manager's close on the instance:
+    # bullmq must call it through the worker's attribute, from run() and from close().
+    for method in (Worker.run, Worker.close):
+        assert "self.lockManager.close()" in inspect.getsource(method)
     assert set(internals.REQUEUE_KEYS) <= set(worker.scripts.keys)
     queue = Queue("internals-check", {"connection": client})
     job = BullJob(queue, "name", {}, {})

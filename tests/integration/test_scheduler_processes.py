@@ -16,6 +16,9 @@ from tests.support.schedules import create_every_second_schedules, tick_report, 
 from tests.support.waiting import eventually
 
 
+# A minute of real time by design (kill, restart, 60 s window): it runs with the fault tests,
+# after the default suite, which the kill storm (tests/faults/test_scheduler_kills.py) extends.
+@pytest.mark.fault
 @pytest.mark.timeout(180)
 async def test_replicas_fire_exactly_once_while_one_is_killed(
     qm: JobQueueManager, redis_url: str, queue_name: str, database_url: str, ledger: Any

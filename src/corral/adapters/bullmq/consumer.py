@@ -68,7 +68,12 @@ class WorkerConfig:
         A rate-limited queue gets no prefetch: the limiter counts jobs as they are fetched, so
         jobs held back and started later could bunch more starts into one window than it
         allows."""
-        return self.concurrency + (0 if self.limited else self.prefetch)
+        return self.concurrency + self.effective_prefetch
+
+    @property
+    def effective_prefetch(self) -> int:
+        """The prefetch this worker applies: none on a rate-limited queue (see ``held``)."""
+        return 0 if self.limited else self.prefetch
 
     def worker_options(self, client: aioredis.Redis) -> dict[str, Any]:
         opts: dict[str, Any] = {
@@ -177,7 +182,7 @@ class BullConsumer:
             "host": socket.gethostname(),
             "pid": os.getpid(),
             "concurrency": self.config.concurrency,
-            "prefetch": self.config.held - self.config.concurrency,
+            "prefetch": self.config.effective_prefetch,
             "handlers": self.executor.handler_names(),
             "started_at_ms": int(time.time() * 1000),
         }
@@ -190,7 +195,7 @@ class BullConsumer:
             worker.id,
             self.config.queue,
             self.config.concurrency,
-            self.config.held - self.config.concurrency,
+            self.config.effective_prefetch,
             extra={"event": "worker.started", "worker_id": worker.id},
         )
 

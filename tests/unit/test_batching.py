@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from redis._parsers import _AsyncRESP2Parser, _AsyncRESP3Parser
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
@@ -95,6 +97,67 @@ async def test_an_error_reply_is_its_own_commands_error(client: aioredis.Redis) 
     assert str(replies[1]) == "BAD b"
     assert replies[2] == "ok2"
     assert await run_script(script, ["d"], ["after"]) == "after"
+
+
+async def test_replies_longer_than_a_read_reach_their_own_callers(client: aioredis.Redis) -> None:
+    # Each big reply spans several reads of the socket (64 KiB each), and the small ones
+    # between them arrive in the same reads as the big ones' ends.
+    script = await _loaded(client, "return string.rep(ARGV[1], tonumber(ARGV[2]))")
+    sizes = [200_000, 1, 70_000, 3, 0, 300_000, 2]
+    calls = [run_script(script, [], [chr(97 + i), n]) for i, n in enumerate(sizes)]
+    assert await asyncio.gather(*calls) == [chr(97 + i) * n for i, n in enumerate(sizes)]
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+@pytest.mark.parametrize("parser", ["hiredis", "python"])
+async def test_every_parser_and_protocol_reads_a_batch(
+    redis_url: str, parser: str, protocol: int
+) -> None:
+    # The batch reads hiredis' RESP2 replies itself and leaves anything else to redis-py.
+    client = make_client(redis_url, max_connections=2, wait_for_connection=False)
+    pool = client.connection_pool
+    pool.connection_kwargs["protocol"] = protocol
+    if parser == "python":
+        pool.connection_kwargs["parser_class"] = (
+            _AsyncRESP3Parser if protocol == 3 else (_AsyncRESP2Parser)
+        )
+    try:
+        script = await _loaded(client, FAIL_ON_BAD)
+        replies = await asyncio.gather(
+            run_script(script, ["a"], ["x" * 100_000]),
+            run_script(script, ["b"], ["bad"]),
+            run_script(script, ["c"], ["ok"]),
+            return_exceptions=True,
+        )
+        assert replies[0] == "x" * 100_000
+        assert isinstance(replies[1], ResponseError)
+        assert replies[2] == "ok"
+        (connection,) = pool._available_connections
+        assert type(connection._parser).__name__ == (
+            "_AsyncHiredisParser" if parser == "hiredis" else f"_AsyncRESP{protocol}Parser"
+        )
+    finally:
+        await client.aclose()
+
+
+async def test_the_redis_py_parser_internals_the_batch_reads_are_there(redis_url: str) -> None:
+    pool = aioredis.ConnectionPool.from_url(redis_url)
+    connection = pool.make_connection()  # type: ignore[no-untyped-call]
+    parser = connection._parser
+    assert isinstance(parser, _AsyncHiredisParser)
+    assert connection.protocol in (2, "2", None)  # RESP2 unless asked
+    assert parser._read_size > 0
+    await connection.connect()
+    try:
+        assert parser._connected is True
+        assert parser._stream is connection._reader
+        await connection.send_command("PING")
+        assert parser._reader.gets() is NOT_ENOUGH_DATA  # the reply is not read yet
+        parser._reader.feed(await parser._stream.read(parser._read_size))
+        assert parser._reader.gets() == b"PONG"
+    finally:
+        await connection.disconnect()
+    assert parser._connected is False
 
 
 @pytest.mark.parametrize("where", [0, 1], ids=["first", "second"])
